@@ -1,0 +1,173 @@
+"""The host agent: registers, then syncs with the server and reconciles, once a second.
+
+Each round: look at every local VM (QEMU via QMP), ship new console output,
+report to the server, receive the wanted state of every VM of this host, and
+act. Slow actions (staging and booting) run in a thread pool so one large
+image download does not hold up the rest of the host.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+from gridvm.agent.host_facts import host_registration
+from gridvm.agent.link import ServerLink
+from gridvm.agent.machines import Machines
+from gridvm.agent.reconcile import Action, Do, Runtime, plan
+from gridvm.agent.records import RecordStore, VmRecord
+from gridvm.common.config import AgentConfig
+from gridvm.common.errors import GridvmError
+from gridvm.hypervisor.qemu import QemuDriver
+from gridvm.images.cache import ImageCache
+from gridvm.schemas.agent import (
+    EndCause,
+    LocalState,
+    SyncRequest,
+    SyncResponse,
+    VmReport,
+)
+
+log = logging.getLogger(__name__)
+
+CONSOLE_CHUNK = 1024 * 1024
+_OBSERVED = {LocalState.booting, LocalState.running, LocalState.suspended, LocalState.stopping}
+_SLOW = {Do.start, Do.restart}
+
+
+class Agent:
+    def __init__(self, config: AgentConfig, link: ServerLink | None = None) -> None:
+        self.config = config
+        self.link = link or ServerLink(config.server_url, config.token)
+        self.registration = host_registration(config)
+        self.records = RecordStore(config.vm_dir)
+        self.cache = ImageCache(config.cache_dir, config.cache_limit_bytes)
+        self.machines = Machines(
+            self.records,
+            self.cache,
+            QemuDriver(config.qemu_binary),
+            self.link.download_blob,
+            self.registration.accelerator,
+        )
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="gridvm-stage")
+        self._busy: dict[str, Future[None]] = {}
+        self._console_offsets: dict[str, int] = {}
+        self._stop = threading.Event()
+
+    # --- life ---------------------------------------------------------------
+    def run(self) -> None:
+        """Register and reconcile until stopped; survives the server being away."""
+        self.adopt()
+        registered = False
+        while not self._stop.is_set():
+            try:
+                if not registered:
+                    self.link.register(self.registration)
+                    registered = True
+                    log.info("registered host %s with %s", self.config.host_name, self.config.server_url)
+                self.round()
+            except (GridvmError, OSError) as exc:
+                log.warning("sync with the server failed: %s", exc)
+                registered = registered and "not registered" not in str(exc)
+            except Exception:
+                log.exception("agent round failed")
+            self._stop.wait(self.config.poll_interval_s)
+        self._pool.shutdown(wait=True)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def adopt(self) -> None:
+        """On start: keep VMs whose QEMU still runs; note the ones lost while we were away."""
+        for record in self.records.load_all().values():
+            if record.state == LocalState.staging:
+                self.machines.apply(
+                    Action(Do.finish, record.vm_id, record.assignment, EndCause.start_failed),
+                    record,
+                )
+                continue
+            if record.state not in _OBSERVED:
+                continue
+            runtime = self.machines.runtime(record)
+            if runtime == Runtime.gone:
+                log.warning("VM %s was lost while the agent was not running", record.vm_id)
+                self.machines.apply(
+                    Action(Do.finish, record.vm_id, record.assignment, EndCause.crashed), record
+                )
+                record.detail = "QEMU was not running when the agent restarted"
+                self.records.save(record)
+            else:
+                log.info("re-adopted VM %s (%s)", record.vm_id, runtime.value)
+
+    # --- one round ------------------------------------------------------------
+    def round(self) -> SyncResponse:
+        self._reap()
+        records = self.records.load_all()
+        runtime = {
+            vm_id: self.machines.runtime(r)
+            for vm_id, r in records.items()
+            if r.state in _OBSERVED and vm_id not in self._busy
+        }
+        self._ship_consoles(records)
+        response = self.link.sync(
+            SyncRequest(
+                host=self.config.host_name,
+                cached_images=self.cache.digests(),
+                vms=[self._report(r) for r in records.values() if r.vm_id not in self._busy],
+            )
+        )
+        self._console_offsets = dict(response.console_offsets)
+        wanted = {a.vm_id: a for a in response.assignments}
+        actions = plan(wanted, records, runtime, frozenset(self._busy), time.time())
+        for action in actions:
+            self._execute(action, records.get(action.vm_id))
+        return response
+
+    def _execute(self, action: Action, record: VmRecord | None) -> None:
+        if action.do in _SLOW:
+            self._busy[action.vm_id] = self._pool.submit(self.machines.apply, action, record)
+        else:
+            self.machines.apply(action, record)
+
+    def _reap(self) -> None:
+        for vm_id, future in list(self._busy.items()):
+            if future.done():
+                del self._busy[vm_id]
+                if future.exception() is not None:
+                    log.error("action on %s failed: %s", vm_id, future.exception())
+
+    def wait_idle(self, timeout: float = 60.0) -> None:
+        """Wait until no staging or boot is under way (for tests and shutdown)."""
+        deadline = time.monotonic() + timeout
+        while self._busy and time.monotonic() < deadline:
+            self._reap()
+            time.sleep(0.05)
+
+    @staticmethod
+    def _report(record: VmRecord) -> VmReport:
+        return VmReport(
+            vm_id=record.vm_id,
+            attempt=record.attempt,
+            state=record.state,
+            cause=record.cause,
+            detail=record.detail,
+        )
+
+    def _ship_consoles(self, records: dict[str, VmRecord]) -> None:
+        for vm_id in records:
+            offset = self._console_offsets.get(vm_id)
+            if offset is None:
+                continue
+            log_path: Path = self.records.dir_of(vm_id) / "console.log"
+            if not log_path.exists() or log_path.stat().st_size <= offset:
+                continue
+            with log_path.open("rb") as f:
+                f.seek(offset)
+                data = f.read(CONSOLE_CHUNK)
+            try:
+                self._console_offsets[vm_id] = self.link.send_console(vm_id, offset, data)
+            except GridvmError as exc:
+                log.warning("console of %s not sent: %s", vm_id, exc)

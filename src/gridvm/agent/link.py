@@ -1,0 +1,64 @@
+"""The agent's HTTP connection to the server (the agent opens every connection)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import httpx
+
+from gridvm.common.errors import GridvmError, ToolFailed
+from gridvm.schemas.agent import HostRegistration, RegistrationOut, SyncRequest, SyncResponse
+
+API = "/api/v1/agent"
+
+
+class ServerLink:
+    def __init__(self, server_url: str, token: str, timeout: float = 30.0) -> None:
+        self._http = httpx.Client(
+            base_url=server_url.rstrip("/"),
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=timeout,
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _check(self, response: httpx.Response) -> httpx.Response:
+        if response.is_success:
+            return response
+        try:
+            body = response.json()
+            message = body.get("message", response.text)
+        except ValueError:
+            message = response.text
+        raise GridvmError(f"server answered {response.status_code}: {message}")
+
+    def register(self, registration: HostRegistration) -> RegistrationOut:
+        response = self._http.post(f"{API}/register", json=registration.model_dump(mode="json"))
+        return RegistrationOut.model_validate(self._check(response).json())
+
+    def sync(self, request: SyncRequest) -> SyncResponse:
+        response = self._http.post(f"{API}/sync", json=request.model_dump(mode="json"))
+        return SyncResponse.model_validate(self._check(response).json())
+
+    def send_console(self, vm_id: str, offset: int, data: bytes) -> int:
+        response = self._http.put(
+            f"{API}/vms/{vm_id}/console", params={"offset": offset}, content=data
+        )
+        return int(self._check(response).json()["size"])
+
+    def download_blob(self, digest: str, target: Path) -> None:
+        """Stream blob ``digest`` into ``target``, checking the digest on the way."""
+        hasher = hashlib.sha256()
+        with self._http.stream("GET", f"{API}/blobs/{digest}", timeout=None) as response:
+            if not response.is_success:
+                response.read()
+                self._check(response)
+            with target.open("wb") as f:
+                for chunk in response.iter_bytes(1024 * 1024):
+                    hasher.update(chunk)
+                    f.write(chunk)
+        if f"sha256:{hasher.hexdigest()}" != digest:
+            target.unlink(missing_ok=True)
+            raise ToolFailed(f"download of {digest} arrived corrupted (digest mismatch)")

@@ -1,0 +1,39 @@
+"""The agent protocol: hosts register, sync, fetch image blobs and upload console output."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse
+
+from gridvm.api.deps import Caller, Services
+from gridvm.common.errors import PayloadTooLarge
+from gridvm.schemas.agent import HostRegistration, RegistrationOut, SyncRequest, SyncResponse
+
+router = APIRouter(prefix="/agent", tags=["agent"])
+
+MAX_CONSOLE_CHUNK = 1024 * 1024
+
+
+@router.post("/register")
+def register(body: HostRegistration, svc: Services, who: Caller) -> RegistrationOut:
+    return svc.agents.register(who, body)
+
+
+@router.post("/sync")
+def sync(body: SyncRequest, svc: Services, who: Caller) -> SyncResponse:
+    return svc.agents.sync(who, body)
+
+
+@router.get("/blobs/{digest}", response_class=FileResponse)
+def blob(digest: str, svc: Services, who: Caller) -> FileResponse:
+    return FileResponse(svc.agents.blob_path(who, digest), media_type="application/octet-stream")
+
+
+@router.put("/vms/{vm_id}/console")
+async def console(
+    vm_id: str, offset: int, request: Request, svc: Services, who: Caller
+) -> dict[str, int]:
+    data = await request.body()
+    if len(data) > MAX_CONSOLE_CHUNK:
+        raise PayloadTooLarge("console chunks are at most 1 MiB")
+    return {"size": svc.agents.append_console(who, vm_id, offset, data)}

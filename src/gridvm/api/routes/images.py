@@ -1,0 +1,90 @@
+"""Images: streamed upload, list, show, download, rename, share, delete."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Annotated
+
+import anyio
+import anyio.from_thread
+import anyio.to_thread
+from fastapi import APIRouter, Query, Request, status
+from fastapi.responses import FileResponse
+
+from gridvm.api.deps import Caller, Services
+from gridvm.common.errors import PayloadTooLarge
+from gridvm.common.units import format_size
+from gridvm.schemas.images import ImageOut, ImageUpdate, Visibility
+
+router = APIRouter(tags=["images"])
+
+
+def _blocking_chunks(stream: AsyncIterator[bytes]) -> Iterator[bytes]:
+    """Hand the request body, read on the event loop, to code running in a worker thread."""
+    while True:
+        try:
+            chunk = anyio.from_thread.run(stream.__anext__)
+        except StopAsyncIteration:
+            return
+        if chunk:
+            yield chunk
+
+
+@router.post(
+    "/images",
+    status_code=status.HTTP_201_CREATED,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+            },
+        }
+    },
+)
+async def upload_image(
+    request: Request,
+    svc: Services,
+    who: Caller,
+    name: Annotated[str, Query(description="name of the new image")],
+    visibility: Visibility = Visibility.private,
+) -> ImageOut:
+    """Upload a disk image (qcow2, raw, vmdk or vdi) as the raw request body."""
+    limit = svc.config.limits.max_upload_bytes
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(
+            f"the upload of {format_size(int(declared))} is larger than the site's limit",
+            hint=f"images may be at most {format_size(limit)}",
+        )
+    stream = request.stream().__aiter__()
+    return await anyio.to_thread.run_sync(
+        lambda: svc.images.upload(who, name, visibility, _blocking_chunks(stream))
+    )
+
+
+@router.get("/images")
+def list_images(svc: Services, who: Caller, name: str | None = None) -> list[ImageOut]:
+    return svc.images.list(who, name)
+
+
+@router.get("/images/{ref}")
+def show_image(ref: str, svc: Services, who: Caller) -> ImageOut:
+    return svc.images.get(who, ref)
+
+
+@router.patch("/images/{ref}")
+def update_image(ref: str, body: ImageUpdate, svc: Services, who: Caller) -> ImageOut:
+    return svc.images.update(who, ref, body)
+
+
+@router.delete("/images/{ref}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_image(ref: str, svc: Services, who: Caller) -> None:
+    svc.images.delete(who, ref)
+
+
+@router.get("/images/{ref}/content", response_class=FileResponse)
+def download_image(ref: str, svc: Services, who: Caller) -> FileResponse:
+    """The image as qcow2; range requests are honoured."""
+    blob = svc.images.content(who, ref)
+    return FileResponse(blob.path, media_type="application/octet-stream", filename=blob.filename)

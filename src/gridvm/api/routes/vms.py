@@ -1,0 +1,87 @@
+"""VMs and deployments."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response, status
+
+from gridvm.api.deps import Caller, Services
+from gridvm.schemas.vms import DeploymentOut, VmCreate, VmOut, VmState
+
+router = APIRouter(tags=["vms"])
+
+
+@router.post("/vms", status_code=status.HTTP_201_CREATED)
+def create_vms(body: VmCreate, svc: Services, who: Caller) -> DeploymentOut:
+    """Ask for ``count`` VMs of one image: they form one deployment."""
+    return svc.vms.create(who, body)
+
+
+@router.get("/vms")
+def list_vms(
+    svc: Services,
+    who: Caller,
+    state: VmState | None = None,
+    deployment: str | None = None,
+    host: str | None = None,
+    all: bool = False,
+) -> list[VmOut]:
+    """Your VMs; admins may pass ``all=true`` to see everyone's."""
+    return svc.vms.list(who, state=state, deployment=deployment, host=host, all_users=all)
+
+
+@router.get("/vms/{vm_id}")
+def show_vm(vm_id: str, svc: Services, who: Caller) -> VmOut:
+    return svc.vms.get(who, vm_id)
+
+
+@router.get("/vms/{vm_id}/console", response_class=Response)
+def console(vm_id: str, svc: Services, who: Caller, offset: int = 0) -> Response:
+    """The VM's serial console log from ``offset`` on (bytes)."""
+    data = svc.vms.console(who, vm_id, offset)
+    return Response(
+        content=data,
+        media_type="text/plain; charset=utf-8",
+        headers={"X-Console-Offset": str(offset + len(data))},
+    )
+
+
+@router.post("/vms/{vm_id}/stop", status_code=status.HTTP_202_ACCEPTED)
+def stop(vm_id: str, svc: Services, who: Caller) -> VmOut:
+    """ACPI power-off, forced after the site's grace period."""
+    return svc.vms.stop(who, vm_id)
+
+
+@router.post("/vms/{vm_id}/start", status_code=status.HTTP_202_ACCEPTED)
+def start(vm_id: str, svc: Services, who: Caller) -> VmOut:
+    return svc.vms.start(who, vm_id)
+
+
+@router.post("/vms/{vm_id}/terminate", status_code=status.HTTP_202_ACCEPTED)
+def terminate(vm_id: str, svc: Services, who: Caller) -> VmOut:
+    """End the VM now and delete its disk, whatever its mode."""
+    return svc.vms.terminate(who, vm_id)
+
+
+@router.post("/vms/{vm_id}/redeploy", status_code=status.HTTP_202_ACCEPTED)
+def redeploy(vm_id: str, svc: Services, who: Caller) -> VmOut:
+    return svc.vms.redeploy(who, vm_id)
+
+
+@router.post("/vms/{vm_id}/suspend", status_code=status.HTTP_202_ACCEPTED)
+def suspend(vm_id: str, svc: Services, who: Caller) -> VmOut:
+    return svc.vms.suspend(who, vm_id)
+
+
+@router.post("/vms/{vm_id}/resume", status_code=status.HTTP_202_ACCEPTED)
+def resume(vm_id: str, svc: Services, who: Caller) -> VmOut:
+    return svc.vms.resume(who, vm_id)
+
+
+@router.get("/deployments")
+def list_deployments(svc: Services, who: Caller, all: bool = False) -> list[DeploymentOut]:
+    return svc.vms.deployments(who, all_users=all)
+
+
+@router.get("/deployments/{deployment_id}")
+def show_deployment(deployment_id: str, svc: Services, who: Caller) -> DeploymentOut:
+    return svc.vms.deployment(who, deployment_id)

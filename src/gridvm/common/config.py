@@ -1,0 +1,79 @@
+"""Settings of the server and the agent, with the site's limits.
+
+Values come from command-line options; every field has a default that suits
+a one-machine cloud. Limits protect the site: they are checked when a request
+arrives, so a request that could never be honoured is refused at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class SiteLimits:
+    max_vms_per_request: int = 1024
+    max_vcpus_per_vm: int = 64
+    max_memory_mb_per_vm: int = 256 * 1024
+    max_image_virtual_size: int = 512 * 1024**3
+    max_upload_bytes: int = 64 * 1024**3
+    max_user_data_bytes: int = 64 * 1024
+    default_walltime_s: int = 24 * 3600
+    max_walltime_s: int = 14 * 24 * 3600
+    stop_grace_s: int = 30
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    data_dir: Path
+    database_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8750
+    starter_dir: Path | None = None
+    limits: SiteLimits = field(default_factory=SiteLimits)
+    scheduler_interval_s: float = 1.0
+    # A host that has not synced for this long is offline and gets no new VMs.
+    host_offline_after_s: float = 30.0
+
+    @property
+    def database(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'gridvm.db'}"
+
+    @property
+    def image_dir(self) -> Path:
+        return self.data_dir / "images"
+
+    @property
+    def console_dir(self) -> Path:
+        return self.data_dir / "consoles"
+
+    @property
+    def admin_token_file(self) -> Path:
+        return self.data_dir / "admin.token"
+
+    @property
+    def agent_token_file(self) -> Path:
+        return self.data_dir / "agent.token"
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    server_url: str
+    token: str
+    data_dir: Path
+    host_name: str
+    cores: int | None = None
+    memory_mb: int | None = None
+    cache_limit_bytes: int = 20 * 1024**3
+    poll_interval_s: float = 1.0
+    qemu_binary: str = "qemu-system-x86_64"
+    labels: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.data_dir / "cache"
+
+    @property
+    def vm_dir(self) -> Path:
+        return self.data_dir / "vms"

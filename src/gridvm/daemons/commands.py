@@ -1,0 +1,210 @@
+"""``gridvm server``, ``gridvm agent``, ``gridvm up`` and ``gridvm down``."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from gridvm.common.config import AgentConfig, ServerConfig, SiteLimits
+from gridvm.common.errors import GridvmError
+from gridvm.common.logs import setup_logging
+from gridvm.common.units import parse_size
+from gridvm.daemons.addresses import parse_listen
+
+DataDir = Annotated[
+    Path, typer.Option("--data-dir", help="where state, images and logs live")
+]
+Listen = Annotated[str, typer.Option("--listen", help="HOST:PORT of the API")]
+StarterDir = Annotated[
+    Path | None,
+    typer.Option("--starter-dir", help="built starter images to register (default ./build/starter)"),
+]
+Cores = Annotated[
+    int | None, typer.Option("--cores", help="cores this host offers VMs (default: all)")
+]
+Memory = Annotated[
+    str | None, typer.Option("--memory", help="memory this host offers VMs, e.g. 16G")
+]
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(1)
+
+
+def _starter_dir(given: Path | None) -> Path | None:
+    if given is not None:
+        return given
+    default = Path("build/starter")
+    return default.resolve() if default.is_dir() else None
+
+
+def _memory_mb(text: str | None) -> int | None:
+    return None if text is None else parse_size(text, default_unit="M") // (1024 * 1024)
+
+
+def server(
+    data_dir: DataDir = Path(".gridvm"),
+    listen: Listen = "127.0.0.1:8750",
+    database_url: Annotated[
+        str | None, typer.Option("--database-url", help="SQLAlchemy URL (default: SQLite file)")
+    ] = None,
+    starter_dir: StarterDir = None,
+    stop_grace: Annotated[int, typer.Option(help="seconds a VM gets to power off")] = 30,
+) -> None:
+    """Run the control plane: REST API, scheduler and lease loops."""
+    from gridvm.daemons.processes import run_server
+
+    setup_logging()
+    try:
+        host, port = parse_listen(listen)
+        config = ServerConfig(
+            data_dir=data_dir.resolve(),
+            database_url=database_url,
+            host=host,
+            port=port,
+            starter_dir=_starter_dir(starter_dir),
+            limits=SiteLimits(stop_grace_s=stop_grace),
+        )
+        run_server(config)
+    except GridvmError as exc:
+        _fail(str(exc))
+
+
+def agent(
+    server_url: Annotated[str, typer.Option("--server", help="URL of the gridvm server")],
+    token_file: Annotated[
+        Path | None, typer.Option("--token-file", help="file holding the agent token")
+    ] = None,
+    data_dir: DataDir = Path(".gridvm/agent"),
+    name: Annotated[str | None, typer.Option("--name", help="host name")] = None,
+    cores: Cores = None,
+    memory: Memory = None,
+    cache_size: Annotated[str, typer.Option(help="image cache limit")] = "20G",
+    poll_interval: Annotated[float, typer.Option(help="seconds between syncs")] = 1.0,
+) -> None:
+    """Run the host agent: registers this host and runs the VMs the server assigns to it."""
+    from gridvm.daemons.processes import run_agent
+
+    setup_logging()
+    token = os.environ.get("GRIDVM_AGENT_TOKEN")
+    if token_file is not None:
+        token = token_file.read_text().strip()
+    if not token:
+        _fail("no agent token: pass --token-file or set GRIDVM_AGENT_TOKEN")
+    assert token is not None
+    try:
+        config = AgentConfig(
+            server_url=server_url,
+            token=token,
+            data_dir=data_dir.resolve(),
+            host_name=name or socket.gethostname().split(".")[0],
+            cores=cores,
+            memory_mb=_memory_mb(memory),
+            cache_limit_bytes=parse_size(cache_size),
+            poll_interval_s=poll_interval,
+        )
+        run_agent(config)
+    except GridvmError as exc:
+        _fail(str(exc))
+
+
+def up(
+    data_dir: DataDir = Path(".gridvm"),
+    listen: Listen = "127.0.0.1:8750",
+    starter_dir: StarterDir = None,
+    cores: Cores = None,
+    memory: Memory = None,
+    detach: Annotated[bool, typer.Option(help="run in the background; stop with gridvm down")] = False,
+) -> None:
+    """Server and one local agent with SQLite: the one-machine cloud."""
+    from gridvm.daemons.processes import run_up
+
+    data_dir = data_dir.resolve()
+    try:
+        host, port = parse_listen(listen)
+    except GridvmError as exc:
+        _fail(str(exc))
+        return
+    url = f"http://{host}:{port}"
+    if detach:
+        _detach(data_dir, url)
+        return
+    setup_logging()
+    server_config = ServerConfig(
+        data_dir=data_dir, host=host, port=port, starter_dir=_starter_dir(starter_dir)
+    )
+    agent_config = AgentConfig(
+        server_url=url,
+        token="",
+        data_dir=data_dir / "agent",
+        host_name=socket.gethostname().split(".")[0],
+        cores=cores,
+        memory_mb=_memory_mb(memory),
+    )
+    typer.echo(f"gridvm is starting at {url} (API docs: {url}/api/v1/docs)")
+    typer.echo(f"admin token: {server_config.admin_token_file}")
+    run_up(server_config, agent_config)
+
+
+def _detach(data_dir: Path, url: str) -> None:
+    from gridvm.daemons.processes import wait_healthy
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    pid_file = data_dir / "gridvm.pid"
+    if pid_file.exists() and _alive(int(pid_file.read_text())):
+        typer.echo(f"gridvm is running already (pid {pid_file.read_text().strip()}) at {url}")
+        return
+    argv = [a for a in sys.argv[1:] if a != "--detach"]
+    log_path = data_dir / "gridvm.log"
+    with log_path.open("ab") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gridvm.main", *argv],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    pid_file.write_text(f"{process.pid}\n")
+    if not wait_healthy(url, timeout=90):
+        _fail(f"gridvm did not come up at {url}; see {log_path}")
+    typer.echo(f"gridvm is up at {url} (API docs: {url}/api/v1/docs)")
+    typer.echo(f"admin token: {data_dir / 'admin.token'}  (gridvm login {url} --token-file ...)")
+    typer.echo(f"log: {log_path}; stop it with: gridvm down --data-dir {data_dir}")
+
+
+def down(data_dir: DataDir = Path(".gridvm")) -> None:
+    """Stop a gridvm started with ``gridvm up --detach`` (its VMs keep running)."""
+    pid_file = data_dir.resolve() / "gridvm.pid"
+    if not pid_file.exists():
+        _fail(f"no {pid_file}: gridvm is not running from {data_dir}")
+    pid = int(pid_file.read_text())
+    if _alive(pid):
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    pid_file.unlink(missing_ok=True)
+    typer.echo("gridvm stopped")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] == "Z")
+
+
+def register(app: typer.Typer) -> None:
+    for command in (server, agent, up, down):
+        app.command(command.__name__)(command)

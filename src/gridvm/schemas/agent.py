@@ -1,0 +1,98 @@
+"""The protocol between the server and a host agent.
+
+The agent opens every connection. Each sync it reports the state of every VM
+it has on disk and receives the full list of VMs the server wants on its host
+with their desired state: a level-triggered reconcile, so a lost message or a
+restart on either side heals at the next sync.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import Field
+
+from gridvm.schemas.base import Wire
+from gridvm.schemas.vms import VmMode
+
+
+class HostRegistration(Wire):
+    name: str
+    address: str
+    arch: str
+    accelerator: str
+    cores: int
+    memory_mb: int
+    disk_bytes: int
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class DesiredState(StrEnum):
+    running = "running"
+    suspended = "suspended"
+    stopped = "stopped"  # power off (ACPI, forced after the grace period); keep a single-mode disk
+    deleted = "deleted"  # kill now, delete everything
+
+
+class LocalState(StrEnum):
+    """What the agent sees of a VM on its host."""
+
+    staging = "staging"
+    booting = "booting"
+    running = "running"
+    suspended = "suspended"
+    stopping = "stopping"
+    stopped = "stopped"  # no QEMU, disk kept (single mode)
+    ended = "ended"  # no QEMU, no disk: finished
+    failed = "failed"
+    deleted = "deleted"
+
+
+class EndCause(StrEnum):
+    poweroff = "poweroff"  # the guest powered itself off
+    stopped = "stopped"  # powered off because the server asked
+    killed = "killed"  # forced off after the grace period, or deleted
+    crashed = "crashed"  # QEMU died
+    start_failed = "start_failed"
+
+
+class Assignment(Wire):
+    vm_id: str
+    attempt: int
+    desired: DesiredState
+    mode: VmMode
+    vcpus: int
+    memory_mb: int
+    disk_bytes: int | None
+    image_digest: str
+    kernel_digest: str | None
+    initrd_digest: str | None
+    kernel_cmdline: str | None
+    hostname: str
+    user_data: str | None
+    # Seconds the guest gets to power off after an ACPI request before it is forced off.
+    stop_grace_s: int
+
+
+class VmReport(Wire):
+    vm_id: str
+    attempt: int
+    state: LocalState
+    cause: EndCause | None = None
+    detail: str | None = None
+
+
+class SyncRequest(Wire):
+    host: str
+    cached_images: list[str] = Field(default_factory=list)
+    vms: list[VmReport] = Field(default_factory=list)
+
+
+class SyncResponse(Wire):
+    assignments: list[Assignment]
+    console_offsets: dict[str, int] = Field(default_factory=dict)
+
+
+class RegistrationOut(Wire):
+    host: str
+    poll_interval_s: float

@@ -1,0 +1,32 @@
+"""Hypervisor hosts as the API shows them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from gridvm.schemas.base import Wire
+
+
+class HostState(StrEnum):
+    enabled = "enabled"
+    disabled = "disabled"  # draining: keeps its VMs, gets no new ones
+
+
+class HostOut(Wire):
+    name: str
+    address: str
+    state: HostState
+    online: bool
+    arch: str
+    accelerator: str
+    cores: int
+    memory_mb: int
+    disk_bytes: int
+    used_cores: int
+    used_memory_mb: int
+    vms: int
+    cached_images: list[str]
+    labels: dict[str, str]
+    last_seen_at: datetime | None
+    registered_at: datetime

@@ -1,0 +1,63 @@
+"""Users, groups, roles and API tokens."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from gridvm.schemas.base import Wire
+
+
+class Role(StrEnum):
+    user = "user"
+    admin = "admin"
+    # The credential of a host agent: may register a host and sync its VMs, nothing else.
+    agent = "agent"
+
+
+class GroupCreate(Wire):
+    name: str
+
+
+class GroupOut(Wire):
+    name: str
+    created_at: datetime
+    members: list[str] = []
+
+
+class UserCreate(Wire):
+    name: str
+    group: str
+    role: Role = Role.user
+
+
+class UserOut(Wire):
+    name: str
+    role: Role
+    groups: list[str]
+    created_at: datetime
+
+
+class TokenCreate(Wire):
+    user: str | None = None
+    description: str = ""
+
+
+class TokenOut(Wire):
+    id: str
+    user: str
+    description: str
+    created_at: datetime
+    last_used_at: datetime | None = None
+
+
+class TokenCreated(TokenOut):
+    """Returned once, when a token is made: the secret is not stored and never shown again."""
+
+    token: str
+
+
+class WhoAmI(Wire):
+    name: str
+    role: Role
+    groups: list[str]

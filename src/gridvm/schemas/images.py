@@ -1,0 +1,50 @@
+"""Images: what the store holds and how users change it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from gridvm.schemas.base import Wire
+
+
+class Visibility(StrEnum):
+    private = "private"
+    group = "group"
+    public = "public"
+
+
+class TrustClass(StrEnum):
+    site = "site"
+    certified = "certified"
+    user = "user"
+
+
+class BootMode(StrEnum):
+    disk = "disk"
+    kernel = "kernel"
+
+
+class ImageOut(Wire):
+    id: str
+    name: str
+    owner: str
+    group: str | None
+    visibility: Visibility
+    trust: TrustClass
+    digest: str
+    format: str
+    uploaded_format: str
+    size: int
+    virtual_size: int
+    boot_mode: BootMode
+    kernel_cmdline: str | None
+    os: str | None
+    min_memory_mb: int
+    created_at: datetime
+    in_use_by: int = 0
+
+
+class ImageUpdate(Wire):
+    name: str | None = None
+    visibility: Visibility | None = None

@@ -1,0 +1,91 @@
+"""VMs and deployments (a request for N VMs)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import Field
+
+from gridvm.schemas.base import Wire
+
+
+class VmMode(StrEnum):
+    multi = "multi"  # throw-away: the disk is discarded when the VM ends
+    single = "single"  # persistent: the disk is kept, the VM can be stopped and started again
+
+
+class VmState(StrEnum):
+    pending = "pending"
+    scheduled = "scheduled"
+    staging = "staging"
+    booting = "booting"
+    running = "running"
+    suspended = "suspended"
+    stopping = "stopping"
+    stopped = "stopped"  # single mode only: powered off, disk kept on its host
+    done = "done"
+    failed = "failed"
+    cancelled = "cancelled"
+    expired = "expired"
+
+
+FINAL_STATES = frozenset({VmState.done, VmState.failed, VmState.cancelled, VmState.expired})
+# States in which a VM holds cores and memory on its host.
+ACTIVE_STATES = frozenset(
+    {
+        VmState.scheduled,
+        VmState.staging,
+        VmState.booting,
+        VmState.running,
+        VmState.suspended,
+        VmState.stopping,
+    }
+)
+
+
+class VmCreate(Wire):
+    image: str
+    count: int = 1
+    name: str | None = None
+    vcpus: int = 1
+    memory_mb: int = 256
+    disk_gb: int | None = None
+    user_data: str | None = None
+    walltime_s: int | None = None
+    mode: VmMode = VmMode.multi
+
+
+class VmOut(Wire):
+    id: str
+    name: str
+    owner: str
+    group: str | None
+    deployment: str
+    index: int
+    image: str
+    image_name: str
+    vcpus: int
+    memory_mb: int
+    disk_gb: int | None
+    mode: VmMode
+    state: VmState
+    host: str | None
+    pending_reason: str | None
+    exit_reason: str | None
+    walltime_s: int
+    created_at: datetime
+    started_at: datetime | None
+    expires_at: datetime | None
+    ended_at: datetime | None
+    attempt: int
+
+
+class DeploymentOut(Wire):
+    id: str
+    name: str
+    owner: str
+    count: int
+    created_at: datetime
+    states: dict[str, int] = Field(default_factory=dict)
+    vms: list[VmOut] = Field(default_factory=list)

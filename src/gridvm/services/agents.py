@@ -1,0 +1,218 @@
+"""The server's side of the agent protocol: registration, sync, console upload, blobs."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session
+
+from gridvm.common.config import SiteLimits
+from gridvm.common.errors import InvalidInput, NotFound
+from gridvm.common.names import new_id, validate_name
+from gridvm.images.blobstore import BlobStore
+from gridvm.schemas.agent import (
+    Assignment,
+    DesiredState,
+    EndCause,
+    HostRegistration,
+    LocalState,
+    RegistrationOut,
+    SyncRequest,
+    SyncResponse,
+    VmReport,
+)
+from gridvm.schemas.hosts import HostState
+from gridvm.schemas.vms import FINAL_STATES, VmMode, VmState
+from gridvm.services.principal import Principal
+from gridvm.store.db import Database
+from gridvm.store.models import Host, Image, Vm, utcnow
+
+log = logging.getLogger(__name__)
+
+MAX_CONSOLE_BYTES = 16 * 1024**2
+_FINAL = [s.value for s in FINAL_STATES]
+
+
+class AgentService:
+    def __init__(
+        self,
+        db: Database,
+        blobs: BlobStore,
+        limits: SiteLimits,
+        console_dir: Path,
+        poll_interval_s: float = 1.0,
+    ) -> None:
+        self.db = db
+        self.blobs = blobs
+        self.limits = limits
+        self.console_dir = console_dir
+        self.poll_interval_s = poll_interval_s
+
+    def register(self, who: Principal, reg: HostRegistration) -> RegistrationOut:
+        who.require_agent()
+        validate_name(reg.name, what="host name")
+        with self.db.session() as s:
+            host = s.scalar(select(Host).where(Host.name == reg.name))
+            if host is None:
+                host = Host(id=new_id("host"), name=reg.name, state=HostState.enabled.value)
+                s.add(host)
+                log.info("host %s registered", reg.name)
+            host.address = reg.address
+            host.arch = reg.arch
+            host.accelerator = reg.accelerator
+            host.cores = reg.cores
+            host.memory_mb = reg.memory_mb
+            host.disk_bytes = reg.disk_bytes
+            host.labels = dict(reg.labels)
+            host.cached_images = host.cached_images or {"digests": []}
+            host.last_seen_at = utcnow()
+        return RegistrationOut(host=reg.name, poll_interval_s=self.poll_interval_s)
+
+    def sync(self, who: Principal, req: SyncRequest) -> SyncResponse:
+        who.require_agent()
+        with self.db.session() as s:
+            host = s.scalar(select(Host).where(Host.name == req.host))
+            if host is None:
+                raise NotFound(f"host {req.host!r} is not registered", hint="register first")
+            host.last_seen_at = utcnow()
+            host.cached_images = {"digests": sorted(req.cached_images)}
+            for report in req.vms:
+                vm = s.get(Vm, report.vm_id)
+                if vm is not None and report.attempt == vm.attempt and vm.host_id == host.id:
+                    _apply_report(vm, report)
+            s.flush()
+            assignments = [self._assignment(vm) for vm in _assigned(s, host)]
+        offsets = {a.vm_id: self._console_size(a.vm_id) for a in assignments}
+        return SyncResponse(assignments=assignments, console_offsets=offsets)
+
+    def _assignment(self, vm: Vm) -> Assignment:
+        image: Image = vm.image
+        desired = DesiredState(vm.desired)
+        if vm.state in (VmState.stopped.value, VmState.pending.value):
+            # A kept single-mode disk waiting to start again: the host keeps it, runs nothing.
+            desired = DesiredState.stopped
+        return Assignment(
+            vm_id=vm.id,
+            attempt=vm.attempt,
+            desired=desired,
+            mode=VmMode(vm.mode),
+            vcpus=vm.vcpus,
+            memory_mb=vm.memory_mb,
+            disk_bytes=vm.disk_gb * 1024**3 if vm.disk_gb else None,
+            image_digest=image.digest,
+            kernel_digest=image.kernel_digest,
+            initrd_digest=image.initrd_digest,
+            kernel_cmdline=image.kernel_cmdline,
+            hostname=vm.name,
+            user_data=vm.user_data,
+            stop_grace_s=self.limits.stop_grace_s,
+        )
+
+    def append_console(self, who: Principal, vm_id: str, offset: int, data: bytes) -> int:
+        """Append what the agent read from the VM's serial console; returns the new size.
+
+        The agent sends the offset it believes the server has; a mismatch (say after
+        a server restart) is answered with the server's size and nothing is written.
+        """
+        who.require_agent()
+        with self.db.session() as s:
+            if s.get(Vm, vm_id) is None:
+                raise NotFound(f"no VM {vm_id!r}")
+        path = self.console_dir / f"{vm_id}.log"
+        size = self._console_size(vm_id)
+        if offset != size:
+            return size
+        if size + len(data) > MAX_CONSOLE_BYTES:
+            data = data[: max(0, MAX_CONSOLE_BYTES - size)]
+        self.console_dir.mkdir(parents=True, exist_ok=True)
+        with path.open("ab") as f:
+            f.write(data)
+        return size + len(data)
+
+    def _console_size(self, vm_id: str) -> int:
+        path = self.console_dir / f"{vm_id}.log"
+        return path.stat().st_size if path.exists() else 0
+
+    def blob_path(self, who: Principal, digest: str) -> Path:
+        who.require_agent()
+        if not digest.startswith("sha256:"):
+            raise InvalidInput(f"{digest!r} is not a digest")
+        return self.blobs.path_of(digest)
+
+
+def _assigned(s: Session, host: Host) -> list[Vm]:
+    """Every VM the host should hold: placed on it and not ended, or a kept disk waiting there."""
+    query = select(Vm).where(
+        or_(
+            and_(Vm.host_id == host.id, Vm.state.not_in(_FINAL)),
+            and_(Vm.pinned_host_id == host.id, Vm.state == VmState.pending.value),
+        )
+    )
+    return list(s.scalars(query).unique().all())
+
+
+def _apply_report(vm: Vm, report: VmReport) -> None:
+    """Move the VM's recorded state along what the agent saw happen."""
+    if vm.state in _FINAL:
+        return
+    now = utcnow()
+    stopping = vm.desired in (DesiredState.stopped.value, DesiredState.deleted.value)
+    match report.state:
+        case LocalState.staging | LocalState.booting | LocalState.running | LocalState.suspended:
+            if stopping and vm.state == VmState.stopping.value:
+                return
+            if vm.state == VmState.pending.value:
+                return
+            vm.state = VmState(report.state.value).value
+            if report.state == LocalState.running and vm.started_at is None:
+                vm.started_at = now
+                vm.expires_at = now + timedelta(seconds=vm.walltime_s)
+        case LocalState.stopping:
+            vm.state = VmState.stopping.value
+        case LocalState.stopped:
+            if vm.state == VmState.pending.value:
+                return
+            vm.state = VmState.stopped.value
+            vm.ended_at = now
+            vm.exit_reason = _exit_reason(vm, report)
+        case LocalState.ended:
+            vm.state = _final_state(vm, report).value
+            vm.ended_at = now
+            vm.exit_reason = _exit_reason(vm, report)
+        case LocalState.failed:
+            vm.state = VmState.failed.value
+            vm.ended_at = now
+            vm.exit_reason = report.detail or "failed on its host"
+        case LocalState.deleted:
+            vm.state = VmState.cancelled.value
+            vm.ended_at = now
+            vm.exit_reason = vm.exit_reason or "terminated"
+
+
+def _final_state(vm: Vm, report: VmReport) -> VmState:
+    if vm.desired == DesiredState.deleted.value:
+        return VmState.cancelled
+    if vm.stop_reason == "expired":
+        return VmState.expired
+    if report.cause in (EndCause.crashed, EndCause.start_failed):
+        return VmState.failed
+    return VmState.done
+
+
+def _exit_reason(vm: Vm, report: VmReport) -> str:
+    if vm.stop_reason == "expired":
+        return f"walltime of {vm.walltime_s}s expired"
+    if vm.desired == DesiredState.deleted.value and vm.exit_reason:
+        return vm.exit_reason
+    text = {
+        EndCause.poweroff: "the guest powered off",
+        EndCause.stopped: "stopped on request",
+        EndCause.killed: "forced off after the stop grace period",
+        EndCause.crashed: "QEMU exited unexpectedly",
+        EndCause.start_failed: "the VM could not be started",
+        None: "ended",
+    }[report.cause]
+    return f"{text}: {report.detail}" if report.detail else text

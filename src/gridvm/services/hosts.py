@@ -1,0 +1,74 @@
+"""Hosts as operators see them: capacity, use, and draining."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from gridvm.common.errors import NotFound
+from gridvm.schemas.hosts import HostOut, HostState
+from gridvm.schemas.vms import ACTIVE_STATES
+from gridvm.services.presenters import host_out
+from gridvm.services.principal import Principal
+from gridvm.store.db import Database
+from gridvm.store.models import Host, Vm, utcnow
+
+ACTIVE = [s.value for s in ACTIVE_STATES]
+
+
+def is_online(host: Host, now: datetime, offline_after_s: float) -> bool:
+    return host.last_seen_at is not None and now - host.last_seen_at < timedelta(
+        seconds=offline_after_s
+    )
+
+
+def host_usage(s: Session) -> dict[str, tuple[int, int, int]]:
+    """Host id → (cores, memory MiB, VM count) held by VMs in an active state."""
+    rows = s.execute(
+        select(Vm.host_id, func.sum(Vm.vcpus), func.sum(Vm.memory_mb), func.count())
+        .where(Vm.state.in_(ACTIVE), Vm.host_id.is_not(None))
+        .group_by(Vm.host_id)
+    ).all()
+    return {str(h): (int(c or 0), int(m or 0), int(n)) for h, c, m, n in rows}
+
+
+class HostService:
+    def __init__(self, db: Database, offline_after_s: float) -> None:
+        self.db = db
+        self.offline_after_s = offline_after_s
+
+    def list(self, who: Principal) -> list[HostOut]:
+        with self.db.session() as s:
+            usage = host_usage(s)
+            now = utcnow()
+            return [self._out(h, usage, now) for h in s.scalars(select(Host).order_by(Host.name))]
+
+    def get(self, who: Principal, name: str) -> HostOut:
+        with self.db.session() as s:
+            return self._out(self._find(s, name), host_usage(s), utcnow())
+
+    def set_state(self, who: Principal, name: str, state: HostState) -> HostOut:
+        who.require_admin()
+        with self.db.session() as s:
+            host = self._find(s, name)
+            host.state = state.value
+            s.flush()
+            return self._out(host, host_usage(s), utcnow())
+
+    def _find(self, s: Session, name: str) -> Host:
+        host = s.scalar(select(Host).where(Host.name == name))
+        if host is None:
+            raise NotFound(f"no host {name!r}", hint="see the hosts with: gridvm host list")
+        return host
+
+    def _out(self, host: Host, usage: dict[str, tuple[int, int, int]], now: datetime) -> HostOut:
+        cores, memory, count = usage.get(host.id, (0, 0, 0))
+        return host_out(
+            host,
+            online=is_online(host, now, self.offline_after_s),
+            used_cores=cores,
+            used_memory_mb=memory,
+            vms=count,
+        )

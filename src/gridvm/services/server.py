@@ -1,0 +1,88 @@
+"""Everything the server process holds, built from its configuration."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+from gridvm.common.config import ServerConfig
+from gridvm.images.blobstore import BlobStore
+from gridvm.services.agents import AgentService
+from gridvm.services.hosts import HostService
+from gridvm.services.identity import IdentityService
+from gridvm.services.images import ImageService
+from gridvm.services.scheduling import SchedulingService
+from gridvm.services.vms import VmService
+from gridvm.store.db import Database
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ServerServices:
+    config: ServerConfig
+    db: Database
+    identity: IdentityService
+    images: ImageService
+    vms: VmService
+    hosts: HostService
+    agents: AgentService
+    scheduling: SchedulingService
+
+    @classmethod
+    def from_config(cls, config: ServerConfig) -> ServerServices:
+        db = Database(config.database)
+        blobs = BlobStore(config.image_dir)
+        return cls(
+            config=config,
+            db=db,
+            identity=IdentityService(db),
+            images=ImageService(db, blobs, config.limits),
+            vms=VmService(db, config.limits, config.console_dir),
+            hosts=HostService(db, config.host_offline_after_s),
+            agents=AgentService(
+                db, blobs, config.limits, config.console_dir, config.scheduler_interval_s
+            ),
+            scheduling=SchedulingService(db, config.host_offline_after_s),
+        )
+
+    def prepare(self) -> None:
+        """Migrate the schema, create the first admin, register the site templates."""
+        self.config.data_dir.mkdir(parents=True, exist_ok=True)
+        self.config.data_dir.chmod(0o700)
+        self.db.migrate()
+        self.identity.bootstrap(self.config.admin_token_file, self.config.agent_token_file)
+        if self.config.starter_dir is not None:
+            self.images.register_starters(self.config.starter_dir)
+
+
+class BackgroundLoops:
+    """The scheduler and lease loops, in one daemon thread."""
+
+    def __init__(self, services: ServerServices) -> None:
+        self.services = services
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="gridvm-loops", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def run_once(self) -> None:
+        self.services.scheduling.lease_pass()
+        self.services.scheduling.schedule_pass()
+
+    def _run(self) -> None:
+        interval = self.services.config.scheduler_interval_s
+        while not self._stop.is_set():
+            try:
+                self.run_once()
+            except Exception:
+                log.exception("scheduler pass failed; trying again")
+            self._stop.wait(interval)

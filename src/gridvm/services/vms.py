@@ -1,0 +1,315 @@
+"""VM use cases: request N VMs, list them, and change their state."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gridvm.common.config import SiteLimits
+from gridvm.common.errors import Conflict, InvalidInput, NotFound
+from gridvm.common.names import new_id, validate_name
+from gridvm.common.units import format_duration
+from gridvm.schemas.agent import DesiredState
+from gridvm.schemas.vms import (
+    FINAL_STATES,
+    DeploymentOut,
+    VmCreate,
+    VmOut,
+    VmState,
+)
+from gridvm.services.images import find_image
+from gridvm.services.presenters import vm_out
+from gridvm.services.principal import Principal
+from gridvm.store.db import Database
+from gridvm.store.models import Deployment, Host, Vm, utcnow
+
+RUNNING_LIKE = {VmState.booting, VmState.running, VmState.suspended, VmState.staging}
+
+
+def _get_vm(s: Session, who: Principal, vm_id: str) -> Vm:
+    vm = s.get(Vm, vm_id)
+    if vm is None or not who.can_see_vm(vm):
+        raise NotFound(f"no VM {vm_id!r}", hint="see your VMs with: gridvm vm list")
+    return vm
+
+
+def _deployment_out(s: Session, deployment: Deployment) -> DeploymentOut:
+    vms = s.scalars(select(Vm).where(Vm.deployment_id == deployment.id).order_by(Vm.index)).all()
+    states: dict[str, int] = {}
+    for vm in vms:
+        states[vm.state] = states.get(vm.state, 0) + 1
+    return DeploymentOut(
+        id=deployment.id,
+        name=deployment.name,
+        owner=deployment.owner.name,
+        count=deployment.count,
+        created_at=deployment.created_at,
+        states=states,
+        vms=[vm_out(vm) for vm in vms],
+    )
+
+
+class VmService:
+    def __init__(self, db: Database, limits: SiteLimits, console_dir: Path) -> None:
+        self.db = db
+        self.limits = limits
+        self.console_dir = console_dir
+
+    # --- requests ---------------------------------------------------------
+    def create(self, who: Principal, req: VmCreate) -> DeploymentOut:
+        self._check_request(req)
+        with self.db.session() as s:
+            image = find_image(s, who, req.image)
+            if req.memory_mb < image.min_memory_mb:
+                raise InvalidInput(
+                    f"image {image.name!r} needs at least {image.min_memory_mb} MiB of memory",
+                    hint=f"ask for --memory {image.min_memory_mb}M or more",
+                )
+            if req.disk_gb is not None and req.disk_gb * 1024**3 < image.virtual_size:
+                raise InvalidInput(
+                    f"a {req.disk_gb} GiB disk is smaller than image {image.name!r}"
+                    f" ({image.virtual_size / 1024**3:.1f} GiB)",
+                    hint="ask for a larger disk, or leave the disk size out",
+                )
+            self._check_any_host_could_run(s, req)
+            name = validate_name(req.name or image.name, what="VM name")
+            deployment = Deployment(
+                id=new_id("dep"), name=name, owner_id=who.user_id, count=req.count
+            )
+            s.add(deployment)
+            walltime = req.walltime_s or self.limits.default_walltime_s
+            for index in range(req.count):
+                s.add(
+                    Vm(
+                        id=new_id("vm"),
+                        name=name if req.count == 1 else f"{name}-{index}",
+                        owner_id=who.user_id,
+                        group_id=who.primary_group_id,
+                        deployment_id=deployment.id,
+                        index=index,
+                        image_id=image.id,
+                        vcpus=req.vcpus,
+                        memory_mb=req.memory_mb,
+                        disk_gb=req.disk_gb,
+                        mode=req.mode.value,
+                        user_data=req.user_data,
+                        walltime_s=walltime,
+                        state=VmState.pending.value,
+                        desired=DesiredState.running.value,
+                        pending_reason="waiting for the scheduler",
+                    )
+                )
+            s.flush()
+            return _deployment_out(s, deployment)
+
+    def _check_request(self, req: VmCreate) -> None:
+        limits = self.limits
+        if not 1 <= req.count <= limits.max_vms_per_request:
+            raise InvalidInput(
+                f"cannot start {req.count} VMs in one request",
+                hint=f"ask for 1 to {limits.max_vms_per_request}",
+            )
+        if not 1 <= req.vcpus <= limits.max_vcpus_per_vm:
+            raise InvalidInput(
+                f"{req.vcpus} vCPUs is outside the site's limit",
+                hint=f"ask for 1 to {limits.max_vcpus_per_vm} vCPUs",
+            )
+        if not 16 <= req.memory_mb <= limits.max_memory_mb_per_vm:
+            raise InvalidInput(
+                f"{req.memory_mb} MiB of memory is outside the site's limit",
+                hint=f"ask for 16 to {limits.max_memory_mb_per_vm} MiB",
+            )
+        if req.disk_gb is not None and req.disk_gb < 1:
+            raise InvalidInput("the disk size must be at least 1 GiB")
+        if req.walltime_s is not None and not 1 <= req.walltime_s <= limits.max_walltime_s:
+            raise InvalidInput(
+                f"a walltime of {format_duration(req.walltime_s)} is outside the site's limit",
+                hint=f"ask for at most {format_duration(limits.max_walltime_s)}",
+            )
+        if req.user_data is not None and len(req.user_data.encode()) > limits.max_user_data_bytes:
+            raise InvalidInput(
+                f"user-data of {len(req.user_data.encode())} bytes is too large",
+                hint=f"keep it under {limits.max_user_data_bytes} bytes",
+            )
+
+    def _check_any_host_could_run(self, s: Session, req: VmCreate) -> None:
+        """Refuse at once what no registered host could ever offer, even when idle."""
+        hosts = s.scalars(select(Host)).all()
+        if not hosts:
+            return
+        if not any(h.cores >= req.vcpus for h in hosts):
+            biggest = max(h.cores for h in hosts)
+            raise InvalidInput(
+                f"no host has {req.vcpus} cores: the largest has {biggest}",
+                hint=f"ask for at most {biggest} vCPUs",
+            )
+        if not any(h.memory_mb >= req.memory_mb for h in hosts):
+            biggest = max(h.memory_mb for h in hosts)
+            raise InvalidInput(
+                f"no host has {req.memory_mb} MiB of memory: the largest has {biggest} MiB",
+                hint=f"ask for at most {biggest}M",
+            )
+        if not any(h.cores >= req.vcpus and h.memory_mb >= req.memory_mb for h in hosts):
+            raise InvalidInput(
+                f"no host has both {req.vcpus} cores and {req.memory_mb} MiB",
+                hint="ask for fewer vCPUs or less memory",
+            )
+
+    # --- reading ------------------------------------------------------------
+    def list(
+        self,
+        who: Principal,
+        *,
+        state: VmState | None = None,
+        deployment: str | None = None,
+        host: str | None = None,
+        all_users: bool = False,
+    ) -> list[VmOut]:
+        with self.db.session() as s:
+            query = select(Vm).order_by(Vm.created_at, Vm.index)
+            if not (who.is_admin and all_users):
+                query = query.where(Vm.owner_id == who.user_id)
+            if state is not None:
+                query = query.where(Vm.state == state.value)
+            if deployment is not None:
+                query = query.where(Vm.deployment_id == deployment)
+            if host is not None:
+                query = query.join(Host, Vm.host_id == Host.id).where(Host.name == host)
+            return [vm_out(vm) for vm in s.scalars(query).unique().all()]
+
+    def get(self, who: Principal, vm_id: str) -> VmOut:
+        with self.db.session() as s:
+            return vm_out(_get_vm(s, who, vm_id))
+
+    def deployments(self, who: Principal, all_users: bool = False) -> list[DeploymentOut]:
+        with self.db.session() as s:
+            query = select(Deployment).order_by(Deployment.created_at)
+            if not (who.is_admin and all_users):
+                query = query.where(Deployment.owner_id == who.user_id)
+            return [_deployment_out(s, d) for d in s.scalars(query).unique().all()]
+
+    def deployment(self, who: Principal, deployment_id: str) -> DeploymentOut:
+        with self.db.session() as s:
+            deployment = s.get(Deployment, deployment_id)
+            if deployment is None or not (who.is_admin or deployment.owner_id == who.user_id):
+                raise NotFound(f"no deployment {deployment_id!r}")
+            return _deployment_out(s, deployment)
+
+    def console(self, who: Principal, vm_id: str, offset: int = 0) -> bytes:
+        with self.db.session() as s:
+            _get_vm(s, who, vm_id)
+        path = self.console_dir / f"{vm_id}.log"
+        if offset < 0:
+            raise InvalidInput("the console offset cannot be negative")
+        if not path.exists():
+            return b""
+        with path.open("rb") as f:
+            f.seek(offset)
+            return f.read()
+
+    # --- state changes --------------------------------------------------------
+    def stop(self, who: Principal, vm_id: str) -> VmOut:
+        with self.db.session() as s:
+            vm = _get_vm(s, who, vm_id)
+            state = VmState(vm.state)
+            if state in (VmState.pending,):
+                if vm.pinned_host_id is not None:
+                    vm.state = VmState.stopped.value
+                    vm.host_id = vm.pinned_host_id
+                    vm.desired = DesiredState.stopped.value
+                else:
+                    self._end(vm, VmState.cancelled, f"cancelled by {who.name} before it started")
+            elif state in RUNNING_LIKE or state == VmState.scheduled:
+                vm.desired = DesiredState.stopped.value
+                vm.stop_reason = "user"
+                vm.state = VmState.stopping.value
+            elif state == VmState.stopping:
+                pass
+            else:
+                raise Conflict(f"VM {vm_id} is {state.value}: there is nothing to stop")
+            return vm_out(vm)
+
+    def start(self, who: Principal, vm_id: str) -> VmOut:
+        with self.db.session() as s:
+            vm = _get_vm(s, who, vm_id)
+            if vm.state != VmState.stopped.value:
+                hint = "only a stopped single-mode VM starts again; use redeploy for a fresh start"
+                raise Conflict(f"VM {vm_id} is {vm.state}, not stopped", hint=hint)
+            vm.pinned_host_id = vm.host_id
+            vm.host_id = None
+            vm.state = VmState.pending.value
+            vm.desired = DesiredState.running.value
+            vm.stop_reason = None
+            vm.exit_reason = None
+            vm.expires_at = None
+            vm.started_at = None
+            vm.ended_at = None
+            vm.pending_reason = "waiting for the scheduler"
+            return vm_out(vm)
+
+    def terminate(self, who: Principal, vm_id: str) -> VmOut:
+        with self.db.session() as s:
+            vm = _get_vm(s, who, vm_id)
+            state = VmState(vm.state)
+            if state in FINAL_STATES:
+                raise Conflict(f"VM {vm_id} has ended already ({state.value})")
+            if state == VmState.pending and vm.pinned_host_id is None:
+                self._end(vm, VmState.cancelled, f"terminated by {who.name} before it started")
+            else:
+                if vm.host_id is None:
+                    vm.host_id = vm.pinned_host_id
+                vm.desired = DesiredState.deleted.value
+                vm.stop_reason = "terminated"
+                vm.exit_reason = f"terminated by {who.name}"
+                vm.state = VmState.stopping.value
+            return vm_out(vm)
+
+    def redeploy(self, who: Principal, vm_id: str) -> VmOut:
+        """Start the VM over from its image, on any host; whatever ran before is discarded."""
+        with self.db.session() as s:
+            vm = _get_vm(s, who, vm_id)
+            if vm.state == VmState.pending.value and vm.pinned_host_id is None:
+                raise Conflict(f"VM {vm_id} is waiting to start already")
+            vm.attempt += 1
+            vm.host_id = None
+            vm.pinned_host_id = None
+            vm.state = VmState.pending.value
+            vm.desired = DesiredState.running.value
+            vm.stop_reason = None
+            vm.exit_reason = None
+            vm.started_at = None
+            vm.expires_at = None
+            vm.ended_at = None
+            vm.pending_reason = "waiting for the scheduler"
+            self._reset_console(vm.id)
+            return vm_out(vm)
+
+    def suspend(self, who: Principal, vm_id: str) -> VmOut:
+        with self.db.session() as s:
+            vm = _get_vm(s, who, vm_id)
+            if vm.state != VmState.running.value:
+                raise Conflict(f"VM {vm_id} is {vm.state}: only a running VM can be suspended")
+            vm.desired = DesiredState.suspended.value
+            return vm_out(vm)
+
+    def resume(self, who: Principal, vm_id: str) -> VmOut:
+        with self.db.session() as s:
+            vm = _get_vm(s, who, vm_id)
+            if vm.state != VmState.suspended.value and vm.desired != DesiredState.suspended:
+                raise Conflict(f"VM {vm_id} is {vm.state}: only a suspended VM can be resumed")
+            vm.desired = DesiredState.running.value
+            return vm_out(vm)
+
+    @staticmethod
+    def _end(vm: Vm, state: VmState, reason: str) -> None:
+        vm.state = state.value
+        vm.exit_reason = reason
+        vm.ended_at = utcnow()
+        vm.pending_reason = None
+
+    def _reset_console(self, vm_id: str) -> None:
+        path = self.console_dir / f"{vm_id}.log"
+        if path.exists():
+            path.replace(path.with_suffix(".log.previous"))

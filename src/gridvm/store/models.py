@@ -1,0 +1,180 @@
+"""Database tables. State lives only here and in the image store."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite keeps no zone)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON}
+
+
+class Group(Base):
+    __tablename__ = "groups"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    primary_group_id: Mapped[str | None] = mapped_column(ForeignKey("groups.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    memberships: Mapped[list[Membership]] = relationship(
+        back_populates="user", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+    @property
+    def group_ids(self) -> set[str]:
+        return {m.group_id for m in self.memberships}
+
+
+class Membership(Base):
+    __tablename__ = "memberships"
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    group_id: Mapped[str] = mapped_column(ForeignKey("groups.id"), primary_key=True)
+    user: Mapped[User] = relationship(back_populates="memberships")
+    group: Mapped[Group] = relationship(lazy="joined")
+
+
+class Token(Base):
+    __tablename__ = "tokens"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    # sha256 of the secret: tokens are long random strings, so a fast hash is enough.
+    secret_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    description: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None]
+    user: Mapped[User] = relationship(lazy="joined")
+
+
+class Image(Base):
+    __tablename__ = "images"
+    __table_args__ = (UniqueConstraint("owner_id", "name", name="uq_images_owner_name"),)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), index=True)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    group_id: Mapped[str | None] = mapped_column(ForeignKey("groups.id"))
+    visibility: Mapped[str] = mapped_column(String(16))
+    trust: Mapped[str] = mapped_column(String(16))
+    digest: Mapped[str] = mapped_column(String(71), index=True)
+    format: Mapped[str] = mapped_column(String(16))
+    uploaded_format: Mapped[str] = mapped_column(String(16))
+    size: Mapped[int] = mapped_column(BigInteger)
+    virtual_size: Mapped[int] = mapped_column(BigInteger)
+    boot_mode: Mapped[str] = mapped_column(String(16))
+    kernel_digest: Mapped[str | None] = mapped_column(String(71))
+    initrd_digest: Mapped[str | None] = mapped_column(String(71))
+    kernel_cmdline: Mapped[str | None] = mapped_column(Text)
+    os: Mapped[str | None] = mapped_column(String(64))
+    min_memory_mb: Mapped[int] = mapped_column(Integer, default=64)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    owner: Mapped[User] = relationship(lazy="joined")
+    group: Mapped[Group | None] = relationship(lazy="joined")
+
+
+class Host(Base):
+    __tablename__ = "hosts"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    address: Mapped[str] = mapped_column(String(255))
+    state: Mapped[str] = mapped_column(String(16))
+    arch: Mapped[str] = mapped_column(String(32))
+    accelerator: Mapped[str] = mapped_column(String(16))
+    cores: Mapped[int] = mapped_column(Integer)
+    memory_mb: Mapped[int] = mapped_column(Integer)
+    disk_bytes: Mapped[int] = mapped_column(BigInteger)
+    labels: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    cached_images: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    registered_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime | None]
+
+
+class Deployment(Base):
+    __tablename__ = "deployments"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    count: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    owner: Mapped[User] = relationship(lazy="joined")
+
+
+class Vm(Base):
+    __tablename__ = "vms"
+    __table_args__ = (Index("ix_vms_state_created", "state", "created_at"),)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    group_id: Mapped[str | None] = mapped_column(ForeignKey("groups.id"))
+    deployment_id: Mapped[str] = mapped_column(ForeignKey("deployments.id"), index=True)
+    index: Mapped[int] = mapped_column(Integer)
+    image_id: Mapped[str] = mapped_column(ForeignKey("images.id"), index=True)
+    vcpus: Mapped[int] = mapped_column(Integer)
+    memory_mb: Mapped[int] = mapped_column(Integer)
+    disk_gb: Mapped[int | None] = mapped_column(Integer)
+    mode: Mapped[str] = mapped_column(String(16))
+    user_data: Mapped[str | None] = mapped_column(Text)
+    walltime_s: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16))
+    desired: Mapped[str] = mapped_column(String(16))
+    # Why the VM is being stopped: "user", "expired"; decides its final state.
+    stop_reason: Mapped[str | None] = mapped_column(String(32))
+    host_id: Mapped[str | None] = mapped_column(ForeignKey("hosts.id"), index=True)
+    # A stopped single-mode VM's disk lives on one host: it may only start there again.
+    pinned_host_id: Mapped[str | None] = mapped_column(ForeignKey("hosts.id"))
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    pending_reason: Mapped[str | None] = mapped_column(Text)
+    exit_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    owner: Mapped[User] = relationship(lazy="joined")
+    image: Mapped[Image] = relationship(lazy="joined")
+    host: Mapped[Host | None] = relationship(lazy="joined", foreign_keys=[host_id])
