@@ -1,0 +1,72 @@
+"""Small helpers for API tests: make images, users and hosts through the public API."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.servers import RunningServer
+
+
+def make_qcow2(path: Path, size: str = "64M") -> Path:
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(path), size], check=True)
+    return path
+
+
+def upload(client: httpx.Client, path: Path, name: str, **params: str) -> httpx.Response:
+    with path.open("rb") as f:
+        return client.post("/api/v1/images", params={"name": name, **params}, content=f.read())
+
+
+def make_user(server: RunningServer, name: str, group: str = "physics") -> httpx.Client:
+    admin = server.client()
+    if admin.get("/api/v1/groups").json() and group in [
+        g["name"] for g in admin.get("/api/v1/groups").json()
+    ]:
+        pass
+    else:
+        admin.post("/api/v1/groups", json={"name": group})
+    assert admin.post("/api/v1/users", json={"name": name, "group": group}).status_code == 201
+    token = admin.post("/api/v1/tokens", json={"user": name}).json()["token"]
+    return server.client(token)
+
+
+def register_host(
+    server: RunningServer, name: str = "node1", cores: int = 8, memory_mb: int = 8192
+) -> httpx.Client:
+    agent = server.client(server.agent_token)
+    response = agent.post(
+        "/api/v1/agent/register",
+        json={
+            "name": name,
+            "address": "127.0.0.1",
+            "arch": "x86_64",
+            "accelerator": "tcg",
+            "cores": cores,
+            "memory_mb": memory_mb,
+            "disk_bytes": 10 * 2**30,
+        },
+    )
+    assert response.status_code == 200, response.text
+    return agent
+
+
+def eventually(check: Callable[[], Any], timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.05)
+
+
+def store_files(server: RunningServer) -> list[Path]:
+    root = server.data_dir / "images"
+    return [p for p in root.rglob("*") if p.is_file()]

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import httpx
+
+from tests.servers import RunningServer
+
+
+def test_health_needs_no_token(server: RunningServer) -> None:
+    assert httpx.get(f"{server.url}/api/v1/health").json() == {"status": "ok"}
+
+
+def test_every_other_endpoint_needs_a_token(server: RunningServer) -> None:
+    spec = httpx.get(f"{server.url}/api/v1/openapi.json").json()
+    checked = 0
+    for path, methods in spec["paths"].items():
+        if path == "/api/v1/health":
+            continue
+        url = server.url + path.replace("{", "").replace("}", "")
+        for method in methods:
+            response = httpx.request(method.upper(), url, params={"name": "x", "offset": 0})
+            assert response.status_code == 401, (method, path, response.status_code)
+            assert response.json()["error"] == "unauthorized"
+            checked += 1
+    assert checked > 20
+
+
+def test_wrong_token_is_refused_with_json(server: RunningServer) -> None:
+    response = server.client("gvm_not-a-real-token").get("/api/v1/vms")
+    assert response.status_code == 401
+    body = response.json()
+    assert body["message"] == "the API token is not valid"
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+def test_admin_token_file_is_private(server: RunningServer) -> None:
+    mode = (server.data_dir / "admin.token").stat().st_mode & 0o777
+    assert mode == 0o600
+
+
+def test_agent_token_cannot_use_the_user_api_for_admin_things(server: RunningServer) -> None:
+    agent = server.client(server.agent_token)
+    assert agent.post("/api/v1/groups", json={"name": "x"}).status_code == 403
+
+
+def test_user_token_cannot_act_as_an_agent(server: RunningServer) -> None:
+    response = server.client().post("/api/v1/agent/sync", json={"host": "x"})
+    assert response.status_code == 403
+    assert "agent" in response.json()["message"]

@@ -1,0 +1,176 @@
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from gridvm.common.config import SiteLimits
+from tests.api.helpers import make_qcow2, make_user, register_host, store_files, upload
+from tests.servers import RunningServer, run_server
+
+
+def test_upload_list_show_download_rename_share_delete(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    admin = server.client()
+    made = upload(admin, make_qcow2(tmp_path / "a.qcow2"), "analysis")
+    assert made.status_code == 201, made.text
+    image = made.json()
+    assert (image["format"], image["virtual_size"], image["visibility"]) == (
+        "qcow2",
+        64 * 2**20,
+        "private",
+    )
+    assert [i["name"] for i in admin.get("/api/v1/images").json()] == ["analysis"]
+    assert admin.get(f"/api/v1/images/{image['id']}").json()["digest"] == image["digest"]
+    content = admin.get("/api/v1/images/analysis/content")
+    assert content.status_code == 200
+    (tmp_path / "down.qcow2").write_bytes(content.content)
+    info = subprocess.run(
+        ["qemu-img", "info", "-f", "qcow2", str(tmp_path / "down.qcow2")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "virtual size: 64 MiB" in info.stdout
+    partial = admin.get("/api/v1/images/analysis/content", headers={"Range": "bytes=0-3"})
+    assert partial.status_code == 206 and partial.content == b"QFI\xfb"
+    renamed = admin.patch("/api/v1/images/analysis", json={"name": "analysis-v2"})
+    assert renamed.json()["name"] == "analysis-v2"
+    shared = admin.patch("/api/v1/images/analysis-v2", json={"visibility": "group"})
+    assert shared.json()["visibility"] == "group"
+    assert admin.delete("/api/v1/images/analysis-v2").status_code == 204
+    assert admin.get("/api/v1/images").json() == []
+    assert store_files(server) == []
+
+
+def test_raw_vmdk_and_vdi_are_converted_to_qcow2(server: RunningServer, tmp_path: Path) -> None:
+    admin = server.client()
+    source = make_qcow2(tmp_path / "src.qcow2", "32M")
+    raw = tmp_path / "disk.raw"
+    subprocess.run(["mkfs.ext4", "-q", "-F", str(raw), "32M"], check=True, capture_output=True)
+    for fmt, path in [("raw", raw), ("vmdk", tmp_path / "d.vmdk"), ("vdi", tmp_path / "d.vdi")]:
+        if fmt != "raw":
+            subprocess.run(
+                ["qemu-img", "convert", "-f", "qcow2", "-O", fmt, str(source), str(path)],
+                check=True,
+            )
+        made = upload(admin, path, f"from-{fmt}")
+        assert made.status_code == 201, made.text
+        assert (made.json()["uploaded_format"], made.json()["format"]) == (fmt, "qcow2")
+
+
+def test_users_see_their_own_group_and_public_images_only(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    alice = make_user(server, "alice", "physics")
+    bob = make_user(server, "bob", "physics")
+    carol = make_user(server, "carol", "biology")
+    disk = make_qcow2(tmp_path / "a.qcow2")
+    private = upload(alice, disk, "secret").json()
+    assert bob.get(f"/api/v1/images/{private['id']}").status_code == 404
+    assert bob.get("/api/v1/images/secret").status_code == 404
+    assert bob.get(f"/api/v1/images/{private['id']}/content").status_code == 404
+    alice.patch("/api/v1/images/secret", json={"visibility": "group"})
+    assert bob.get(f"/api/v1/images/{private['id']}").status_code == 200
+    assert carol.get(f"/api/v1/images/{private['id']}").status_code == 404
+    assert [i["name"] for i in carol.get("/api/v1/images").json()] == []
+    # Only admins publish to everyone; others may not change what is not theirs.
+    assert alice.patch("/api/v1/images/secret", json={"visibility": "public"}).status_code == 403
+    assert bob.delete(f"/api/v1/images/{private['id']}").status_code == 403
+
+
+def _refused(server: RunningServer, path: Path, name: str = "bad") -> dict[str, str]:
+    response = upload(server.client(), path, name)
+    assert 400 <= response.status_code < 500, response.text
+    assert server.client().get("/api/v1/images").json() == []
+    assert store_files(server) == [], "a refused upload left files behind"
+    body: dict[str, str] = response.json()
+    return body
+
+
+def test_empty_upload_is_refused(server: RunningServer, tmp_path: Path) -> None:
+    (tmp_path / "empty").write_bytes(b"")
+    assert "empty" in _refused(server, tmp_path / "empty")["message"]
+
+
+def test_text_file_is_not_a_disk_image(server: RunningServer, tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("hello\n" * 1000)
+    body = _refused(server, tmp_path / "notes.txt")
+    assert "not a disk image" in body["message"]
+    assert "qcow2" in body["hint"]
+
+
+def test_truncated_qcow2_is_refused(server: RunningServer, tmp_path: Path) -> None:
+    disk = make_qcow2(tmp_path / "a.qcow2", "1G")
+    subprocess.run(
+        ["qemu-io", "-f", "qcow2", "-c", "write -P 7 0 4M", str(disk)],
+        check=True,
+        capture_output=True,
+    )
+    (tmp_path / "cut.qcow2").write_bytes(disk.read_bytes()[:300_000])
+    _refused(server, tmp_path / "cut.qcow2")
+
+
+def test_qcow2_with_a_backing_file_is_refused(server: RunningServer, tmp_path: Path) -> None:
+    evil = tmp_path / "evil.qcow2"
+    subprocess.run(
+        [
+            "qemu-img",
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            "-F",
+            "raw",
+            "-b",
+            "/etc/shadow",
+            str(evil),
+            "1M",
+        ],
+        check=True,
+    )
+    assert "backing" in _refused(server, evil)["message"]
+
+
+def test_bad_names_are_refused_before_reading_the_upload(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    disk = make_qcow2(tmp_path / "a.qcow2")
+    for name in ["../../etc/passwd", "a/b", ".."]:
+        assert _refused(server, disk, name)["error"] == "invalid_input"
+
+
+def test_virtual_size_above_the_site_limit_is_refused(tmp_path: Path) -> None:
+    with run_server(tmp_path / "s", limits=SiteLimits(max_image_virtual_size=2**30)) as server:
+        body = _refused(server, make_qcow2(tmp_path / "big.qcow2", "4G"))
+        assert "4 GiB" in body["message"] and "1 GiB" in body["message"]
+
+
+def test_same_name_twice_is_a_conflict_and_keeps_the_first(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    admin = server.client()
+    first = upload(admin, make_qcow2(tmp_path / "a.qcow2"), "dup").json()
+    again = upload(admin, make_qcow2(tmp_path / "b.qcow2", "32M"), "dup")
+    assert again.status_code == 409
+    assert [i["id"] for i in admin.get("/api/v1/images").json()] == [first["id"]]
+
+
+def test_image_in_use_cannot_be_deleted(server: RunningServer, tmp_path: Path) -> None:
+    admin = server.client()
+    upload(admin, make_qcow2(tmp_path / "a.qcow2"), "busy")
+    register_host(server)
+    assert admin.post("/api/v1/vms", json={"image": "busy"}).status_code == 201
+    refused = admin.delete("/api/v1/images/busy")
+    assert refused.status_code == 409
+    assert "used by 1 VM" in refused.json()["message"]
+    assert admin.get("/api/v1/images/busy").status_code == 200
+
+
+@pytest.mark.parametrize("ref", ["nope", "img-000000000000"])
+def test_unknown_image_is_404_with_hint(server: RunningServer, ref: str) -> None:
+    response = server.client().get(f"/api/v1/images/{ref}")
+    assert response.status_code == 404
+    assert "gridvm image list" in response.json()["hint"]
