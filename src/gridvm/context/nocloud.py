@@ -1,0 +1,203 @@
+"""The per-VM cloud-init NoCloud seed: an ISO 9660 image labelled ``cidata``.
+
+cloud-init finds the seed by its volume label and reads ``meta-data``,
+``user-data`` (required, may be empty), and optionally ``network-config`` and
+``vendor-data``. Joliet and Rock Ridge keep those lower-case names with
+dashes, which plain ISO 9660 cannot hold.
+
+The file is written with mode 0600 through a temp file and a rename: it
+may carry credentials, and a VM must never boot from a half-written seed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import pycdlib
+
+from gridvm.common.errors import InvalidInput
+
+LABEL = "cidata"
+#: busybox ``findfs`` does not see smaller ISO images (see FIELD-NOTES).
+MIN_SIZE = 1024 * 1024
+FILE_MODE = 0o600
+
+# (Rock Ridge / Joliet name, ISO 9660 level-1 name)
+_NAMES = {
+    "meta-data": "METADATA.;1",
+    "user-data": "USERDATA.;1",
+    "network-config": "NETWORK.;1",
+    "vendor-data": "VENDOR.;1",
+}
+_KEY_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+# Characters YAML folds or treats as line breaks even inside quotes: always escaped.
+_LINE_BREAKS = frozenset("\t\n\r\x85\u2028\u2029")
+
+
+def _yaml_printable(ch: str) -> bool:
+    """Whether YAML allows ``ch`` unescaped (the YAML 1.1/1.2 printable set)."""
+    c = ord(ch)
+    return (
+        c in (0x09, 0x0A, 0x0D, 0x85)
+        or 0x20 <= c <= 0x7E
+        or 0xA0 <= c <= 0xD7FF
+        or 0xE000 <= c <= 0xFFFD
+        or 0x10000 <= c <= 0x10FFFF
+    ) and c not in (0xFEFF,)
+
+
+def yaml_quote(value: str) -> str:
+    """``value`` as a YAML double-quoted scalar that PyYAML reads back exactly."""
+    out = ['"']
+    for ch in value:
+        c = ord(ch)
+        if ch == '"':
+            out.append('\\"')
+        elif ch == "\\":
+            out.append("\\\\")
+        elif ch in _LINE_BREAKS or not _yaml_printable(ch):
+            if c <= 0xFF:
+                out.append(f"\\x{c:02x}")
+            elif c <= 0xFFFF:
+                out.append(f"\\u{c:04x}")
+            else:
+                out.append(f"\\U{c:08x}")
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+def render_meta_data(meta_data: Mapping[str, str]) -> bytes:
+    """``key: "value"`` lines; every value is quoted so no hostname can inject YAML."""
+    lines = []
+    for key, value in meta_data.items():
+        if not isinstance(key, str) or not _KEY_RE.fullmatch(key):
+            raise InvalidInput(
+                f"{key!r} is not a valid meta-data key",
+                hint="use letters, digits, '_', '.' and '-' (e.g. instance-id, local-hostname)",
+            )
+        if not isinstance(value, str):
+            raise InvalidInput(
+                f"meta-data value for {key!r} must be a string, not {type(value).__name__}",
+                hint="convert the value to text",
+            )
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidInput(
+                f"meta-data value for {key!r} is not valid Unicode text",
+                hint="remove unpaired surrogate characters from the value",
+            ) from None
+        lines.append(f"{key}: {yaml_quote(value)}\n")
+    return "".join(lines).encode("utf-8")
+
+
+def build_seed_iso(
+    path: Path,
+    *,
+    meta_data: Mapping[str, str],
+    user_data: bytes | None,
+    network_config: str | None = None,
+    vendor_data: bytes | None = None,
+) -> None:
+    """Write the NoCloud seed ISO for one VM launch to ``path`` (atomically, mode 0600)."""
+    files: dict[str, bytes] = {
+        "meta-data": render_meta_data(meta_data),
+        "user-data": b"" if user_data is None else bytes(user_data),
+    }
+    if network_config is not None:
+        files["network-config"] = network_config.encode("utf-8")
+    if vendor_data is not None:
+        files["vendor-data"] = bytes(vendor_data)
+
+    iso = pycdlib.PyCdlib()
+    iso.new(interchange_level=3, joliet=3, rock_ridge="1.09", vol_ident=LABEL)
+    for name, data in files.items():
+        iso.add_fp(
+            io.BytesIO(data),
+            len(data),
+            iso_path="/" + _NAMES[name],
+            rr_name=name,
+            joliet_path="/" + name,
+        )
+
+    path = Path(path)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            iso.write_fp(f)
+            if f.tell() < MIN_SIZE:
+                f.truncate(MIN_SIZE)
+            f.flush()
+            os.fsync(f.fileno())
+        tmp.chmod(FILE_MODE)  # mkstemp already made it 0600; keep it explicit
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        iso.close()
+    with contextlib.suppress(OSError):
+        dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def read_seed_iso(path: Path, *, max_file_bytes: int = 64 * 1024 * 1024) -> dict[str, bytes]:
+    """Files in the root of a seed ISO, by their long (Rock Ridge or Joliet) names.
+
+    For tests and forensics; the ISO may be untrusted, so files larger than
+    ``max_file_bytes`` are refused rather than read into memory.
+    """
+    iso = pycdlib.PyCdlib()
+    try:
+        iso.open(str(path))
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # pycdlib raises its own and assorted errors on bad input
+        raise InvalidInput(
+            f"{path} is not a readable ISO 9660 image: {exc}",
+            hint="check that the file is a NoCloud seed ISO",
+        ) from exc
+    try:
+        if iso.has_rock_ridge():
+            kind = "rr_path"
+        elif iso.has_joliet():
+            kind = "joliet_path"
+        else:
+            kind = "iso_path"
+        result: dict[str, bytes] = {}
+        for child in iso.list_children(**{kind: "/"}):
+            if not child.is_file():
+                continue
+            if kind == "rr_path":
+                name = child.rock_ridge.name().decode("utf-8", errors="replace")
+                lookup = "/" + name
+            elif kind == "joliet_path":
+                ident = child.file_identifier().decode("utf-16-be")
+                lookup, name = "/" + ident, ident.split(";")[0]
+            else:
+                ident = child.file_identifier().decode("ascii")
+                lookup, name = "/" + ident, ident.split(";")[0].rstrip(".").lower()
+            size = child.get_data_length()
+            if size > max_file_bytes:
+                raise InvalidInput(
+                    f"{name!r} in {path} is {size} bytes, more than the {max_file_bytes} allowed",
+                    hint="pass a larger max_file_bytes if the file is expected to be that big",
+                )
+            buf = io.BytesIO()
+            iso.get_file_from_iso_fp(buf, **{kind: lookup})
+            result[name] = buf.getvalue()
+        return result
+    finally:
+        iso.close()
