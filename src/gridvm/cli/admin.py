@@ -1,0 +1,130 @@
+"""``gridvm group|user|token ...``: who may use the site, and their API tokens."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from gridvm.cli import output
+from gridvm.cli.state import client, wants_json
+from gridvm.schemas.identity import Role
+
+groups = typer.Typer(help="Groups (VOs) of users.", no_args_is_help=True)
+users = typer.Typer(help="Users (admins only).", no_args_is_help=True)
+tokens = typer.Typer(help="API tokens.", no_args_is_help=True)
+
+
+# --- groups ------------------------------------------------------------------------
+@groups.command("create")
+def create_group(
+    ctx: typer.Context, name: Annotated[str, typer.Argument(metavar="NAME", help="group name")]
+) -> None:
+    """Create a group."""
+    group = client(ctx).groups.create(name)
+    if wants_json(ctx):
+        output.print_json(group)
+    else:
+        output.info(f"created group {group.name}")
+
+
+@groups.command("list")
+def list_groups(ctx: typer.Context) -> None:
+    """Groups and their members (an admin sees all, others their own)."""
+    found = client(ctx).groups.list()
+    if wants_json(ctx):
+        output.print_json(found)
+        return
+    rows = [
+        (g.name, output.cell(", ".join(g.members)), output.relative(g.created_at)) for g in found
+    ]
+    output.show(output.table(("NAME", "MEMBERS", "CREATED"), rows))
+
+
+# --- users ---------------------------------------------------------------------------
+@users.command("create")
+def create_user(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(metavar="NAME", help="user name")],
+    group: Annotated[str, typer.Option("--group", "-g", help="the user's group")],
+    role: Annotated[
+        Role, typer.Option("--role", help="user, admin, or agent (the credential of a host agent)")
+    ] = Role.user,
+) -> None:
+    """Create a user in a group (then: gridvm token create --user NAME)."""
+    user = client(ctx).users.create(name, group, role)
+    if wants_json(ctx):
+        output.print_json(user)
+    else:
+        output.info(f"created {user.role.value} {user.name} in group {', '.join(user.groups)}")
+        output.note(f"give them a token with: gridvm token create --user {user.name}")
+
+
+@users.command("list")
+def list_users(ctx: typer.Context) -> None:
+    """Every user, with role and groups."""
+    found = client(ctx).users.list()
+    if wants_json(ctx):
+        output.print_json(found)
+        return
+    rows = [
+        (u.name, u.role.value, output.cell(", ".join(u.groups)), output.relative(u.created_at))
+        for u in found
+    ]
+    output.show(output.table(("NAME", "ROLE", "GROUPS", "CREATED"), rows))
+
+
+# --- tokens ----------------------------------------------------------------------------
+@tokens.command("create")
+def create_token(
+    ctx: typer.Context,
+    user: Annotated[
+        str | None, typer.Option("--user", "-u", help="for this user (admins; default: you)")
+    ] = None,
+    description: Annotated[
+        str, typer.Option("--description", "-d", help="what the token is for")
+    ] = "",
+) -> None:
+    """Make an API token. It is printed once, on stdout: store it now."""
+    created = client(ctx).tokens.create(user=user, description=description)
+    if wants_json(ctx):
+        output.print_json(created)
+    else:
+        typer.echo(created.token)
+    output.warn(
+        f"token {created.id} for {created.user} is shown only now: store it (e.g. in a 0600 file)"
+        " and log in with: gridvm login URL --token-file FILE"
+    )
+
+
+@tokens.command("list")
+def list_tokens(ctx: typer.Context) -> None:
+    """Your tokens (an admin sees all), without their secrets."""
+    found = client(ctx).tokens.list()
+    if wants_json(ctx):
+        output.print_json(found)
+        return
+    rows = [
+        (
+            t.id,
+            t.user,
+            output.cell(t.description),
+            output.relative(t.created_at),
+            output.relative(t.last_used_at) if t.last_used_at else "never",
+        )
+        for t in found
+    ]
+    output.show(output.table(("ID", "USER", "DESCRIPTION", "CREATED", "USED"), rows))
+
+
+@tokens.command("revoke")
+def revoke_token(
+    ctx: typer.Context,
+    token_id: Annotated[str, typer.Argument(metavar="ID", help="token id (see gridvm token list)")],
+) -> None:
+    """Revoke a token: it stops working at once."""
+    client(ctx).tokens.revoke(token_id)
+    if wants_json(ctx):
+        output.print_json({"id": token_id, "revoked": True})
+    else:
+        output.info(f"revoked token {token_id}")

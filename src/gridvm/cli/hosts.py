@@ -1,0 +1,108 @@
+"""``gridvm host ...``: the hypervisor hosts, and draining them."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from gridvm.cli import output
+from gridvm.cli.state import client, wants_json
+from gridvm.common.units import format_size
+from gridvm.schemas.hosts import HostOut
+
+app = typer.Typer(
+    help="Hypervisor hosts: list, show, enable, disable (drain).", no_args_is_help=True
+)
+
+HostName = Annotated[str, typer.Argument(metavar="NAME", help="host name", show_default=False)]
+MIB = 1024**2
+
+
+def _memory(used_mb: int, total_mb: int) -> str:
+    return f"{format_size(used_mb * MIB)} / {format_size(total_mb * MIB)}"
+
+
+def host_table(hosts: list[HostOut]) -> None:
+    rows = [
+        (
+            h.name,
+            output.state_cell(h.state.value),
+            output.state_cell("online" if h.online else "offline"),
+            f"{h.arch}/{h.accelerator}",
+            f"{h.used_cores}/{h.cores}",
+            _memory(h.used_memory_mb, h.memory_mb),
+            str(h.vms),
+            output.relative(h.last_seen_at),
+        )
+        for h in hosts
+    ]
+    columns = ("NAME", "STATE", "LINK", "ARCH", "CORES", "MEMORY", "VMS", "SEEN")
+    output.show(output.table(columns, rows))
+
+
+def host_fields(h: HostOut) -> None:
+    labels = ", ".join(f"{k}={v}" for k, v in sorted(h.labels.items()))
+    output.show(
+        output.fields(
+            [
+                ("name", h.name),
+                ("address", h.address),
+                ("state", output.state_cell(h.state.value)),
+                ("online", "yes" if h.online else "no"),
+                ("arch", h.arch),
+                ("accelerator", h.accelerator),
+                ("cores", f"{h.used_cores} used of {h.cores}"),
+                ("memory", f"{_memory(h.used_memory_mb, h.memory_mb)} used"),
+                ("disk", format_size(h.disk_bytes)),
+                ("VMs", str(h.vms)),
+                ("cached images", output.cell(", ".join(h.cached_images))),
+                ("labels", output.cell(labels)),
+                ("last seen", output.timestamp(h.last_seen_at)),
+                ("registered", output.timestamp(h.registered_at)),
+            ]
+        )
+    )
+
+
+def _one(ctx: typer.Context, host: HostOut, message: str) -> None:
+    if wants_json(ctx):
+        output.print_json(host)
+    else:
+        output.info(message)
+
+
+@app.command("list")
+def list_hosts(ctx: typer.Context) -> None:
+    """Every host with its load."""
+    hosts = client(ctx).hosts.list()
+    if wants_json(ctx):
+        output.print_json(hosts)
+    elif not hosts:
+        output.note("no hosts: start an agent on a host (gridvm agent, or gridvm up)")
+    else:
+        host_table(hosts)
+
+
+@app.command("show")
+def show_host(ctx: typer.Context, name: HostName) -> None:
+    """One host in full."""
+    host = client(ctx).hosts.get(name)
+    if wants_json(ctx):
+        output.print_json(host)
+    else:
+        host_fields(host)
+
+
+@app.command("enable")
+def enable(ctx: typer.Context, name: HostName) -> None:
+    """Let a host take new VMs again."""
+    host = client(ctx).hosts.enable(name)
+    _one(ctx, host, f"host {host.name} is enabled: it takes new VMs")
+
+
+@app.command("disable")
+def disable(ctx: typer.Context, name: HostName) -> None:
+    """Drain a host: it keeps its VMs and gets no new ones."""
+    host = client(ctx).hosts.disable(name)
+    _one(ctx, host, f"host {host.name} is disabled: it keeps its {host.vms} VMs, gets no new ones")

@@ -1,0 +1,49 @@
+"""The gridvm Python SDK: the REST API over httpx, with the wire types of ``gridvm.schemas``.
+
+>>> from gridvm.client import Client, wait_for_vms
+>>> with Client.from_settings() as gv:            # GRIDVM_URL/GRIDVM_TOKEN or gridvm login
+...     dep = gv.vms.create(image="tiny", count=4, memory_mb=256, walltime_s=600)
+...     vms = wait_for_vms(gv, dep.vms, timeout=900)
+"""
+
+from gridvm.client.client import DEFAULT_TIMEOUT, Client
+from gridvm.client.errors import (
+    ApiError,
+    AuthenticationFailed,
+    ConfigError,
+    ConflictError,
+    InvalidRequest,
+    NotFoundError,
+    PermissionDenied,
+    ProtocolError,
+    ServerError,
+    ServerUnreachable,
+    TransferError,
+    WaitTimeout,
+)
+from gridvm.client.settings import Settings, config_path, load_settings, save_settings
+from gridvm.client.wait import DEFAULT_UNTIL, state_counts, wait_for_vms
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "DEFAULT_UNTIL",
+    "ApiError",
+    "AuthenticationFailed",
+    "Client",
+    "ConfigError",
+    "ConflictError",
+    "InvalidRequest",
+    "NotFoundError",
+    "PermissionDenied",
+    "ProtocolError",
+    "ServerError",
+    "ServerUnreachable",
+    "Settings",
+    "TransferError",
+    "WaitTimeout",
+    "config_path",
+    "load_settings",
+    "save_settings",
+    "state_counts",
+    "wait_for_vms",
+]

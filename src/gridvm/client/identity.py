@@ -1,0 +1,72 @@
+"""Groups, users and API tokens."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from pydantic import TypeAdapter
+
+from gridvm.client.transport import Transport
+from gridvm.schemas.identity import (
+    GroupCreate,
+    GroupOut,
+    Role,
+    TokenCreate,
+    TokenCreated,
+    TokenOut,
+    UserCreate,
+    UserOut,
+)
+
+_GROUP = TypeAdapter(GroupOut)
+_GROUPS = TypeAdapter(list[GroupOut])
+_USER = TypeAdapter(UserOut)
+_USERS = TypeAdapter(list[UserOut])
+_TOKEN_CREATED = TypeAdapter(TokenCreated)
+_TOKENS = TypeAdapter(list[TokenOut])
+
+
+class Groups:
+    def __init__(self, transport: Transport) -> None:
+        self._t = transport
+
+    def create(self, name: str) -> GroupOut:
+        """Create a group (admins only)."""
+        body = GroupCreate(name=name).model_dump(mode="json")
+        return self._t.send("POST", "/groups", _GROUP, json=body)
+
+    def list(self) -> list[GroupOut]:
+        """All groups for an admin; your own groups otherwise."""
+        return self._t.get("/groups", _GROUPS)
+
+
+class Users:
+    def __init__(self, transport: Transport) -> None:
+        self._t = transport
+
+    def create(self, name: str, group: str, role: Role | str = Role.user) -> UserOut:
+        """Create a user in ``group`` (admins only)."""
+        body = UserCreate(name=name, group=group, role=Role(role)).model_dump(mode="json")
+        return self._t.send("POST", "/users", _USER, json=body)
+
+    def list(self) -> list[UserOut]:
+        """All users (admins only)."""
+        return self._t.get("/users", _USERS)
+
+
+class Tokens:
+    def __init__(self, transport: Transport) -> None:
+        self._t = transport
+
+    def create(self, user: str | None = None, description: str = "") -> TokenCreated:
+        """A new token for yourself, or (admins) for ``user``: its secret is returned only now."""
+        body = TokenCreate(user=user, description=description).model_dump(mode="json")
+        return self._t.send("POST", "/tokens", _TOKEN_CREATED, json=body)
+
+    def list(self) -> list[TokenOut]:
+        """Your tokens (everyone's for an admin), without their secrets."""
+        return self._t.get("/tokens", _TOKENS)
+
+    def revoke(self, token_id: str) -> None:
+        """Revoke a token: it stops working at once."""
+        self._t.request("DELETE", f"/tokens/{quote(token_id, safe='')}")

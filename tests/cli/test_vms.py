@@ -1,0 +1,129 @@
+"""``gridvm vm ...`` and ``gridvm deployment ...`` (no agent: VMs stay pending)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.cli.conftest import Cli
+
+
+@pytest.fixture
+def image(cli: Cli, qcow2: Path) -> str:
+    return str(cli.json("image", "upload", str(qcow2), "--name", "base")["id"])
+
+
+def wait_for_no_host(cli: Cli, vm_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 10
+    while True:
+        vm: dict[str, Any] = cli.json("vm", "show", vm_id)
+        if "no host" in (vm["pending_reason"] or ""):
+            return vm
+        assert time.monotonic() < deadline, vm
+        time.sleep(0.1)
+
+
+def test_run_three_vms_then_watch_and_cancel_them(cli: Cli, image: str, tmp_path: Path) -> None:
+    script = tmp_path / "job.sh"
+    script.write_text("#!/bin/sh\necho hello\n")
+    result = cli.ok(
+        "vm",
+        "run",
+        "base",
+        "-n",
+        "3",
+        "--cpus",
+        "1",
+        "--memory",
+        "256M",
+        "--disk",
+        "1G",
+        "--walltime",
+        "10m",
+        "--user-data",
+        str(script),
+        "--name",
+        "scan",
+    )
+    first_line = result.stdout.splitlines()[0]
+    assert first_line.startswith("deployment dep-") and "(scan): 3 VMs of image base" in first_line
+    deployment_id = first_line.split()[1]
+    vms = cli.json("vm", "list", "--deployment", deployment_id)
+    assert [vm["name"] for vm in vms] == ["scan-0", "scan-1", "scan-2"]
+    for vm in vms:
+        assert vm["id"] in result.stdout
+        assert (vm["state"], vm["memory_mb"], vm["disk_gb"], vm["walltime_s"]) == (
+            "pending",
+            256,
+            1,
+            600,
+        )
+
+    vm = wait_for_no_host(cli, vms[0]["id"])
+    shown = cli.ok("vm", "show", vm["id"]).stdout
+    assert "pending because" in shown and "no host" in shown
+    assert "no host" in cli.ok("vm", "list").stdout
+    assert "3 pending" in cli.ok("deployment", "list").stdout
+    assert "3 pending" in cli.ok("deployment", "show", deployment_id).stdout
+    assert cli.json("deployment", "show", deployment_id)["states"] == {"pending": 3}
+    assert cli.ok("vm", "console", vm["id"]).stdout == ""
+
+    result = cli("vm", "stop", vms[0]["id"], "vm-nothing", vms[1]["id"])
+    assert result.exit_code == 1
+    assert "error: no VM 'vm-nothing'" in result.stderr
+    assert f"{vms[0]['id']}: cancelled" in result.stdout
+    assert f"{vms[1]['id']}: cancelled" in result.stdout
+    assert [v["state"] for v in cli.json("vm", "terminate", vms[2]["id"])] == ["cancelled"]
+    # --follow ends by itself once the VM has ended.
+    assert cli.ok("vm", "console", vms[2]["id"], "--follow", "--poll", "0.1").stdout == ""
+
+    # All ended, but none ended well: the wait reports it and exits 1.
+    result = cli("vm", "wait", *(v["id"] for v in vms), "--timeout", "10s")
+    assert result.exit_code == 1
+    assert "3 of 3 VMs did not end well: 3 cancelled" in result.stderr
+    assert cli.json("vm", "list", "--state", "pending") == []
+
+
+def test_run_json_output_is_the_deployment(cli: Cli, image: str) -> None:
+    deployment = cli.json("vm", "run", image, "-n", "2", "--mode", "single")
+    assert deployment["count"] == 2 and deployment["states"] == {"pending": 2}
+    assert {vm["mode"] for vm in deployment["vms"]} == {"single"}
+
+
+def test_run_wait_gives_up_at_the_timeout_with_the_reason(cli: Cli, image: str) -> None:
+    started = time.monotonic()
+    line = cli.fails("vm", "run", "base", "--wait", "--timeout", "1s", "--poll", "0.2")
+    assert time.monotonic() - started < 10
+    assert "1 of 1 VMs did not end within 1s" in line and "1 pending" in line
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["vm", "run", "nothing"], "error: no image 'nothing'"),
+        (["vm", "run", "base", "-n", "0"], "error: cannot start 0 VMs in one request"),
+        (["vm", "run", "base", "--memory", "10T"], "MiB of memory is outside the site's limit"),
+        (["vm", "run", "base", "--memory", "lots"], "'lots' is not a size"),
+        (["vm", "run", "base", "--disk", "1.5G"], "not a whole number of GiB"),
+        (["vm", "run", "base", "--walltime", "soon"], "'soon' is not a duration"),
+        (["vm", "run", "base", "--user-data", "/nonexistent/x"], "No such file or directory"),
+        (["vm", "show", "vm-nothing"], "error: no VM 'vm-nothing'"),
+        (["deployment", "show", "dep-nothing"], "error: no deployment 'dep-nothing'"),
+        (["vm", "start", "vm-nothing"], "error: no VM 'vm-nothing'"),
+    ],
+)
+def test_bad_requests_fail_with_one_clear_line(
+    cli: Cli, image: str, args: list[str], message: str
+) -> None:
+    assert message in cli.fails(*args)
+    assert cli.json("vm", "list") == []
+
+
+def test_json_listings_parse(cli: Cli, image: str) -> None:
+    assert cli.json("vm", "list", "--all") == []
+    assert cli.json("deployment", "list", "--all") == []
+    assert cli.json("host", "list") == []
+    assert cli.ok("vm", "list").stderr.strip() == "no VMs"
