@@ -7,6 +7,7 @@ packages=(
   qemu-system-x86 qemu-utils
   busybox-static e2fsprogs cpio
   util-linux iproute2 nftables
+  binutils
 )
 
 missing=()

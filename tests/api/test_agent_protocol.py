@@ -162,3 +162,23 @@ def test_stale_reports_from_an_old_attempt_are_ignored(
     assert a["attempt"] == 2
     sync(agent, [report(vm, "ended", "crashed", attempt=1)])
     assert admin.get(f"/api/v1/vms/{vm['id']}").json()["state"] == "scheduled"
+
+
+def test_a_report_from_before_a_start_does_not_undo_the_start(
+    server: RunningServer, admin: httpx.Client
+) -> None:
+    agent = register_host(server)
+    vm = admin.post("/api/v1/vms", json={"image": "base", "mode": "single"}).json()["vms"][0]
+    assigned(agent, vm["id"])
+    sync(agent, [report(vm, "running")])
+    admin.post(f"/api/v1/vms/{vm['id']}/stop")
+    sync(agent, [report(vm, "stopped", "stopped")])
+    admin.post(f"/api/v1/vms/{vm['id']}/start")
+    eventually(lambda: admin.get(f"/api/v1/vms/{vm['id']}").json()["state"] == "scheduled")
+    # The agent has not seen the start yet and still says "stopped" about boot 1.
+    sync(agent, [report(vm, "stopped", "stopped")])
+    assert admin.get(f"/api/v1/vms/{vm['id']}").json()["state"] == "scheduled"
+    wanted = assigned(agent, vm["id"])
+    assert (wanted["desired"], wanted["boot"]) == ("running", 2)
+    sync(agent, [{**report(vm, "running"), "boot": 2}])
+    assert admin.get(f"/api/v1/vms/{vm['id']}").json()["state"] == "running"

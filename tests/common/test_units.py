@@ -49,3 +49,8 @@ def test_formatting() -> None:
     assert format_size(512) == "512 B"
     assert format_duration(3725) == "1h2m5s"
     assert format_duration(59) == "59s"
+
+
+def test_whole_sizes_drop_the_decimal() -> None:
+    assert format_size(2**30) == "1 GiB"
+    assert format_size(5 * 2**40) == "5 TiB"

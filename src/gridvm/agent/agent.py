@@ -21,7 +21,7 @@ from gridvm.agent.reconcile import Action, Do, Runtime, plan
 from gridvm.agent.records import RecordStore, VmRecord
 from gridvm.common.config import AgentConfig
 from gridvm.common.errors import GridvmError
-from gridvm.hypervisor.qemu import QemuDriver
+from gridvm.hypervisor.qemu_driver import QemuDriver
 from gridvm.images.cache import ImageCache
 from gridvm.schemas.agent import (
     EndCause,
@@ -67,7 +67,9 @@ class Agent:
                 if not registered:
                     self.link.register(self.registration)
                     registered = True
-                    log.info("registered host %s with %s", self.config.host_name, self.config.server_url)
+                    log.info(
+                        "registered host %s with %s", self.config.host_name, self.config.server_url
+                    )
                 self.round()
             except (GridvmError, OSError) as exc:
                 log.warning("sync with the server failed: %s", exc)
@@ -151,6 +153,7 @@ class Agent:
         return VmReport(
             vm_id=record.vm_id,
             attempt=record.attempt,
+            boot=record.boot,
             state=record.state,
             cause=record.cause,
             detail=record.detail,

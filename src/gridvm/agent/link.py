@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from pathlib import Path
 
 import httpx
@@ -11,6 +12,7 @@ from gridvm.common.errors import GridvmError, ToolFailed
 from gridvm.schemas.agent import HostRegistration, RegistrationOut, SyncRequest, SyncResponse
 
 API = "/api/v1/agent"
+log = logging.getLogger(__name__)
 
 
 class ServerLink:
@@ -50,6 +52,7 @@ class ServerLink:
 
     def download_blob(self, digest: str, target: Path) -> None:
         """Stream blob ``digest`` into ``target``, checking the digest on the way."""
+        log.info("fetching %s from the server", digest)
         hasher = hashlib.sha256()
         with self._http.stream("GET", f"{API}/blobs/{digest}", timeout=None) as response:
             if not response.is_success:

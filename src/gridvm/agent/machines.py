@@ -7,6 +7,7 @@ ISO, pin or process behind.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -59,8 +60,8 @@ class Machines:
 
     def spec(self, a: Assignment) -> MachineSpec:
         run_dir = self.records.dir_of(a.vm_id)
-        kernel = self.cache.path_of(a.kernel_digest) if a.kernel_digest else None
-        initrd = self.cache.path_of(a.initrd_digest) if a.initrd_digest else None
+        kernel = self.cache.path_if_cached(a.kernel_digest) if a.kernel_digest else None
+        initrd = self.cache.path_if_cached(a.initrd_digest) if a.initrd_digest else None
         return MachineSpec(
             vm_id=a.vm_id,
             vcpus=a.vcpus,
@@ -102,6 +103,7 @@ class Machines:
                         action.assignment,
                         action.state,
                         action.cause,
+                        boot=action.assignment.boot,
                     )
                 )
             case Do.forget:
@@ -136,7 +138,7 @@ class Machines:
 
     def boot(self, a: Assignment, *, fresh: bool) -> None:
         """Stage (image, overlay, seed ISO) and start the VM; undo everything on failure."""
-        record = VmRecord(a.vm_id, a.attempt, a, LocalState.staging)
+        record = VmRecord(a.vm_id, a.attempt, a, LocalState.staging, boot=a.boot)
         run_dir = self.records.dir_of(a.vm_id)
         if fresh:
             self.records.remove(a.vm_id)
@@ -151,7 +153,10 @@ class Machines:
                 seed = run_dir / SEED
                 build_seed_iso(
                     seed,
-                    meta_data={"instance-id": f"{a.vm_id}-{a.attempt}", "local-hostname": a.hostname},
+                    meta_data={
+                        "instance-id": f"{a.vm_id}-{a.attempt}",
+                        "local-hostname": a.hostname,
+                    },
                     user_data=a.user_data.encode() if a.user_data is not None else None,
                 )
                 undo.push("seed ISO", lambda: seed.unlink(missing_ok=True))
@@ -179,10 +184,14 @@ class Machines:
         for digest in (a.image_digest, a.kernel_digest, a.initrd_digest):
             if digest is None:
                 continue
-            path = self.cache.ensure(digest, lambda target, d=digest: self.fetch(d, target))
-            self.cache.pin(digest, a.vm_id)
+            path = self.cache.ensure(
+                digest,
+                functools.partial(self.fetch, digest),
+                pin_as=a.vm_id,
+                qcow2=digest == a.image_digest,
+            )
             if undo is not None:
-                undo.push(f"pin {digest}", lambda d=digest: self.cache.unpin(d, a.vm_id))
+                undo.push(f"pin {digest}", functools.partial(self.cache.unpin, digest, a.vm_id))
             base = base or path
         assert base is not None
         return base

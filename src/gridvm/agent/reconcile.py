@@ -66,7 +66,7 @@ def plan(
     names VMs with an action still under way, which are left alone this round.
     """
     actions: list[Action] = []
-    for vm_id, record in records.items():
+    for vm_id in records:
         if vm_id not in assignments and vm_id not in busy:
             actions.append(Action(Do.forget, vm_id))
     for vm_id, wanted in assignments.items():

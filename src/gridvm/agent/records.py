@@ -7,7 +7,6 @@ the seed ISO, QEMU's sockets, pid file and console log, and ``record.json``.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ class VmRecord:
     state: LocalState
     cause: EndCause | None = None
     detail: str | None = None
+    boot: int = 1
     # Monotonic-free wall clock (seconds since the epoch) of the first ACPI power-off request.
     stop_requested_at: float | None = None
 
@@ -47,6 +47,7 @@ class VmRecord:
             cause=EndCause(data["cause"]) if data.get("cause") else None,
             detail=data.get("detail"),
             stop_requested_at=data.get("stop_requested_at"),
+            boot=int(data.get("boot", 1)),
         )
 
 
@@ -65,7 +66,7 @@ class RecordStore:
         directory.mkdir(parents=True, exist_ok=True)
         tmp = directory / (RECORD + ".tmp")
         tmp.write_text(record.to_json())
-        os.replace(tmp, directory / RECORD)
+        tmp.replace(directory / RECORD)
 
     def load_all(self) -> dict[str, VmRecord]:
         records: dict[str, VmRecord] = {}

@@ -52,14 +52,19 @@ def parse_duration(text: str) -> int:
     return sum(int(n) * _DURATION_SUFFIXES[u] for n, u in parts)
 
 
+_SIZE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
+
+
 def format_size(num_bytes: int) -> str:
-    """``1536`` → ``1.5 KiB``: short, for tables and messages."""
+    """``1536`` → ``1.5 KiB``, ``2**30`` → ``1 GiB``: short, for tables and messages."""
     value = float(num_bytes)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(value) < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+    index = 0
+    while abs(value) >= 1024 and index < len(_SIZE_UNITS) - 1:
         value /= 1024
-    raise AssertionError("unreachable")
+        index += 1
+    if index == 0:
+        return f"{num_bytes} B"
+    return f"{f'{value:.1f}'.removesuffix('.0')} {_SIZE_UNITS[index]}"
 
 
 def format_duration(seconds: float) -> str:

@@ -19,13 +19,13 @@ from gridvm.common.logs import setup_logging
 from gridvm.common.units import parse_size
 from gridvm.daemons.addresses import parse_listen
 
-DataDir = Annotated[
-    Path, typer.Option("--data-dir", help="where state, images and logs live")
-]
+DataDir = Annotated[Path, typer.Option("--data-dir", help="where state, images and logs live")]
 Listen = Annotated[str, typer.Option("--listen", help="HOST:PORT of the API")]
 StarterDir = Annotated[
     Path | None,
-    typer.Option("--starter-dir", help="built starter images to register (default ./build/starter)"),
+    typer.Option(
+        "--starter-dir", help="built starter images to register (default ./build/starter)"
+    ),
 ]
 Cores = Annotated[
     int | None, typer.Option("--cores", help="cores this host offers VMs (default: all)")
@@ -90,6 +90,9 @@ def agent(
     memory: Memory = None,
     cache_size: Annotated[str, typer.Option(help="image cache limit")] = "20G",
     poll_interval: Annotated[float, typer.Option(help="seconds between syncs")] = 1.0,
+    qemu_binary: Annotated[
+        str, typer.Option(help="QEMU system emulator to run VMs with")
+    ] = "qemu-system-x86_64",
 ) -> None:
     """Run the host agent: registers this host and runs the VMs the server assigns to it."""
     from gridvm.daemons.processes import run_agent
@@ -111,6 +114,7 @@ def agent(
             memory_mb=_memory_mb(memory),
             cache_limit_bytes=parse_size(cache_size),
             poll_interval_s=poll_interval,
+            qemu_binary=qemu_binary,
         )
         run_agent(config)
     except GridvmError as exc:
@@ -123,7 +127,9 @@ def up(
     starter_dir: StarterDir = None,
     cores: Cores = None,
     memory: Memory = None,
-    detach: Annotated[bool, typer.Option(help="run in the background; stop with gridvm down")] = False,
+    detach: Annotated[
+        bool, typer.Option(help="run in the background; stop with gridvm down")
+    ] = False,
 ) -> None:
     """Server and one local agent with SQLite: the one-machine cloud."""
     from gridvm.daemons.processes import run_up

@@ -59,6 +59,7 @@ class EndCause(StrEnum):
 class Assignment(Wire):
     vm_id: str
     attempt: int
+    boot: int = 1
     desired: DesiredState
     mode: VmMode
     vcpus: int
@@ -77,6 +78,7 @@ class Assignment(Wire):
 class VmReport(Wire):
     vm_id: str
     attempt: int
+    boot: int = 1
     state: LocalState
     cause: EndCause | None = None
     detail: str | None = None

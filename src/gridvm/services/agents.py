@@ -81,7 +81,11 @@ class AgentService:
             host.cached_images = {"digests": sorted(req.cached_images)}
             for report in req.vms:
                 vm = s.get(Vm, report.vm_id)
-                if vm is not None and report.attempt == vm.attempt and vm.host_id == host.id:
+                if (
+                    vm is not None
+                    and (report.attempt, report.boot) == (vm.attempt, vm.boot)
+                    and vm.host_id == host.id
+                ):
                     _apply_report(vm, report)
             s.flush()
             assignments = [self._assignment(vm) for vm in _assigned(s, host)]
@@ -97,6 +101,7 @@ class AgentService:
         return Assignment(
             vm_id=vm.id,
             attempt=vm.attempt,
+            boot=vm.boot,
             desired=desired,
             mode=VmMode(vm.mode),
             vcpus=vm.vcpus,

@@ -39,7 +39,7 @@ class HostService:
         self.db = db
         self.offline_after_s = offline_after_s
 
-    def list(self, who: Principal) -> list[HostOut]:
+    def list_hosts(self, who: Principal) -> list[HostOut]:
         with self.db.session() as s:
             usage = host_usage(s)
             now = utcnow()

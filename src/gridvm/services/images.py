@@ -129,7 +129,7 @@ class ImageService:
         with self.db.session() as session:
             check(session)
 
-    def list(self, who: Principal, name: str | None = None) -> list[ImageOut]:
+    def list_images(self, who: Principal, name: str | None = None) -> list[ImageOut]:
         with self.db.session() as s:
             query = select(Image).order_by(Image.name, Image.created_at)
             if name:
@@ -181,7 +181,7 @@ class ImageService:
             if users:
                 raise Conflict(
                     f"image {image.name!r} is used by {users} VM{'s' if users > 1 else ''}",
-                    hint="terminate those VMs first (gridvm vm list)",
+                    hint="terminate those VMs first; see them with: gridvm vm list",
                 )
             digests = [d for d in (image.digest, image.kernel_digest, image.initrd_digest) if d]
             s.delete(image)

@@ -52,6 +52,7 @@ class ServerServices:
         self.config.data_dir.mkdir(parents=True, exist_ok=True)
         self.config.data_dir.chmod(0o700)
         self.db.migrate()
+        self.images.blobs.purge_tmp(older_than_s=0)  # leftovers of uploads cut by a restart
         self.identity.bootstrap(self.config.admin_token_file, self.config.agent_token_file)
         if self.config.starter_dir is not None:
             self.images.register_starters(self.config.starter_dir)

@@ -158,7 +158,7 @@ class VmService:
             )
 
     # --- reading ------------------------------------------------------------
-    def list(
+    def list_vms(
         self,
         who: Principal,
         *,
@@ -239,6 +239,7 @@ class VmService:
                 raise Conflict(f"VM {vm_id} is {vm.state}, not stopped", hint=hint)
             vm.pinned_host_id = vm.host_id
             vm.host_id = None
+            vm.boot += 1
             vm.state = VmState.pending.value
             vm.desired = DesiredState.running.value
             vm.stop_reason = None

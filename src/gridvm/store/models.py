@@ -167,7 +167,10 @@ class Vm(Base):
     host_id: Mapped[str | None] = mapped_column(ForeignKey("hosts.id"), index=True)
     # A stopped single-mode VM's disk lives on one host: it may only start there again.
     pinned_host_id: Mapped[str | None] = mapped_column(ForeignKey("hosts.id"))
+    # attempt: each redeploy (a fresh disk). boot: each start of the same disk. Agent
+    # reports name both, so a report about an earlier one is recognised as stale.
     attempt: Mapped[int] = mapped_column(Integer, default=1)
+    boot: Mapped[int] = mapped_column(Integer, default=1)
     pending_reason: Mapped[str | None] = mapped_column(Text)
     exit_reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -12,7 +12,7 @@ router = APIRouter(tags=["hosts"])
 
 @router.get("/hosts")
 def list_hosts(svc: Services, who: Caller) -> list[HostOut]:
-    return svc.hosts.list(who)
+    return svc.hosts.list_hosts(who)
 
 
 @router.get("/hosts/{name}")

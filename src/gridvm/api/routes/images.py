@@ -21,9 +21,13 @@ router = APIRouter(tags=["images"])
 
 def _blocking_chunks(stream: AsyncIterator[bytes]) -> Iterator[bytes]:
     """Hand the request body, read on the event loop, to code running in a worker thread."""
+
+    async def next_chunk() -> bytes:
+        return await stream.__anext__()
+
     while True:
         try:
-            chunk = anyio.from_thread.run(stream.__anext__)
+            chunk = anyio.from_thread.run(next_chunk)
         except StopAsyncIteration:
             return
         if chunk:
@@ -65,7 +69,7 @@ async def upload_image(
 
 @router.get("/images")
 def list_images(svc: Services, who: Caller, name: str | None = None) -> list[ImageOut]:
-    return svc.images.list(who, name)
+    return svc.images.list_images(who, name)
 
 
 @router.get("/images/{ref}")

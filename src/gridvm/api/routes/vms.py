@@ -26,7 +26,7 @@ def list_vms(
     all: bool = False,
 ) -> list[VmOut]:
     """Your VMs; admins may pass ``all=true`` to see everyone's."""
-    return svc.vms.list(who, state=state, deployment=deployment, host=host, all_users=all)
+    return svc.vms.list_vms(who, state=state, deployment=deployment, host=host, all_users=all)
 
 
 @router.get("/vms/{vm_id}")

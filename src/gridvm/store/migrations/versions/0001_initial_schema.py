@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-24 04:10:40.349148
+Create Date: 2026-11-24 04:30:34.137812
 """
 
 from __future__ import annotations
@@ -163,6 +163,7 @@ def upgrade() -> None:
         sa.Column("host_id", sa.String(length=32), nullable=True),
         sa.Column("pinned_host_id", sa.String(length=32), nullable=True),
         sa.Column("attempt", sa.Integer(), nullable=False),
+        sa.Column("boot", sa.Integer(), nullable=False),
         sa.Column("pending_reason", sa.Text(), nullable=True),
         sa.Column("exit_reason", sa.Text(), nullable=True),
         sa.Column("created_at", sa.DateTime(), nullable=False),

@@ -1,0 +1,1 @@
+"""gridvm benchmarks: ``make bench`` (``python -m bench [NAME...]``)."""
