@@ -11,6 +11,7 @@ are started by hand, all at once, and timed the same way.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import subprocess
 import sys
@@ -161,13 +162,19 @@ def api_to_qemu(work: Path) -> tuple[list[float], list[dict[str, object]]]:
 
 def _hand_specs(agent_dir: Path, ids: list[str], work: Path) -> list[dict[str, object]]:
     """Describe QEMU runs equivalent to the agent's, on fresh overlays, for the by-hand run."""
-    cache = agent_dir / "cache"
-    blobs = sorted((p for p in cache.glob("*/blob")), key=lambda p: p.stat().st_size)
-    disk_base = next(p for p in blobs if p.read_bytes()[:4] == b"QFI\xfb")
-    others = [p for p in blobs if p != disk_base]
-    kernel, initrd = sorted(others, key=lambda p: p.stat().st_size)
+    tiny = REPO / "build" / "starter" / "tiny"
+
+    def cached(name: str) -> Path:
+        digest = hashlib.sha256((tiny / name).read_bytes()).hexdigest()
+        return agent_dir / "cache" / digest / "blob"
+
     return [
-        {"base": disk_base, "kernel": kernel, "initrd": initrd, "work": work / f"hand-{i}"}
+        {
+            "base": cached("disk.qcow2"),
+            "kernel": cached("vmlinuz"),
+            "initrd": cached("initrd.img"),
+            "work": work / f"hand-{i}",
+        }
         for i in range(len(ids))
     ]
 

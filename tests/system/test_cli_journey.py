@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import gridvm.main  # noqa: F401 - adds the daemon commands to the app, as installed
 from gridvm.cli.app import app
 from tests.system.cloud import Cloud
 

@@ -24,9 +24,8 @@ def broken_qemu_cloud(
     """A host whose QEMU refuses to start, as a misconfigured or broken hypervisor would."""
     tmp = tmp_path_factory.mktemp("b")
     fake = tmp / "qemu-system-x86_64"
-    fake.write_text(
-        "#!/bin/sh\necho 'qemu-system-x86_64: -blockdev node-name=disk0: Could not open: Permission denied' >&2\nexit 1\n"
-    )
+    message = "qemu-system-x86_64: -blockdev node-name=disk0: Could not open: Permission denied"
+    fake.write_text(f"#!/bin/sh\necho '{message}' >&2\nexit 1\n")
     fake.chmod(0o755)
     with run_cloud(tmp, starter_dir, agent_args=["--qemu-binary", str(fake)]) as cloud:
         yield cloud

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -36,32 +37,42 @@ class ServerLink:
             message = response.text
         raise GridvmError(f"server answered {response.status_code}: {message}")
 
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            return self._check(self._http.request(method, path, **kwargs))
+        except httpx.HTTPError as exc:
+            raise GridvmError(f"cannot reach the server at {self._http.base_url}: {exc}") from exc
+
     def register(self, registration: HostRegistration) -> RegistrationOut:
-        response = self._http.post(f"{API}/register", json=registration.model_dump(mode="json"))
-        return RegistrationOut.model_validate(self._check(response).json())
+        response = self._send("POST", f"{API}/register", json=registration.model_dump(mode="json"))
+        return RegistrationOut.model_validate(response.json())
 
     def sync(self, request: SyncRequest) -> SyncResponse:
-        response = self._http.post(f"{API}/sync", json=request.model_dump(mode="json"))
-        return SyncResponse.model_validate(self._check(response).json())
+        response = self._send("POST", f"{API}/sync", json=request.model_dump(mode="json"))
+        return SyncResponse.model_validate(response.json())
 
     def send_console(self, vm_id: str, offset: int, data: bytes) -> int:
-        response = self._http.put(
-            f"{API}/vms/{vm_id}/console", params={"offset": offset}, content=data
+        response = self._send(
+            "PUT", f"{API}/vms/{vm_id}/console", params={"offset": offset}, content=data
         )
-        return int(self._check(response).json()["size"])
+        return int(response.json()["size"])
 
     def download_blob(self, digest: str, target: Path) -> None:
         """Stream blob ``digest`` into ``target``, checking the digest on the way."""
         log.info("fetching %s from the server", digest)
         hasher = hashlib.sha256()
-        with self._http.stream("GET", f"{API}/blobs/{digest}", timeout=None) as response:
-            if not response.is_success:
-                response.read()
-                self._check(response)
-            with target.open("wb") as f:
-                for chunk in response.iter_bytes(1024 * 1024):
-                    hasher.update(chunk)
-                    f.write(chunk)
+        try:
+            with self._http.stream("GET", f"{API}/blobs/{digest}", timeout=None) as response:
+                if not response.is_success:
+                    response.read()
+                    self._check(response)
+                with target.open("wb") as f:
+                    for chunk in response.iter_bytes(1024 * 1024):
+                        hasher.update(chunk)
+                        f.write(chunk)
+        except httpx.HTTPError as exc:
+            target.unlink(missing_ok=True)
+            raise ToolFailed(f"download of {digest} failed: {exc}") from exc
         if f"sha256:{hasher.hexdigest()}" != digest:
             target.unlink(missing_ok=True)
             raise ToolFailed(f"download of {digest} arrived corrupted (digest mismatch)")

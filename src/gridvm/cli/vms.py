@@ -267,12 +267,16 @@ def console(
     gv = client(ctx)
     offset = 0
     ended = False
+    last = b"\n"
     while True:
         data = gv.vms.console(vm_id, offset)
         if data:
             typer.echo(data, nl=False)
             offset += len(data)
+            last = data[-1:]
         if not follow or ended:
+            if last != b"\n":
+                typer.echo("")  # the guest's last line often has no newline
             return
         if not data:
             # Read once more after the VM ended: its last output may arrive with its end.

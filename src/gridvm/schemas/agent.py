@@ -88,9 +88,14 @@ class SyncRequest(Wire):
     host: str
     cached_images: list[str] = Field(default_factory=list)
     vms: list[VmReport] = Field(default_factory=list)
+    # Long poll: the generation of the last answer; the server answers when the host's
+    # generation differs, or after wait_s seconds at the most.
+    since: int | None = None
+    wait_s: float = Field(default=0.0, ge=0, le=30)
 
 
 class SyncResponse(Wire):
+    generation: int = 0
     assignments: list[Assignment]
     console_offsets: dict[str, int] = Field(default_factory=dict)
 

@@ -71,7 +71,8 @@ class AgentService:
             host.last_seen_at = utcnow()
         return RegistrationOut(host=reg.name, poll_interval_s=self.poll_interval_s)
 
-    def sync(self, who: Principal, req: SyncRequest) -> SyncResponse:
+    def apply_reports(self, who: Principal, req: SyncRequest) -> str:
+        """Record what the agent saw on its host; returns the host's id."""
         who.require_agent()
         with self.db.session() as s:
             host = s.scalar(select(Host).where(Host.name == req.host))
@@ -87,10 +88,15 @@ class AgentService:
                     and vm.host_id == host.id
                 ):
                     _apply_report(vm, report)
-            s.flush()
+            return host.id
+
+    def assignments(self, host_id: str, generation: int) -> SyncResponse:
+        """Everything the host should hold, with the wanted state of each VM."""
+        with self.db.session() as s:
+            host = s.get_one(Host, host_id)
             assignments = [self._assignment(vm) for vm in _assigned(s, host)]
         offsets = {a.vm_id: self._console_size(a.vm_id) for a in assignments}
-        return SyncResponse(assignments=assignments, console_offsets=offsets)
+        return SyncResponse(generation=generation, assignments=assignments, console_offsets=offsets)
 
     def _assignment(self, vm: Vm) -> Assignment:
         image: Image = vm.image

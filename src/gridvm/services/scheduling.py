@@ -7,6 +7,7 @@ so a restarted server simply carries on from what the database says.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from sqlalchemy import select
 
@@ -22,9 +23,15 @@ log = logging.getLogger(__name__)
 
 
 class SchedulingService:
-    def __init__(self, db: Database, offline_after_s: float) -> None:
+    def __init__(
+        self,
+        db: Database,
+        offline_after_s: float,
+        notify_hosts: Callable[..., None] = lambda *hosts: None,
+    ) -> None:
         self.db = db
         self.offline_after_s = offline_after_s
+        self.notify_hosts = notify_hosts
 
     def schedule_pass(self) -> int:
         """Place what can be placed; record why the rest waits. Returns the number placed."""
@@ -77,9 +84,10 @@ class SchedulingService:
                     vm.pending_reason = None
                 else:
                     vm.pending_reason = decision.reasons.get(vm.id)
-            if decision.placements:
-                log.info("placed %d VMs", len(decision.placements))
-            return len(decision.placements)
+        if decision.placements:
+            log.info("placed %d VMs", len(decision.placements))
+            self.notify_hosts(*set(decision.placements.values()))
+        return len(decision.placements)
 
     def lease_pass(self) -> int:
         """Ask every VM whose walltime has run out to power off. Returns how many."""
@@ -103,9 +111,12 @@ class SchedulingService:
                 .unique()
                 .all()
             )
+            hosts = set()
             for vm in expired:
                 vm.desired = DesiredState.stopped.value
                 vm.stop_reason = "expired"
                 vm.state = VmState.stopping.value
+                hosts.add(vm.host_id)
                 log.info("VM %s reached its walltime", vm.id)
-            return len(expired)
+        self.notify_hosts(*hosts)
+        return len(expired)

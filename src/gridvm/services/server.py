@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from gridvm.common.config import ServerConfig
 from gridvm.images.blobstore import BlobStore
 from gridvm.services.agents import AgentService
+from gridvm.services.host_signals import HostSignals
 from gridvm.services.hosts import HostService
 from gridvm.services.identity import IdentityService
 from gridvm.services.images import ImageService
@@ -30,21 +31,28 @@ class ServerServices:
     agents: AgentService
     scheduling: SchedulingService
 
+    wakeup: threading.Event
+    signals: HostSignals
+
     @classmethod
     def from_config(cls, config: ServerConfig) -> ServerServices:
         db = Database(config.database)
         blobs = BlobStore(config.image_dir)
+        wakeup = threading.Event()
+        signals = HostSignals()
         return cls(
             config=config,
             db=db,
             identity=IdentityService(db),
             images=ImageService(db, blobs, config.limits),
-            vms=VmService(db, config.limits, config.console_dir),
+            vms=VmService(db, config.limits, config.console_dir, wakeup.set, signals.bump),
             hosts=HostService(db, config.host_offline_after_s),
             agents=AgentService(
                 db, blobs, config.limits, config.console_dir, config.scheduler_interval_s
             ),
-            scheduling=SchedulingService(db, config.host_offline_after_s),
+            scheduling=SchedulingService(db, config.host_offline_after_s, signals.bump),
+            wakeup=wakeup,
+            signals=signals,
         )
 
     def prepare(self) -> None:
@@ -72,6 +80,7 @@ class BackgroundLoops:
 
     def stop(self) -> None:
         self._stop.set()
+        self.services.wakeup.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
 
@@ -86,4 +95,6 @@ class BackgroundLoops:
                 self.run_once()
             except Exception:
                 log.exception("scheduler pass failed; trying again")
-            self._stop.wait(interval)
+            # A new request wakes the loop early; otherwise it runs every interval.
+            self.services.wakeup.wait(interval)
+            self.services.wakeup.clear()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import select
@@ -52,10 +53,21 @@ def _deployment_out(s: Session, deployment: Deployment) -> DeploymentOut:
 
 
 class VmService:
-    def __init__(self, db: Database, limits: SiteLimits, console_dir: Path) -> None:
+    def __init__(
+        self,
+        db: Database,
+        limits: SiteLimits,
+        console_dir: Path,
+        wake_scheduler: Callable[[], None] = lambda: None,
+        notify_hosts: Callable[..., None] = lambda *hosts: None,
+    ) -> None:
         self.db = db
         self.limits = limits
         self.console_dir = console_dir
+        # Called after a change that gives the scheduler work, so it need not wait a tick.
+        self.wake_scheduler = wake_scheduler
+        # Called with the ids of hosts whose agents have something new to do.
+        self.notify_hosts = notify_hosts
 
     # --- requests ---------------------------------------------------------
     def create(self, who: Principal, req: VmCreate) -> DeploymentOut:
@@ -102,7 +114,9 @@ class VmService:
                     )
                 )
             s.flush()
-            return _deployment_out(s, deployment)
+            out = _deployment_out(s, deployment)
+        self.wake_scheduler()
+        return out
 
     def _check_request(self, req: VmCreate) -> None:
         limits = self.limits
@@ -210,98 +224,111 @@ class VmService:
             return f.read()
 
     # --- state changes --------------------------------------------------------
-    def stop(self, who: Principal, vm_id: str) -> VmOut:
+    def _change(self, who: Principal, vm_id: str, mutate: Callable[[Vm], None]) -> VmOut:
+        """Apply ``mutate`` to the VM in one transaction, then tell whoever must act.
+
+        The VM's hosts (before and after) are notified after the commit, so their
+        agents' next sync sees the change; a VM left pending wakes the scheduler.
+        """
         with self.db.session() as s:
             vm = _get_vm(s, who, vm_id)
+            hosts = {vm.host_id, vm.pinned_host_id}
+            mutate(vm)
+            hosts |= {vm.host_id, vm.pinned_host_id}
+            out = vm_out(vm)
+        self.notify_hosts(*hosts)
+        if out.state == VmState.pending:
+            self.wake_scheduler()
+        return out
+
+    def stop(self, who: Principal, vm_id: str) -> VmOut:
+        def stop(vm: Vm) -> None:
             state = VmState(vm.state)
-            if state in (VmState.pending,):
-                if vm.pinned_host_id is not None:
-                    vm.state = VmState.stopped.value
-                    vm.host_id = vm.pinned_host_id
-                    vm.desired = DesiredState.stopped.value
-                else:
-                    self._end(vm, VmState.cancelled, f"cancelled by {who.name} before it started")
+            if state == VmState.pending and vm.pinned_host_id is not None:
+                # A start that has not been placed yet: back to stopped on its host.
+                vm.state = VmState.stopped.value
+                vm.host_id = vm.pinned_host_id
+                vm.desired = DesiredState.stopped.value
+            elif state == VmState.pending:
+                self._end(vm, VmState.cancelled, f"cancelled by {who.name} before it started")
             elif state in RUNNING_LIKE or state == VmState.scheduled:
                 vm.desired = DesiredState.stopped.value
                 vm.stop_reason = "user"
                 vm.state = VmState.stopping.value
-            elif state == VmState.stopping:
-                pass
-            else:
+            elif state != VmState.stopping:
                 raise Conflict(f"VM {vm_id} is {state.value}: there is nothing to stop")
-            return vm_out(vm)
+
+        return self._change(who, vm_id, stop)
 
     def start(self, who: Principal, vm_id: str) -> VmOut:
-        with self.db.session() as s:
-            vm = _get_vm(s, who, vm_id)
+        def start(vm: Vm) -> None:
             if vm.state != VmState.stopped.value:
                 hint = "only a stopped single-mode VM starts again; use redeploy for a fresh start"
                 raise Conflict(f"VM {vm_id} is {vm.state}, not stopped", hint=hint)
             vm.pinned_host_id = vm.host_id
             vm.host_id = None
             vm.boot += 1
-            vm.state = VmState.pending.value
-            vm.desired = DesiredState.running.value
-            vm.stop_reason = None
-            vm.exit_reason = None
-            vm.expires_at = None
-            vm.started_at = None
-            vm.ended_at = None
-            vm.pending_reason = "waiting for the scheduler"
-            return vm_out(vm)
+            self._back_to_pending(vm)
+
+        return self._change(who, vm_id, start)
 
     def terminate(self, who: Principal, vm_id: str) -> VmOut:
-        with self.db.session() as s:
-            vm = _get_vm(s, who, vm_id)
+        def terminate(vm: Vm) -> None:
             state = VmState(vm.state)
             if state in FINAL_STATES:
                 raise Conflict(f"VM {vm_id} has ended already ({state.value})")
             if state == VmState.pending and vm.pinned_host_id is None:
                 self._end(vm, VmState.cancelled, f"terminated by {who.name} before it started")
-            else:
-                if vm.host_id is None:
-                    vm.host_id = vm.pinned_host_id
-                vm.desired = DesiredState.deleted.value
-                vm.stop_reason = "terminated"
-                vm.exit_reason = f"terminated by {who.name}"
-                vm.state = VmState.stopping.value
-            return vm_out(vm)
+                return
+            if vm.host_id is None:
+                vm.host_id = vm.pinned_host_id
+            vm.desired = DesiredState.deleted.value
+            vm.stop_reason = "terminated"
+            vm.exit_reason = f"terminated by {who.name}"
+            vm.state = VmState.stopping.value
+
+        return self._change(who, vm_id, terminate)
 
     def redeploy(self, who: Principal, vm_id: str) -> VmOut:
         """Start the VM over from its image, on any host; whatever ran before is discarded."""
-        with self.db.session() as s:
-            vm = _get_vm(s, who, vm_id)
+
+        def redeploy(vm: Vm) -> None:
             if vm.state == VmState.pending.value and vm.pinned_host_id is None:
                 raise Conflict(f"VM {vm_id} is waiting to start already")
             vm.attempt += 1
             vm.host_id = None
             vm.pinned_host_id = None
-            vm.state = VmState.pending.value
-            vm.desired = DesiredState.running.value
-            vm.stop_reason = None
-            vm.exit_reason = None
-            vm.started_at = None
-            vm.expires_at = None
-            vm.ended_at = None
-            vm.pending_reason = "waiting for the scheduler"
+            self._back_to_pending(vm)
             self._reset_console(vm.id)
-            return vm_out(vm)
+
+        return self._change(who, vm_id, redeploy)
 
     def suspend(self, who: Principal, vm_id: str) -> VmOut:
-        with self.db.session() as s:
-            vm = _get_vm(s, who, vm_id)
+        def suspend(vm: Vm) -> None:
             if vm.state != VmState.running.value:
                 raise Conflict(f"VM {vm_id} is {vm.state}: only a running VM can be suspended")
             vm.desired = DesiredState.suspended.value
-            return vm_out(vm)
+
+        return self._change(who, vm_id, suspend)
 
     def resume(self, who: Principal, vm_id: str) -> VmOut:
-        with self.db.session() as s:
-            vm = _get_vm(s, who, vm_id)
+        def resume(vm: Vm) -> None:
             if vm.state != VmState.suspended.value and vm.desired != DesiredState.suspended:
                 raise Conflict(f"VM {vm_id} is {vm.state}: only a suspended VM can be resumed")
             vm.desired = DesiredState.running.value
-            return vm_out(vm)
+
+        return self._change(who, vm_id, resume)
+
+    @staticmethod
+    def _back_to_pending(vm: Vm) -> None:
+        vm.state = VmState.pending.value
+        vm.desired = DesiredState.running.value
+        vm.stop_reason = None
+        vm.exit_reason = None
+        vm.started_at = None
+        vm.expires_at = None
+        vm.ended_at = None
+        vm.pending_reason = "waiting for the scheduler"
 
     @staticmethod
     def _end(vm: Vm, state: VmState, reason: str) -> None:

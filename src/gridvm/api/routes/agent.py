@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import anyio.to_thread
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse
 
@@ -20,8 +21,11 @@ def register(body: HostRegistration, svc: Services, who: Caller) -> Registration
 
 
 @router.post("/sync")
-def sync(body: SyncRequest, svc: Services, who: Caller) -> SyncResponse:
-    return svc.agents.sync(who, body)
+async def sync(body: SyncRequest, svc: Services, who: Caller) -> SyncResponse:
+    """Report the host's VMs; get back what it should run (long poll: see ``since``)."""
+    host_id = await anyio.to_thread.run_sync(svc.agents.apply_reports, who, body)
+    generation = await svc.signals.wait(host_id, body.since, body.wait_s)
+    return await anyio.to_thread.run_sync(svc.agents.assignments, host_id, generation)
 
 
 @router.get("/blobs/{digest}", response_class=FileResponse)
