@@ -149,3 +149,19 @@ def test_agent_killed_and_restarted_re_adopts_its_running_vm(cloud: Cloud) -> No
     assert qemu_pids(vm["id"]) == pids
     cloud.admin.post(f"/api/v1/vms/{vm['id']}/terminate")
     cloud.wait(vm["id"], {"cancelled"})
+
+
+def test_redeploy_runs_the_vm_again_from_its_image(cloud: Cloud) -> None:
+    script = "#!/bin/sh\nif [ -f /root/seen ]; then echo 'old disk'; else echo 'fresh disk'; fi\ntouch /root/seen\n"
+    vm = cloud.run(user_data=script)[0]
+    first = cloud.wait(vm["id"], {"done", "failed"})
+    assert first["state"] == "done" and first["attempt"] == 1
+    assert "fresh disk" in cloud.console(vm["id"])
+    again = cloud.admin.post(f"/api/v1/vms/{vm['id']}/redeploy").json()
+    assert (again["state"], again["attempt"]) == ("pending", 2)
+    second = cloud.wait(vm["id"], {"done", "failed"})
+    assert second["state"] == "done" and second["attempt"] == 2
+    console = cloud.console(vm["id"])
+    # A new console for the new attempt, on a new disk from the image.
+    assert console.count("gridvm-guest: ready") == 1
+    assert "fresh disk" in console and "old disk" not in console
