@@ -152,7 +152,11 @@ def test_agent_killed_and_restarted_re_adopts_its_running_vm(cloud: Cloud) -> No
 
 
 def test_redeploy_runs_the_vm_again_from_its_image(cloud: Cloud) -> None:
-    script = "#!/bin/sh\nif [ -f /root/seen ]; then echo 'old disk'; else echo 'fresh disk'; fi\ntouch /root/seen\n"
+    script = (
+        "#!/bin/sh\n"
+        "if [ -f /root/seen ]; then echo 'old disk'; else echo 'fresh disk'; fi\n"
+        "touch /root/seen\n"
+    )
     vm = cloud.run(user_data=script)[0]
     first = cloud.wait(vm["id"], {"done", "failed"})
     assert first["state"] == "done" and first["attempt"] == 1
