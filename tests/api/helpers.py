@@ -36,10 +36,18 @@ def make_user(server: RunningServer, name: str, group: str = "physics") -> httpx
     return server.client(token)
 
 
+def agent_token(server: RunningServer) -> str:
+    """A new agent token (each host's agent needs its own: a token binds to one host)."""
+    made = server.client().post("/api/v1/tokens", json={"user": "agent"})
+    assert made.status_code == 201, made.text
+    token: str = made.json()["token"]
+    return token
+
+
 def register_host(
     server: RunningServer, name: str = "node1", cores: int = 8, memory_mb: int = 8192
 ) -> httpx.Client:
-    agent = server.client(server.agent_token)
+    agent = server.client(agent_token(server))
     response = agent.post(
         "/api/v1/agent/register",
         json={

@@ -182,3 +182,74 @@ def test_a_report_from_before_a_start_does_not_undo_the_start(
     assert (wanted["desired"], wanted["boot"]) == ("running", 2)
     sync(agent, [{**report(vm, "running"), "boot": 2}])
     assert admin.get(f"/api/v1/vms/{vm['id']}").json()["state"] == "running"
+
+
+def test_agent_cannot_write_the_console_of_another_hosts_vm(
+    server: RunningServer, admin: httpx.Client
+) -> None:
+    agent = register_host(server)
+    other = register_host(server, "node2", cores=1, memory_mb=256)
+    vm = admin.post("/api/v1/vms", json={"image": "base"}).json()["vms"][0]
+    assigned(agent, vm["id"])
+    forged = other.put(
+        f"/api/v1/agent/vms/{vm['id']}/console", params={"offset": 0}, content=b"forged"
+    )
+    assert forged.status_code == 403
+    assert admin.get(f"/api/v1/vms/{vm['id']}/console").text == ""
+
+
+def test_console_beyond_the_cap_is_dropped_but_acknowledged(
+    server: RunningServer, admin: httpx.Client
+) -> None:
+    agent = register_host(server)
+    vm = admin.post("/api/v1/vms", json={"image": "base"}).json()["vms"][0]
+    assigned(agent, vm["id"])
+    chunk = b"x" * (1024 * 1024 - 1) + b"\n"
+    offset = 0
+    for _ in range(17):
+        answer = agent.put(
+            f"/api/v1/agent/vms/{vm['id']}/console", params={"offset": offset}, content=chunk
+        )
+        assert answer.json()["size"] == offset + len(chunk)
+        offset += len(chunk)
+    # The agent is told to carry on from where it is, not to send the same bytes again.
+    assert sync(agent)["console_offsets"][vm["id"]] == offset
+    console = admin.get(f"/api/v1/vms/{vm['id']}/console").content
+    assert len(console) < offset
+    assert console.endswith(b"[gridvm: console log truncated at 16 MiB]\n")
+
+
+def test_terminate_wins_over_a_stopped_report_sent_at_the_same_time(
+    server: RunningServer, admin: httpx.Client
+) -> None:
+    agent = register_host(server)
+    vm = admin.post("/api/v1/vms", json={"image": "base", "mode": "single"}).json()["vms"][0]
+    assigned(agent, vm["id"])
+    sync(agent, [report(vm, "running")])
+    admin.post(f"/api/v1/vms/{vm['id']}/terminate")
+    # The guest happened to power off just before; the agent reports that first.
+    sync(agent, [report(vm, "stopped", "poweroff")])
+    assert admin.get(f"/api/v1/vms/{vm['id']}").json()["state"] == "stopping"
+    assert assigned(agent, vm["id"])["desired"] == "deleted"
+    sync(agent, [report(vm, "deleted", "killed")])
+    assert admin.get(f"/api/v1/vms/{vm['id']}").json()["state"] == "cancelled"
+
+
+def test_terminating_a_started_vm_still_waiting_for_its_host(
+    server: RunningServer, admin: httpx.Client
+) -> None:
+    agent = register_host(server, cores=1, memory_mb=1024)
+    vm = admin.post("/api/v1/vms", json={"image": "base", "mode": "single"}).json()["vms"][0]
+    assigned(agent, vm["id"])
+    sync(agent, [report(vm, "running")])
+    admin.post(f"/api/v1/vms/{vm['id']}/stop")
+    sync(agent, [report(vm, "stopped", "stopped")])
+    filler = admin.post("/api/v1/vms", json={"image": "base"}).json()["vms"][0]
+    assigned(agent, filler["id"])  # the host is now full
+    admin.post(f"/api/v1/vms/{vm['id']}/start")
+    assert admin.get(f"/api/v1/vms/{vm['id']}").json()["state"] == "pending"
+    admin.post(f"/api/v1/vms/{vm['id']}/terminate")
+    wanted = assigned(agent, vm["id"])
+    assert (wanted["desired"], wanted["boot"]) == ("deleted", 2)
+    sync(agent, [{**report(vm, "deleted", "killed"), "boot": 2}])
+    assert admin.get(f"/api/v1/vms/{vm['id']}").json()["state"] == "cancelled"

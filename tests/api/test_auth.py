@@ -46,3 +46,36 @@ def test_user_token_cannot_act_as_an_agent(server: RunningServer) -> None:
     response = server.client().post("/api/v1/agent/sync", json={"host": "x"})
     assert response.status_code == 403
     assert "agent" in response.json()["message"]
+
+
+def test_agent_tokens_do_not_work_on_the_user_api(server: RunningServer) -> None:
+    agent = server.client(server.agent_token)
+    for method, path in [
+        ("GET", "/api/v1/vms"),
+        ("POST", "/api/v1/tokens"),
+        ("GET", "/api/v1/images"),
+    ]:
+        response = agent.request(method, path, json={})
+        assert response.status_code == 403, (method, path)
+        assert "agent tokens only work on /api/v1/agent" in response.json()["message"]
+
+
+def test_an_agent_token_speaks_for_one_host_only(server: RunningServer) -> None:
+    from tests.api.helpers import register_host
+
+    node1 = register_host(server, "node1")
+    register_host(server, "node2")
+    body = {
+        "name": "node2",
+        "address": "x",
+        "arch": "x86_64",
+        "accelerator": "tcg",
+        "cores": 1,
+        "memory_mb": 512,
+        "disk_bytes": 1,
+    }
+    taken = node1.post("/api/v1/agent/register", json=body)
+    assert taken.status_code == 403
+    assert "not for host 'node2'" in taken.json()["message"]
+    assert node1.post("/api/v1/agent/sync", json={"host": "node2"}).status_code == 403
+    assert node1.post("/api/v1/agent/sync", json={"host": "node1"}).status_code == 200

@@ -174,3 +174,28 @@ def test_unknown_image_is_404_with_hint(server: RunningServer, ref: str) -> None
     response = server.client().get(f"/api/v1/images/{ref}")
     assert response.status_code == 404
     assert "gridvm image list" in response.json()["hint"]
+
+
+def test_image_can_be_deleted_once_its_vms_have_ended(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    admin = server.client()
+    upload(admin, make_qcow2(tmp_path / "a.qcow2"), "old")
+    vm = admin.post("/api/v1/vms", json={"image": "old"}).json()["vms"][0]
+    admin.post(f"/api/v1/vms/{vm['id']}/terminate")
+    assert admin.delete("/api/v1/images/old").status_code == 204
+    history = admin.get(f"/api/v1/vms/{vm['id']}").json()
+    assert (history["image"], history["image_name"], history["state"]) == (None, "old", "cancelled")
+
+
+def test_admin_renaming_a_users_image_onto_another_of_theirs_is_a_conflict(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    alice = make_user(server, "alice")
+    upload(alice, make_qcow2(tmp_path / "a.qcow2"), "one")
+    upload(alice, make_qcow2(tmp_path / "b.qcow2", "32M"), "two")
+    response = server.client().patch(
+        "/api/v1/images/" + alice.get("/api/v1/images/one").json()["id"], json={"name": "two"}
+    )
+    assert response.status_code == 409
+    assert "already" in response.json()["message"]

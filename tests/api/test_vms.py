@@ -129,3 +129,36 @@ def test_actions_on_unknown_vm_are_404(server: RunningServer) -> None:
         response = server.client().post(f"/api/v1/vms/vm-000000000000/{action}")
         assert response.status_code == 404
         assert "gridvm vm list" in response.json()["hint"]
+
+
+def test_disk_size_above_the_site_limit_is_refused(
+    server: RunningServer, with_image: httpx.Client
+) -> None:
+    response = with_image.post("/api/v1/vms", json={"image": "base", "disk_gb": 10**6})
+    assert response.status_code == 422
+    assert "GiB" in response.json()["hint"]
+
+
+def test_vms_of_a_lost_host_fail_and_free_their_resources(tmp_path: Path) -> None:
+    from tests.api.test_agent_protocol import assigned, report, sync
+
+    with run_server(tmp_path / "s", host_offline_after_s=0.5) as server:
+        server.services.scheduling.lost_after_s = 1.0
+        admin = server.client()
+        upload(admin, make_qcow2(tmp_path / "a.qcow2"), "base")
+        agent = register_host(server)
+        vm = admin.post("/api/v1/vms", json={"image": "base"}).json()["vms"][0]
+        assigned(agent, vm["id"])
+        sync(agent, [report(vm, "running")])
+        # The host goes silent.
+        lost = eventually(
+            lambda: (
+                admin.get(f"/api/v1/vms/{vm['id']}").json()["state"] == "failed"
+                and admin.get(f"/api/v1/vms/{vm['id']}").json()
+            ),
+            timeout=15,
+        )
+        assert "host node1 has not been heard from" in lost["exit_reason"]
+        host = admin.get("/api/v1/hosts/node1").json()
+        assert (host["online"], host["used_cores"]) == (False, 0)
+        assert admin.delete("/api/v1/images/base").status_code == 204

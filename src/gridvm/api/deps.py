@@ -16,12 +16,27 @@ def services(request: Request) -> ServerServices:
     return svc
 
 
-def principal(request: Request) -> Principal:
+def _authenticated(request: Request) -> Principal:
     header = request.headers.get("authorization", "")
     scheme, _, secret = header.partition(" ")
     token = secret.strip() if scheme.lower() == "bearer" else None
     return services(request).identity.authenticate(token)
 
 
+def user_principal(request: Request) -> Principal:
+    who = _authenticated(request)
+    who.require_user()
+    return who
+
+
+def agent_principal(request: Request) -> Principal:
+    who = _authenticated(request)
+    who.require_agent()
+    return who
+
+
 Services = Annotated[ServerServices, Depends(services)]
-Caller = Annotated[Principal, Depends(principal)]
+# A user or admin of the REST API.
+Caller = Annotated[Principal, Depends(user_principal)]
+# A host agent (the /agent endpoints).
+AgentCaller = Annotated[Principal, Depends(agent_principal)]

@@ -19,6 +19,7 @@ class SiteLimits:
     max_image_virtual_size: int = 512 * 1024**3
     max_upload_bytes: int = 64 * 1024**3
     max_user_data_bytes: int = 64 * 1024
+    max_disk_gb_per_vm: int = 2048
     default_walltime_s: int = 24 * 3600
     max_walltime_s: int = 14 * 24 * 3600
     stop_grace_s: int = 30
@@ -35,6 +36,8 @@ class ServerConfig:
     scheduler_interval_s: float = 1.0
     # A host that has not synced for this long is offline and gets no new VMs.
     host_offline_after_s: float = 30.0
+    # After this long offline the host is lost: its VMs are failed and their resources freed.
+    host_lost_after_s: float = 600.0
 
     @property
     def database(self) -> str:

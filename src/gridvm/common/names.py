@@ -21,7 +21,7 @@ def new_id(prefix: str) -> str:
 
 def validate_name(name: str, *, what: str = "name") -> str:
     """Return ``name`` if it is safe to use anywhere, else raise a clear InvalidInput."""
-    if "/" in name or "\\" in name or ".." in name or not NAME_RE.match(name):
+    if "/" in name or "\\" in name or ".." in name or not NAME_RE.fullmatch(name):
         raise InvalidInput(
             f"invalid {what} {name!r}",
             hint="use 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit,"

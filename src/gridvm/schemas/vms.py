@@ -63,7 +63,7 @@ class VmOut(Wire):
     group: str | None
     deployment: str
     index: int
-    image: str
+    image: str | None
     image_name: str
     vcpus: int
     memory_mb: int

@@ -10,7 +10,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from gridvm.common.config import SiteLimits
-from gridvm.common.errors import InvalidInput, NotFound
+from gridvm.common.errors import Conflict, InvalidInput, NotFound
 from gridvm.common.names import new_id, validate_name
 from gridvm.images.blobstore import BlobStore
 from gridvm.schemas.agent import (
@@ -26,13 +26,13 @@ from gridvm.schemas.agent import (
 )
 from gridvm.schemas.hosts import HostState
 from gridvm.schemas.vms import FINAL_STATES, VmMode, VmState
+from gridvm.services.consoles import ConsoleStore
 from gridvm.services.principal import Principal
 from gridvm.store.db import Database
-from gridvm.store.models import Host, Image, Vm, utcnow
+from gridvm.store.models import Host, Vm, utcnow
 
 log = logging.getLogger(__name__)
 
-MAX_CONSOLE_BYTES = 16 * 1024**2
 _FINAL = [s.value for s in FINAL_STATES]
 
 
@@ -42,18 +42,19 @@ class AgentService:
         db: Database,
         blobs: BlobStore,
         limits: SiteLimits,
-        console_dir: Path,
+        consoles: ConsoleStore,
         poll_interval_s: float = 1.0,
     ) -> None:
         self.db = db
         self.blobs = blobs
         self.limits = limits
-        self.console_dir = console_dir
+        self.consoles = consoles
         self.poll_interval_s = poll_interval_s
 
     def register(self, who: Principal, reg: HostRegistration) -> RegistrationOut:
-        who.require_agent()
+        """Register or refresh a host; ``who`` must be the agent bound to it."""
         validate_name(reg.name, what="host name")
+        who.require_agent_of(reg.name)
         with self.db.session() as s:
             host = s.scalar(select(Host).where(Host.name == reg.name))
             if host is None:
@@ -73,7 +74,7 @@ class AgentService:
 
     def apply_reports(self, who: Principal, req: SyncRequest) -> str:
         """Record what the agent saw on its host; returns the host's id."""
-        who.require_agent()
+        who.require_agent_of(req.host)
         with self.db.session() as s:
             host = s.scalar(select(Host).where(Host.name == req.host))
             if host is None:
@@ -81,7 +82,8 @@ class AgentService:
             host.last_seen_at = utcnow()
             host.cached_images = {"digests": sorted(req.cached_images)}
             for report in req.vms:
-                vm = s.get(Vm, report.vm_id)
+                # Locked: a user's action on the same VM waits, and is not overwritten.
+                vm = s.get(Vm, report.vm_id, with_for_update={"of": Vm})
                 if (
                     vm is not None
                     and (report.attempt, report.boot) == (vm.attempt, vm.boot)
@@ -95,13 +97,18 @@ class AgentService:
         with self.db.session() as s:
             host = s.get_one(Host, host_id)
             assignments = [self._assignment(vm) for vm in _assigned(s, host)]
-        offsets = {a.vm_id: self._console_size(a.vm_id) for a in assignments}
+        offsets = {a.vm_id: self.consoles.offset(a.vm_id) for a in assignments}
         return SyncResponse(generation=generation, assignments=assignments, console_offsets=offsets)
 
     def _assignment(self, vm: Vm) -> Assignment:
-        image: Image = vm.image
+        image = vm.image
+        if image is None:  # images in use cannot be deleted; this would be a bug
+            raise Conflict(f"VM {vm.id} has lost its image")
         desired = DesiredState(vm.desired)
-        if vm.state in (VmState.stopped.value, VmState.pending.value):
+        if desired != DesiredState.deleted and vm.state in (
+            VmState.stopped.value,
+            VmState.pending.value,
+        ):
             # A kept single-mode disk waiting to start again: the host keeps it, runs nothing.
             desired = DesiredState.stopped
         return Assignment(
@@ -123,29 +130,15 @@ class AgentService:
         )
 
     def append_console(self, who: Principal, vm_id: str, offset: int, data: bytes) -> int:
-        """Append what the agent read from the VM's serial console; returns the new size.
-
-        The agent sends the offset it believes the server has; a mismatch (say after
-        a server restart) is answered with the server's size and nothing is written.
-        """
+        """Take output the agent read from the VM's serial console; returns the new offset."""
         who.require_agent()
         with self.db.session() as s:
-            if s.get(Vm, vm_id) is None:
-                raise NotFound(f"no VM {vm_id!r}")
-        path = self.console_dir / f"{vm_id}.log"
-        size = self._console_size(vm_id)
-        if offset != size:
-            return size
-        if size + len(data) > MAX_CONSOLE_BYTES:
-            data = data[: max(0, MAX_CONSOLE_BYTES - size)]
-        self.console_dir.mkdir(parents=True, exist_ok=True)
-        with path.open("ab") as f:
-            f.write(data)
-        return size + len(data)
-
-    def _console_size(self, vm_id: str) -> int:
-        path = self.console_dir / f"{vm_id}.log"
-        return path.stat().st_size if path.exists() else 0
+            vm = s.get(Vm, vm_id)
+            host = vm.host if vm is not None else None
+            if vm is None or host is None:
+                raise NotFound(f"no VM {vm_id!r} on a host")
+            who.require_agent_of(host.name)
+        return self.consoles.append(vm_id, offset, data)
 
     def blob_path(self, who: Principal, digest: str) -> Path:
         who.require_agent()
@@ -184,8 +177,8 @@ def _apply_report(vm: Vm, report: VmReport) -> None:
         case LocalState.stopping:
             vm.state = VmState.stopping.value
         case LocalState.stopped:
-            if vm.state == VmState.pending.value:
-                return
+            if vm.state == VmState.pending.value or vm.desired == DesiredState.deleted.value:
+                return  # a start or a terminate came after what the agent saw
             vm.state = VmState.stopped.value
             vm.ended_at = now
             vm.exit_reason = _exit_reason(vm, report)

@@ -20,19 +20,22 @@ TOKEN_PREFIX = "gvm_"  # noqa: S105 - a prefix, not a secret
 ADMIN_NAME = "admin"
 ADMIN_GROUP = "admins"
 AGENT_NAME = "agent"
+AGENT_GROUP = "agents"
 
 
 def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def _principal(user: User) -> Principal:
+def _principal(user: User, token: Token | None = None) -> Principal:
     return Principal(
         user_id=user.id,
         name=user.name,
         role=Role(user.role),
         group_ids=frozenset(user.group_ids),
         primary_group_id=user.primary_group_id,
+        token_id=token.id if token else None,
+        bound_host=token.host_name if token else None,
     )
 
 
@@ -72,7 +75,19 @@ class IdentityService:
             now = utcnow()
             if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
                 token.last_used_at = now
-            return _principal(token.user)
+            return _principal(token.user, token)
+
+    def bind_agent_token(self, who: Principal, host_name: str) -> Principal:
+        """Bind an agent's token to the host it registers (once); refuse another host."""
+        who.require_agent()
+        if who.bound_host is None and who.token_id is not None:
+            with self.db.session() as s:
+                token = s.get_one(Token, who.token_id)
+                if token.host_name is None:
+                    token.host_name = host_name
+                who = _principal(token.user, token)
+        who.require_agent_of(host_name)
+        return who
 
     def whoami(self, who: Principal) -> WhoAmI:
         with self.db.session() as s:
@@ -182,11 +197,11 @@ class IdentityService:
         with self.db.session() as s:
             if s.scalar(select(User).where(User.name == ADMIN_NAME)) is not None:
                 return
-            group = Group(id=new_id("grp"), name=ADMIN_GROUP)
-            s.add(group)
+            s.add(Group(id=new_id("grp"), name=ADMIN_GROUP))
+            s.add(Group(id=new_id("grp"), name=AGENT_GROUP))
             s.flush()
             admin = self._create_user(s, ADMIN_NAME, ADMIN_GROUP, Role.admin)
-            agent = self._create_user(s, AGENT_NAME, ADMIN_GROUP, Role.agent)
+            agent = self._create_user(s, AGENT_NAME, AGENT_GROUP, Role.agent)
             admin_secret, _ = self._new_token(s, admin, "created at first start")
             agent_secret, _ = self._new_token(s, agent, "local agent, created at first start")
             _write_secret(admin_token_file, admin_secret)

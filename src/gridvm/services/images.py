@@ -28,7 +28,7 @@ from gridvm.store.models import Image, User, Vm
 
 log = logging.getLogger(__name__)
 
-_LIVE_STATES = [s.value for s in FINAL_STATES]
+_ENDED = [s.value for s in FINAL_STATES]
 
 
 @dataclass(frozen=True)
@@ -61,9 +61,7 @@ def find_image(s: Session, who: Principal, ref: str) -> Image:
 
 
 def _in_use(s: Session, image_id: str) -> int:
-    count = s.scalar(
-        select(func.count()).where(Vm.image_id == image_id, Vm.state.not_in(_LIVE_STATES))
-    )
+    count = s.scalar(select(func.count()).where(Vm.image_id == image_id, Vm.state.not_in(_ENDED)))
     return int(count or 0)
 
 
@@ -77,7 +75,7 @@ class ImageService:
         self, who: Principal, name: str, visibility: Visibility, chunks: Iterable[bytes]
     ) -> ImageOut:
         validate_name(name, what="image name")
-        self._refuse_taken_name(who, name)
+        self._refuse_taken_name(who.user_id, name)
         if visibility == Visibility.public and not who.is_admin:
             raise Forbidden("only admins publish public images", hint="share with your group")
         ingested = ingest_image(
@@ -88,7 +86,7 @@ class ImageService:
         )
         try:
             with self.db.session() as s:
-                self._refuse_taken_name(who, name, s)
+                self._refuse_taken_name(who.user_id, name, s)
                 image = Image(
                     id=new_id("img"),
                     name=name,
@@ -112,14 +110,14 @@ class ImageService:
             self._drop_unreferenced(ingested.digest)
             raise
 
-    def _refuse_taken_name(self, who: Principal, name: str, s: Session | None = None) -> None:
+    def _refuse_taken_name(self, owner_id: str, name: str, s: Session | None = None) -> None:
         def check(session: Session) -> None:
             taken = session.scalar(
-                select(Image.id).where(Image.owner_id == who.user_id, Image.name == name)
+                select(Image.id).where(Image.owner_id == owner_id, Image.name == name)
             )
             if taken:
                 raise Conflict(
-                    f"you have an image named {name!r} already",
+                    f"the owner has an image named {name!r} already",
                     hint="pick another name, or delete or rename the old image",
                 )
 
@@ -157,9 +155,7 @@ class ImageService:
                 raise Forbidden(f"image {image.name!r} belongs to {image.owner.name}")
             if change.name is not None and change.name != image.name:
                 validate_name(change.name, what="image name")
-                owner = Principal(who.user_id, who.name, who.role, who.group_ids, None)
-                if image.owner_id == who.user_id:
-                    self._refuse_taken_name(owner, change.name, s)
+                self._refuse_taken_name(image.owner_id, change.name, s)
                 image.name = change.name
             if change.visibility is not None:
                 if change.visibility == Visibility.public and not who.is_admin:

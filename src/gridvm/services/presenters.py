@@ -41,7 +41,7 @@ def vm_out(vm: Vm) -> VmOut:
         deployment=vm.deployment_id,
         index=vm.index,
         image=vm.image_id,
-        image_name=vm.image.name,
+        image_name=vm.image_name,
         vcpus=vm.vcpus,
         memory_mb=vm.memory_mb,
         disk_gb=vm.disk_gb,

@@ -17,6 +17,9 @@ class Principal:
     role: Role
     group_ids: frozenset[str]
     primary_group_id: str | None
+    token_id: str | None = None
+    # For an agent token: the host it is bound to (None until its first registration).
+    bound_host: str | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -29,6 +32,22 @@ class Principal:
     def require_agent(self) -> None:
         if self.role is not Role.agent:
             raise Forbidden("this endpoint is for host agents", hint="use an agent token")
+
+    def require_agent_of(self, host_name: str) -> None:
+        """Only the agent bound to ``host_name`` may speak for it."""
+        self.require_agent()
+        if self.bound_host != host_name:
+            raise Forbidden(
+                f"this agent token is not for host {host_name!r}",
+                hint="each host's agent needs its own token (gridvm token create --user agent)",
+            )
+
+    def require_user(self) -> None:
+        """Agent tokens are for the agent protocol only, never for the user API."""
+        if self.role is Role.agent:
+            raise Forbidden(
+                "agent tokens only work on /api/v1/agent", hint="use a user or admin token"
+            )
 
     def can_see_image(self, image: Image) -> bool:
         if self.is_admin or image.owner_id == self.user_id:

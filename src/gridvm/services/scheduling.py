@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
+from gridvm.common.units import format_duration
 from gridvm.scheduler import HostSnapshot, VmDemand, place
 from gridvm.schemas.agent import DesiredState
 from gridvm.schemas.hosts import HostState
-from gridvm.schemas.vms import VmState
+from gridvm.schemas.vms import FINAL_STATES, VmState
 from gridvm.services.hosts import host_usage, is_online
 from gridvm.store.db import Database
 from gridvm.store.models import Host, Vm, utcnow
@@ -28,9 +30,11 @@ class SchedulingService:
         db: Database,
         offline_after_s: float,
         notify_hosts: Callable[..., None] = lambda *hosts: None,
+        lost_after_s: float = 600.0,
     ) -> None:
         self.db = db
         self.offline_after_s = offline_after_s
+        self.lost_after_s = lost_after_s
         self.notify_hosts = notify_hosts
 
     def schedule_pass(self) -> int:
@@ -41,6 +45,7 @@ class SchedulingService:
                     select(Vm)
                     .where(Vm.state == VmState.pending.value)
                     .order_by(Vm.created_at, Vm.index)
+                    .with_for_update(of=Vm)
                 )
                 .unique()
                 .all()
@@ -69,7 +74,7 @@ class SchedulingService:
                     vm_id=vm.id,
                     vcpus=vm.vcpus,
                     memory_mb=vm.memory_mb,
-                    image_digest=vm.image.digest,
+                    image_digest=vm.image.digest if vm.image else "",
                     pinned_host=vm.pinned_host_id,
                 )
                 for vm in pending
@@ -95,7 +100,8 @@ class SchedulingService:
             now = utcnow()
             expired = (
                 s.scalars(
-                    select(Vm).where(
+                    select(Vm)
+                    .where(
                         Vm.expires_at.is_not(None),
                         Vm.expires_at < now,
                         Vm.desired.in_([DesiredState.running.value, DesiredState.suspended.value]),
@@ -107,6 +113,7 @@ class SchedulingService:
                             ]
                         ),
                     )
+                    .with_for_update(of=Vm)
                 )
                 .unique()
                 .all()
@@ -120,3 +127,42 @@ class SchedulingService:
                 log.info("VM %s reached its walltime", vm.id)
         self.notify_hosts(*hosts)
         return len(expired)
+
+    def lost_host_pass(self) -> int:
+        """Fail the VMs of hosts silent for longer than ``lost_after_s``; returns how many.
+
+        Their cores and memory are freed and their images no longer count as in use.
+        If the host comes back, its agent drops them (they are no longer assigned).
+        """
+        with self.db.session() as s:
+            cutoff = utcnow() - timedelta(seconds=self.lost_after_s)
+            lost_hosts = {
+                h.id: h
+                for h in s.scalars(
+                    select(Host).where(Host.last_seen_at.is_not(None), Host.last_seen_at < cutoff)
+                )
+            }
+            if not lost_hosts:
+                return 0
+            vms = (
+                s.scalars(
+                    select(Vm)
+                    .where(
+                        or_(Vm.host_id.in_(lost_hosts), Vm.pinned_host_id.in_(lost_hosts)),
+                        Vm.state.not_in([st.value for st in FINAL_STATES]),
+                    )
+                    .with_for_update(of=Vm)
+                )
+                .unique()
+                .all()
+            )
+            now = utcnow()
+            for vm in vms:
+                host = lost_hosts[vm.host_id or vm.pinned_host_id or ""]
+                silent = format_duration((now - (host.last_seen_at or now)).total_seconds())
+                vm.state = VmState.failed.value
+                vm.exit_reason = f"host {host.name} has not been heard from for {silent}: VM lost"
+                vm.ended_at = now
+                vm.pending_reason = None
+                log.warning("VM %s lost with host %s", vm.id, host.name)
+            return len(vms)

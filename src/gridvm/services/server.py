@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from gridvm.common.config import ServerConfig
 from gridvm.images.blobstore import BlobStore
 from gridvm.services.agents import AgentService
+from gridvm.services.consoles import ConsoleStore
 from gridvm.services.host_signals import HostSignals
 from gridvm.services.hosts import HostService
 from gridvm.services.identity import IdentityService
@@ -38,6 +39,7 @@ class ServerServices:
     def from_config(cls, config: ServerConfig) -> ServerServices:
         db = Database(config.database)
         blobs = BlobStore(config.image_dir)
+        consoles = ConsoleStore(config.console_dir)
         wakeup = threading.Event()
         signals = HostSignals()
         return cls(
@@ -45,12 +47,12 @@ class ServerServices:
             db=db,
             identity=IdentityService(db),
             images=ImageService(db, blobs, config.limits),
-            vms=VmService(db, config.limits, config.console_dir, wakeup.set, signals.bump),
+            vms=VmService(db, config.limits, consoles, wakeup.set, signals.bump),
             hosts=HostService(db, config.host_offline_after_s),
-            agents=AgentService(
-                db, blobs, config.limits, config.console_dir, config.scheduler_interval_s
+            agents=AgentService(db, blobs, config.limits, consoles, config.scheduler_interval_s),
+            scheduling=SchedulingService(
+                db, config.host_offline_after_s, signals.bump, config.host_lost_after_s
             ),
-            scheduling=SchedulingService(db, config.host_offline_after_s, signals.bump),
             wakeup=wakeup,
             signals=signals,
         )
@@ -85,6 +87,7 @@ class BackgroundLoops:
             self._thread.join(timeout=10)
 
     def run_once(self) -> None:
+        self.services.scheduling.lost_host_pass()
         self.services.scheduling.lease_pass()
         self.services.scheduling.schedule_pass()
 

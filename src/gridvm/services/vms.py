@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -20,6 +19,7 @@ from gridvm.schemas.vms import (
     VmOut,
     VmState,
 )
+from gridvm.services.consoles import ConsoleStore
 from gridvm.services.images import find_image
 from gridvm.services.presenters import vm_out
 from gridvm.services.principal import Principal
@@ -29,8 +29,8 @@ from gridvm.store.models import Deployment, Host, Vm, utcnow
 RUNNING_LIKE = {VmState.booting, VmState.running, VmState.suspended, VmState.staging}
 
 
-def _get_vm(s: Session, who: Principal, vm_id: str) -> Vm:
-    vm = s.get(Vm, vm_id)
+def _get_vm(s: Session, who: Principal, vm_id: str, *, lock: bool = False) -> Vm:
+    vm = s.get(Vm, vm_id, with_for_update={"of": Vm} if lock else None)
     if vm is None or not who.can_see_vm(vm):
         raise NotFound(f"no VM {vm_id!r}", hint="see your VMs with: gridvm vm list")
     return vm
@@ -57,13 +57,13 @@ class VmService:
         self,
         db: Database,
         limits: SiteLimits,
-        console_dir: Path,
+        consoles: ConsoleStore,
         wake_scheduler: Callable[[], None] = lambda: None,
         notify_hosts: Callable[..., None] = lambda *hosts: None,
     ) -> None:
         self.db = db
         self.limits = limits
-        self.console_dir = console_dir
+        self.consoles = consoles
         # Called after a change that gives the scheduler work, so it need not wait a tick.
         self.wake_scheduler = wake_scheduler
         # Called with the ids of hosts whose agents have something new to do.
@@ -102,6 +102,7 @@ class VmService:
                         deployment_id=deployment.id,
                         index=index,
                         image_id=image.id,
+                        image_name=image.name,
                         vcpus=req.vcpus,
                         memory_mb=req.memory_mb,
                         disk_gb=req.disk_gb,
@@ -135,8 +136,11 @@ class VmService:
                 f"{req.memory_mb} MiB of memory is outside the site's limit",
                 hint=f"ask for 16 to {limits.max_memory_mb_per_vm} MiB",
             )
-        if req.disk_gb is not None and req.disk_gb < 1:
-            raise InvalidInput("the disk size must be at least 1 GiB")
+        if req.disk_gb is not None and not 1 <= req.disk_gb <= limits.max_disk_gb_per_vm:
+            raise InvalidInput(
+                f"a disk of {req.disk_gb} GiB is outside the site's limit",
+                hint=f"ask for 1 to {limits.max_disk_gb_per_vm} GiB",
+            )
         if req.walltime_s is not None and not 1 <= req.walltime_s <= limits.max_walltime_s:
             raise InvalidInput(
                 f"a walltime of {format_duration(req.walltime_s)} is outside the site's limit",
@@ -214,14 +218,7 @@ class VmService:
     def console(self, who: Principal, vm_id: str, offset: int = 0) -> bytes:
         with self.db.session() as s:
             _get_vm(s, who, vm_id)
-        path = self.console_dir / f"{vm_id}.log"
-        if offset < 0:
-            raise InvalidInput("the console offset cannot be negative")
-        if not path.exists():
-            return b""
-        with path.open("rb") as f:
-            f.seek(offset)
-            return f.read()
+        return self.consoles.read(vm_id, offset)
 
     # --- state changes --------------------------------------------------------
     def _change(self, who: Principal, vm_id: str, mutate: Callable[[Vm], None]) -> VmOut:
@@ -231,7 +228,8 @@ class VmService:
         agents' next sync sees the change; a VM left pending wakes the scheduler.
         """
         with self.db.session() as s:
-            vm = _get_vm(s, who, vm_id)
+            # Locked: an agent report or a scheduler pass on this VM waits for this change.
+            vm = _get_vm(s, who, vm_id, lock=True)
             hosts = {vm.host_id, vm.pinned_host_id}
             mutate(vm)
             hosts |= {vm.host_id, vm.pinned_host_id}
@@ -299,7 +297,7 @@ class VmService:
             vm.host_id = None
             vm.pinned_host_id = None
             self._back_to_pending(vm)
-            self._reset_console(vm.id)
+            self.consoles.start_over(vm.id)
 
         return self._change(who, vm_id, redeploy)
 
@@ -336,8 +334,3 @@ class VmService:
         vm.exit_reason = reason
         vm.ended_at = utcnow()
         vm.pending_reason = None
-
-    def _reset_console(self, vm_id: str) -> None:
-        path = self.console_dir / f"{vm_id}.log"
-        if path.exists():
-            path.replace(path.with_suffix(".log.previous"))

@@ -87,6 +87,8 @@ class Token(Base):
     # sha256 of the secret: tokens are long random strings, so a fast hash is enough.
     secret_sha256: Mapped[str] = mapped_column(String(64), unique=True)
     description: Mapped[str] = mapped_column(String(200), default="")
+    # An agent token is bound to the first host it registers; it may act for that host only.
+    host_name: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None]
     user: Mapped[User] = relationship(lazy="joined")
@@ -153,7 +155,11 @@ class Vm(Base):
     group_id: Mapped[str | None] = mapped_column(ForeignKey("groups.id"))
     deployment_id: Mapped[str] = mapped_column(ForeignKey("deployments.id"), index=True)
     index: Mapped[int] = mapped_column(Integer)
-    image_id: Mapped[str] = mapped_column(ForeignKey("images.id"), index=True)
+    # Kept for history when the image is deleted after the VM has ended.
+    image_id: Mapped[str | None] = mapped_column(
+        ForeignKey("images.id", ondelete="SET NULL"), index=True
+    )
+    image_name: Mapped[str] = mapped_column(String(64))
     vcpus: Mapped[int] = mapped_column(Integer)
     memory_mb: Mapped[int] = mapped_column(Integer)
     disk_gb: Mapped[int | None] = mapped_column(Integer)
@@ -179,5 +185,5 @@ class Vm(Base):
     ended_at: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     owner: Mapped[User] = relationship(lazy="joined")
-    image: Mapped[Image] = relationship(lazy="joined")
+    image: Mapped[Image | None] = relationship(lazy="joined")
     host: Mapped[Host | None] = relationship(lazy="joined", foreign_keys=[host_id])

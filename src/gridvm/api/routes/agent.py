@@ -1,4 +1,7 @@
-"""The agent protocol: hosts register, sync, fetch image blobs and upload console output."""
+"""The agent protocol: hosts register, sync, fetch image blobs and upload console output.
+
+Only agent tokens get in, and an agent token speaks for one host: the first it registers.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse
 
-from gridvm.api.deps import Caller, Services
+from gridvm.api.deps import AgentCaller, Services
 from gridvm.common.errors import PayloadTooLarge
 from gridvm.schemas.agent import HostRegistration, RegistrationOut, SyncRequest, SyncResponse
 
@@ -16,12 +19,13 @@ MAX_CONSOLE_CHUNK = 1024 * 1024
 
 
 @router.post("/register")
-def register(body: HostRegistration, svc: Services, who: Caller) -> RegistrationOut:
+def register(body: HostRegistration, svc: Services, who: AgentCaller) -> RegistrationOut:
+    who = svc.identity.bind_agent_token(who, body.name)
     return svc.agents.register(who, body)
 
 
 @router.post("/sync")
-async def sync(body: SyncRequest, svc: Services, who: Caller) -> SyncResponse:
+async def sync(body: SyncRequest, svc: Services, who: AgentCaller) -> SyncResponse:
     """Report the host's VMs; get back what it should run (long poll: see ``since``)."""
     host_id = await anyio.to_thread.run_sync(svc.agents.apply_reports, who, body)
     generation = await svc.signals.wait(host_id, body.since, body.wait_s)
@@ -29,15 +33,20 @@ async def sync(body: SyncRequest, svc: Services, who: Caller) -> SyncResponse:
 
 
 @router.get("/blobs/{digest}", response_class=FileResponse)
-def blob(digest: str, svc: Services, who: Caller) -> FileResponse:
+def blob(digest: str, svc: Services, who: AgentCaller) -> FileResponse:
     return FileResponse(svc.agents.blob_path(who, digest), media_type="application/octet-stream")
 
 
 @router.put("/vms/{vm_id}/console")
 async def console(
-    vm_id: str, offset: int, request: Request, svc: Services, who: Caller
+    vm_id: str, offset: int, request: Request, svc: Services, who: AgentCaller
 ) -> dict[str, int]:
-    data = await request.body()
-    if len(data) > MAX_CONSOLE_CHUNK:
-        raise PayloadTooLarge("console chunks are at most 1 MiB")
-    return {"size": svc.agents.append_console(who, vm_id, offset, data)}
+    data = bytearray()
+    async for chunk in request.stream():
+        data += chunk
+        if len(data) > MAX_CONSOLE_CHUNK:
+            raise PayloadTooLarge("console chunks are at most 1 MiB")
+    size = await anyio.to_thread.run_sync(
+        svc.agents.append_console, who, vm_id, offset, bytes(data)
+    )
+    return {"size": size}

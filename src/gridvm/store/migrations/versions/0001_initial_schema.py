@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-24 04:30:34.137812
+Create Date: 2026-11-24 04:53:12.957413
 """
 
 from __future__ import annotations
@@ -130,6 +130,7 @@ def upgrade() -> None:
         sa.Column("user_id", sa.String(length=32), nullable=False),
         sa.Column("secret_sha256", sa.String(length=64), nullable=False),
         sa.Column("description", sa.String(length=200), nullable=False),
+        sa.Column("host_name", sa.String(length=64), nullable=True),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.Column("last_used_at", sa.DateTime(), nullable=True),
         sa.ForeignKeyConstraint(
@@ -150,7 +151,8 @@ def upgrade() -> None:
         sa.Column("group_id", sa.String(length=32), nullable=True),
         sa.Column("deployment_id", sa.String(length=32), nullable=False),
         sa.Column("index", sa.Integer(), nullable=False),
-        sa.Column("image_id", sa.String(length=32), nullable=False),
+        sa.Column("image_id", sa.String(length=32), nullable=True),
+        sa.Column("image_name", sa.String(length=64), nullable=False),
         sa.Column("vcpus", sa.Integer(), nullable=False),
         sa.Column("memory_mb", sa.Integer(), nullable=False),
         sa.Column("disk_gb", sa.Integer(), nullable=True),
@@ -183,10 +185,7 @@ def upgrade() -> None:
             ["host_id"],
             ["hosts.id"],
         ),
-        sa.ForeignKeyConstraint(
-            ["image_id"],
-            ["images.id"],
-        ),
+        sa.ForeignKeyConstraint(["image_id"], ["images.id"], ondelete="SET NULL"),
         sa.ForeignKeyConstraint(
             ["owner_id"],
             ["users.id"],
