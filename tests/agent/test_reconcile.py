@@ -2,42 +2,27 @@
 
 from __future__ import annotations
 
-from gridvm.agent.reconcile import Do, Runtime, plan
-from gridvm.agent.records import VmRecord
-from gridvm.schemas.agent import Assignment, DesiredState, EndCause, LocalState
+from gridvm.agent.reconcile import (
+    INTERRUPTED_START,
+    LOST_WHILE_AWAY,
+    RESTARTED_WHILE_STARTING,
+    Action,
+    Do,
+    Runtime,
+    adoption,
+    plan,
+)
+from gridvm.schemas.agent import DesiredState, EndCause, LocalState
 from gridvm.schemas.vms import VmMode
+from tests.agent.helpers import assignment, record
 
 
-def assignment(
-    vm_id: str = "vm-1",
-    desired: DesiredState = DesiredState.running,
-    attempt: int = 1,
-    mode: VmMode = VmMode.multi,
-) -> Assignment:
-    return Assignment(
-        vm_id=vm_id,
-        attempt=attempt,
-        desired=desired,
-        mode=mode,
-        vcpus=1,
-        memory_mb=256,
-        disk_bytes=None,
-        image_digest="sha256:" + "a" * 64,
-        kernel_digest=None,
-        initrd_digest=None,
-        kernel_cmdline=None,
-        hostname="h",
-        user_data=None,
-        stop_grace_s=30,
-    )
-
-
-def record(a: Assignment, state: LocalState, stop_at: float | None = None) -> VmRecord:
-    return VmRecord(a.vm_id, a.attempt, a, state, stop_requested_at=stop_at)
-
-
-def dos(actions: list) -> list[tuple[Do, str]]:  # type: ignore[type-arg]
+def dos(actions: list[Action]) -> list[tuple[Do, str]]:
     return [(x.do, x.vm_id) for x in actions]
+
+
+def ends(actions: list[Action]) -> list[tuple[Do, LocalState | None, EndCause | None]]:
+    return [(x.do, x.state, x.cause) for x in actions]
 
 
 def test_new_assignment_starts_the_vm() -> None:
@@ -198,3 +183,212 @@ def test_assignment_that_is_stopped_before_it_ever_ran_is_noted_as_ended() -> No
     assert [(x.do, x.state, x.cause) for x in actions] == [
         (Do.note, LocalState.ended, EndCause.stopped)
     ]
+
+
+def test_an_ended_qemu_keeps_a_single_mode_disk_and_drops_a_multi_mode_one() -> None:
+    for mode, state in ((VmMode.single, LocalState.stopped), (VmMode.multi, LocalState.ended)):
+        a = assignment(mode=mode)
+        for seen, cause in (
+            (Runtime.gone, EndCause.crashed),
+            (Runtime.shutdown, EndCause.poweroff),
+        ):
+            actions = plan(
+                {a.vm_id: a}, {a.vm_id: record(a, LocalState.running)}, {a.vm_id: seen}, set(), 0
+            )
+            assert ends(actions) == [(Do.finish, state, cause)]
+        stop = assignment(mode=mode, desired=DesiredState.stopped)
+        late = plan(
+            {stop.vm_id: stop},
+            {stop.vm_id: record(stop, LocalState.stopping, stop_at=0.0)},
+            {stop.vm_id: Runtime.running},
+            set(),
+            100.0,
+        )
+        assert ends(late) == [(Do.kill, state, EndCause.killed)]
+
+
+# --- boot numbers: every action on a VM carries the assignment it answers ------------------
+
+
+def test_terminating_a_pending_start_of_a_stopped_vm_acts_under_the_new_boot() -> None:
+    # The user started the stopped VM (boot 1 -> 2); it stayed pending; then terminated it.
+    was = assignment(mode=VmMode.single, desired=DesiredState.stopped, boot=1)
+    now = assignment(mode=VmMode.single, desired=DesiredState.deleted, boot=2)
+    actions = plan({now.vm_id: now}, {was.vm_id: record(was, LocalState.stopped)}, {}, set(), 0)
+    assert dos(actions) == [(Do.delete, "vm-1")]
+    assert actions[0].assignment is not None and actions[0].assignment.boot == 2
+
+
+def test_a_stopped_record_keeps_its_boot_while_a_start_is_pending() -> None:
+    # Reported as "stopped" under the new boot, it would undo the start on the server.
+    was = assignment(mode=VmMode.single, desired=DesiredState.stopped, boot=1)
+    now = assignment(mode=VmMode.single, desired=DesiredState.stopped, boot=2)
+    kept = record(was, LocalState.stopped, cause=EndCause.poweroff)
+    assert plan({now.vm_id: now}, {was.vm_id: kept}, {}, set(), 0) == []
+    placed = assignment(mode=VmMode.single, desired=DesiredState.running, boot=2)
+    actions = plan({now.vm_id: placed}, {was.vm_id: kept}, {}, set(), 0)
+    assert dos(actions) == [(Do.restart, "vm-1")] and actions[0].assignment == placed
+
+
+def test_a_live_action_carries_the_assignment() -> None:
+    a = assignment(desired=DesiredState.stopped, boot=3)
+    actions = plan(
+        {a.vm_id: a}, {a.vm_id: record(a, LocalState.running)}, {a.vm_id: Runtime.running}, set(), 0
+    )
+    assert [x.assignment for x in actions] == [a]
+
+
+# --- never run yet ---------------------------------------------------------------------------
+
+
+def test_single_mode_vm_stopped_before_it_ever_ran_is_noted_as_stopped() -> None:
+    a = assignment(desired=DesiredState.stopped, mode=VmMode.single)
+    actions = plan({a.vm_id: a}, {}, {}, set(), 0)
+    assert ends(actions) == [(Do.note, LocalState.stopped, EndCause.stopped)]
+    # The user starts it later: the (diskless) stopped record boots.
+    b = assignment(desired=DesiredState.running, mode=VmMode.single, boot=2)
+    assert dos(plan({b.vm_id: b}, {a.vm_id: record(a, LocalState.stopped)}, {}, set(), 0)) == [
+        (Do.restart, "vm-1")
+    ]
+
+
+# --- what QEMU says against what the record says -------------------------------------------
+
+
+def test_record_follows_what_qemu_does() -> None:
+    a = assignment()
+    cases = [
+        (LocalState.booting, Runtime.running, LocalState.running),
+        (LocalState.suspended, Runtime.running, LocalState.running),
+        (LocalState.running, Runtime.paused, None),  # resumed instead: desired is running
+    ]
+    for state, seen, noted in cases:
+        actions = plan({a.vm_id: a}, {a.vm_id: record(a, state)}, {a.vm_id: seen}, set(), 0)
+        if noted is None:
+            assert dos(actions) == [(Do.resume, "vm-1")]
+        else:
+            assert ends(actions) == [(Do.note, noted, None)]
+    s = assignment(desired=DesiredState.suspended)
+    actions = plan(
+        {s.vm_id: s}, {s.vm_id: record(s, LocalState.booting)}, {s.vm_id: Runtime.paused}, set(), 0
+    )
+    assert ends(actions) == [(Do.note, LocalState.suspended, None)]
+
+
+def test_a_start_that_died_half_way_is_ended_and_keeps_a_single_mode_disk() -> None:
+    single = assignment(mode=VmMode.single)
+    multi = assignment(vm_id="vm-2")
+    records = {
+        single.vm_id: record(single, LocalState.staging),
+        multi.vm_id: record(multi, LocalState.staging),
+    }
+    wanted = {single.vm_id: single, multi.vm_id: multi}
+    actions = plan(wanted, records, {}, set(), 0, disks={"vm-1", "vm-2"})
+    assert [(x.vm_id, x.do, x.state, x.cause, x.detail) for x in actions] == [
+        ("vm-1", Do.finish, LocalState.stopped, EndCause.start_failed, INTERRUPTED_START),
+        ("vm-2", Do.finish, LocalState.failed, EndCause.start_failed, INTERRUPTED_START),
+    ]
+    # While the start is still under way, nothing.
+    assert plan(wanted, records, {}, {"vm-1", "vm-2"}, 0) == []
+
+
+# --- a QEMU whose monitor does not answer -----------------------------------------------------
+
+
+def test_hung_vm_gets_no_actions_but_can_still_be_stopped_deleted_or_forgotten() -> None:
+    a = assignment()
+    records = {a.vm_id: record(a, LocalState.running)}
+    hung = {a.vm_id: Runtime.hung}
+    assert plan({a.vm_id: a}, records, hung, set(), 0) == []
+    suspend = assignment(desired=DesiredState.suspended)
+    assert plan({a.vm_id: suspend}, records, hung, set(), 0) == []
+    stop = assignment(desired=DesiredState.stopped)
+    assert dos(plan({a.vm_id: stop}, records, hung, set(), 0)) == [(Do.powerdown, "vm-1")]
+    stopping = {a.vm_id: record(stop, LocalState.stopping, stop_at=0.0)}
+    assert ends(plan({a.vm_id: stop}, stopping, hung, set(), 100.0)) == [
+        (Do.kill, LocalState.ended, EndCause.killed)
+    ]
+    delete = assignment(desired=DesiredState.deleted)
+    assert dos(plan({a.vm_id: delete}, records, hung, set(), 0)) == [(Do.delete, "vm-1")]
+    assert dos(plan({}, records, hung, set(), 0)) == [(Do.forget, "vm-1")]
+
+
+# --- adoption: squaring the records with the host after an agent restart ---------------------
+
+
+def test_adoption_ends_a_start_the_agent_died_in() -> None:
+    single = assignment("s-disk", mode=VmMode.single)
+    bare = assignment("s-bare", mode=VmMode.single)
+    multi = assignment("m-disk")
+    records = {a.vm_id: record(a, LocalState.staging) for a in (single, bare, multi)}
+    actions = adoption(records, {}, {"s-disk", "m-disk"})
+    assert [(x.vm_id, x.do, x.state, x.cause, x.detail) for x in actions] == [
+        ("s-disk", Do.finish, LocalState.stopped, EndCause.start_failed, RESTARTED_WHILE_STARTING),
+        ("s-bare", Do.finish, LocalState.failed, EndCause.start_failed, RESTARTED_WHILE_STARTING),
+        ("m-disk", Do.finish, LocalState.failed, EndCause.start_failed, RESTARTED_WHILE_STARTING),
+    ]
+
+
+def test_adoption_marks_live_vms_as_qemu_finds_them() -> None:
+    a = assignment
+    cases = [
+        # state, runtime -> the action's (do, state, cause), or None
+        (a("boot-run"), LocalState.booting, Runtime.running, (Do.note, LocalState.running, None)),
+        (a("run-run"), LocalState.running, Runtime.running, None),
+        (
+            a("run-paused"),
+            LocalState.running,
+            Runtime.paused,
+            (Do.note, LocalState.suspended, None),
+        ),
+        (a("susp-run"), LocalState.suspended, Runtime.running, (Do.note, LocalState.running, None)),
+        (a("susp-paused"), LocalState.suspended, Runtime.paused, None),
+        (a("stopping-run"), LocalState.stopping, Runtime.running, None),
+        (a("run-hung"), LocalState.running, Runtime.hung, None),
+        (
+            a("run-off"),
+            LocalState.running,
+            Runtime.shutdown,
+            (Do.finish, LocalState.ended, EndCause.poweroff),
+        ),
+        (
+            a("single-off", mode=VmMode.single),
+            LocalState.suspended,
+            Runtime.shutdown,
+            (Do.finish, LocalState.stopped, EndCause.poweroff),
+        ),
+    ]
+    records = {x.vm_id: record(x, state) for x, state, _, _ in cases}
+    runtime = {x.vm_id: seen for x, _, seen, _ in cases}
+    got = {x.vm_id: (x.do, x.state, x.cause) for x in adoption(records, runtime, set())}
+    assert got == {x.vm_id: want for x, _, _, want in cases if want is not None}
+
+
+def test_adoption_ends_vms_lost_while_the_agent_was_away() -> None:
+    multi = assignment("multi")
+    single = assignment("single", mode=VmMode.single)
+    stopping = assignment("stopping", mode=VmMode.single)
+    records = {
+        "multi": record(multi, LocalState.running),
+        "single": record(single, LocalState.booting),
+        "stopping": record(stopping, LocalState.stopping, stop_at=1.0),
+    }
+    runtime = dict.fromkeys(records, Runtime.gone)
+    actions = adoption(records, runtime, set())
+    assert [(x.vm_id, x.do, x.state, x.cause, x.detail) for x in actions] == [
+        ("multi", Do.finish, LocalState.ended, EndCause.crashed, LOST_WHILE_AWAY),
+        ("single", Do.finish, LocalState.stopped, EndCause.crashed, LOST_WHILE_AWAY),
+        ("stopping", Do.finish, LocalState.stopped, EndCause.crashed, LOST_WHILE_AWAY),
+    ]
+
+
+def test_adoption_leaves_ended_records_and_unobserved_ones_alone() -> None:
+    a = assignment
+    records = {
+        "stopped": record(a("stopped", mode=VmMode.single), LocalState.stopped),
+        "ended": record(a("ended"), LocalState.ended),
+        "failed": record(a("failed"), LocalState.failed),
+        "deleted": record(a("deleted"), LocalState.deleted),
+        "unseen": record(a("unseen"), LocalState.running),  # no runtime: left to the rounds
+    }
+    assert adoption(records, {}, set()) == []

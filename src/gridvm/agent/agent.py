@@ -8,38 +8,32 @@ image download does not hold up the rest of the host.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path
 
+from gridvm.agent.consoles import ship_console
 from gridvm.agent.host_facts import host_registration
 from gridvm.agent.link import ServerLink
 from gridvm.agent.machines import Machines
-from gridvm.agent.reconcile import Action, Do, Runtime, plan
+from gridvm.agent.reconcile import LIVE, Action, Do, Runtime, adoption, plan
 from gridvm.agent.records import RecordStore, VmRecord
 from gridvm.common.config import AgentConfig
 from gridvm.common.errors import GridvmError
 from gridvm.hypervisor.qemu_driver import QemuDriver
+from gridvm.hypervisor.spec import CONSOLE_LOG_NAME
 from gridvm.images.cache import ImageCache
-from gridvm.schemas.agent import (
-    EndCause,
-    LocalState,
-    SyncRequest,
-    SyncResponse,
-    VmReport,
-)
+from gridvm.schemas.agent import LocalState, SyncRequest, SyncResponse, VmReport
 
 log = logging.getLogger(__name__)
 
-CONSOLE_CHUNK = 1024 * 1024
 MIN_PAUSE_S = 0.02
 BUSY_WAIT_S = 0.2
 # Stagings (cache, overlay, seed ISO, QEMU start) run at once; most of their time is
 # waiting on QEMU and disks, so more than the core count pays off (see bench B2).
 STAGING_THREADS = 8
-_OBSERVED = {LocalState.booting, LocalState.running, LocalState.suspended, LocalState.stopping}
 _SLOW = {Do.start, Do.restart}
 
 
@@ -98,36 +92,33 @@ class Agent:
         self._stop.set()
 
     def adopt(self) -> None:
-        """On start: keep VMs whose QEMU still runs; note the ones lost while we were away."""
-        for record in self.records.load_all().values():
-            if record.state == LocalState.staging:
-                self.machines.apply(
-                    Action(Do.finish, record.vm_id, record.assignment, EndCause.start_failed),
-                    record,
-                )
-                continue
-            if record.state not in _OBSERVED:
-                continue
-            runtime = self.machines.runtime(record)
-            if runtime == Runtime.gone:
-                log.warning("VM %s was lost while the agent was not running", record.vm_id)
-                self.machines.apply(
-                    Action(Do.finish, record.vm_id, record.assignment, EndCause.crashed), record
-                )
-                record.detail = "QEMU was not running when the agent restarted"
-                self.records.save(record)
-            else:
-                log.info("re-adopted VM %s (%s)", record.vm_id, runtime.value)
+        """On start: keep VMs whose QEMU still runs; end the ones lost while we were away."""
+        records = self.records.load_all()
+        runtime, disks = self._look(records)
+        for vm_id, seen in runtime.items():
+            if seen != Runtime.gone:
+                log.info("re-adopted VM %s (QEMU %s)", vm_id, seen.value)
+        for action in adoption(records, runtime, disks):
+            log.warning("agent start: %s VM %s (%s)", action.do.value, action.vm_id, action.state)
+            self.machines.apply(action, records[action.vm_id])
+
+    def _look(self, records: dict[str, VmRecord]) -> tuple[dict[str, Runtime], frozenset[str]]:
+        """What QEMU says of each live VM, and which VMs in staging have a disk (busy
+        VMs are left out: their worker knows better)."""
+        idle = {vm_id: r for vm_id, r in records.items() if vm_id not in self._busy}
+        runtime = {vm_id: self.machines.runtime(r) for vm_id, r in idle.items() if r.state in LIVE}
+        disks = frozenset(
+            vm_id
+            for vm_id, r in idle.items()
+            if r.state == LocalState.staging and self.machines.has_disk(vm_id)
+        )
+        return runtime, disks
 
     # --- one round ------------------------------------------------------------
     def round(self) -> SyncResponse:
         self._reap()
         records = self.records.load_all()
-        runtime = {
-            vm_id: self.machines.runtime(r)
-            for vm_id, r in records.items()
-            if r.state in _OBSERVED and vm_id not in self._busy
-        }
+        runtime, disks = self._look(records)
         self._ship_consoles(records)
         # Wait for news from the server for at most one poll interval, less while a start is
         # under way (its outcome should be reported soon).
@@ -136,7 +127,9 @@ class Agent:
             SyncRequest(
                 host=self.config.host_name,
                 cached_images=self.cache.digests(),
-                vms=[self._report(r) for r in records.values() if r.vm_id not in self._busy],
+                # Busy VMs too: their worker saves each step atomically, so the user sees
+                # staging and booting rather than scheduled during a long download.
+                vms=[self._report(r) for r in records.values()],
                 since=self._generation,
                 wait_s=wait,
             )
@@ -144,7 +137,8 @@ class Agent:
         self._generation = response.generation
         self._console_offsets = dict(response.console_offsets)
         wanted = {a.vm_id: a for a in response.assignments}
-        actions = plan(wanted, records, runtime, frozenset(self._busy), time.time())
+        busy = frozenset(self._busy) | self.records.broken
+        actions = plan(wanted, records, runtime, busy, time.time(), disks)
         for action in actions:
             self._execute(action, records.get(action.vm_id))
         return response
@@ -181,17 +175,18 @@ class Agent:
         )
 
     def _ship_consoles(self, records: dict[str, VmRecord]) -> None:
-        for vm_id in records:
+        for vm_id, record in records.items():
             offset = self._console_offsets.get(vm_id)
             if offset is None:
                 continue
-            log_path: Path = self.records.dir_of(vm_id) / "console.log"
-            if not log_path.exists() or log_path.stat().st_size <= offset:
-                continue
-            with log_path.open("rb") as f:
-                f.seek(offset)
-                data = f.read(CONSOLE_CHUNK)
+            busy = vm_id in self._busy  # its record is its worker's to save
             try:
-                self._console_offsets[vm_id] = self.link.send_console(vm_id, offset, data)
-            except GridvmError as exc:
+                self._console_offsets[vm_id] = ship_console(
+                    self.records.dir_of(vm_id) / CONSOLE_LOG_NAME,
+                    record,
+                    offset,
+                    functools.partial(self.link.send_console, vm_id),
+                    None if busy else self.records.save,
+                )
+            except (GridvmError, OSError) as exc:
                 log.warning("console of %s not sent: %s", vm_id, exc)

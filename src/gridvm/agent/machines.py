@@ -2,7 +2,7 @@
 
 Staging a VM is several steps (cached image, overlay disk, seed ISO, QEMU);
 each registers its undo, so a start that fails half-way leaves no disk,
-ISO, pin or process behind.
+ISO, pin or process behind (a kept single-mode disk and its pins stay).
 """
 
 from __future__ import annotations
@@ -13,16 +13,17 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from gridvm.agent.reconcile import Action, Do, Runtime, keeps_disk
+from gridvm.agent.reconcile import Action, Do, Runtime
 from gridvm.agent.records import RecordStore, VmRecord
 from gridvm.agent.undo import UndoStack
-from gridvm.common.errors import GridvmError
+from gridvm.common.errors import GridvmError, HypervisorError
 from gridvm.context.nocloud import build_seed_iso
 from gridvm.hypervisor.driver import HypervisorDriver
 from gridvm.hypervisor.spec import MachineSpec
 from gridvm.images.cache import ImageCache
 from gridvm.images.formats import create_overlay
 from gridvm.schemas.agent import Assignment, EndCause, LocalState
+from gridvm.schemas.vms import VmMode
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,11 @@ class Machines:
 
     # --- observing ------------------------------------------------------------
     def runtime(self, record: VmRecord) -> Runtime:
-        state = self.driver.state(self.spec(record.assignment))
+        try:
+            state = self.driver.state(self.spec(record.assignment))
+        except HypervisorError as exc:
+            log.warning("VM %s does not answer: %s", record.vm_id, exc)
+            return Runtime.hung
         if state in ("running", "starting"):
             return Runtime.running
         if state == "paused":
@@ -57,6 +62,9 @@ class Machines:
         if state == "shutdown":
             return Runtime.shutdown
         return Runtime.gone
+
+    def has_disk(self, vm_id: str) -> bool:
+        return (self.records.dir_of(vm_id) / DISK).exists()
 
     def spec(self, a: Assignment) -> MachineSpec:
         run_dir = self.records.dir_of(a.vm_id)
@@ -82,36 +90,44 @@ class Machines:
         """Carry out ``action``; failures are recorded on the VM, never raised."""
         try:
             self._apply(action, record)
-        except GridvmError as exc:
-            log.warning("%s of %s failed: %s", action.do.value, action.vm_id, exc)
-            if record is not None and action.do in (Do.pause, Do.resume, Do.powerdown):
-                return
-            if record is not None:
-                self._end(record, LocalState.failed, EndCause.crashed, str(exc))
+        except Exception as exc:
+            log.warning(
+                "%s of %s failed: %s",
+                action.do.value,
+                action.vm_id,
+                exc,
+                exc_info=not isinstance(exc, GridvmError),
+            )
+            if record is None or action.do not in (Do.kill, Do.finish, Do.delete):
+                return  # retried next round (a start records its own failure)
+            # Whatever failed, a single-mode disk is kept: a delete is retried next round.
+            single = record.assignment.mode == VmMode.single
+            state = LocalState.stopped if single else LocalState.failed
+            try:
+                self._end(record, state, EndCause.crashed, str(exc))
+            except Exception:
+                log.exception("could not record the failure on %s", action.vm_id)
 
     def _apply(self, action: Action, record: VmRecord | None) -> None:
+        a = action.assignment
         match action.do:
             case Do.start | Do.restart:
-                assert action.assignment is not None
-                self.boot(action.assignment, fresh=action.do == Do.start)
+                assert a is not None
+                fresh = action.do == Do.start
+                self.boot(a, fresh=fresh, old=None if fresh else record)
             case Do.note:
-                assert action.assignment is not None and action.state is not None
-                self.records.save(
-                    VmRecord(
-                        action.vm_id,
-                        action.assignment.attempt,
-                        action.assignment,
-                        action.state,
-                        action.cause,
-                        boot=action.assignment.boot,
-                    )
-                )
+                assert a is not None and action.state is not None
+                if record is None or record.attempt != a.attempt:
+                    record = VmRecord(a.vm_id, a.attempt, a, action.state)
+                record.assignment, record.boot = a, a.boot
+                self._end(record, action.state, action.cause, action.detail)
             case Do.forget:
                 self.forget(action.vm_id, record)
             case Do.pause | Do.resume | Do.powerdown | Do.kill | Do.finish | Do.delete:
-                assert record is not None
-                if action.assignment is not None:
-                    record.assignment = action.assignment
+                assert record is not None and a is not None
+                # Reports go out under the assignment acted on (its boot), or the server
+                # takes them as stale.
+                record.assignment, record.boot = a, a.boot
                 self._control(action, record)
 
     def _control(self, action: Action, record: VmRecord) -> None:
@@ -128,27 +144,40 @@ class Machines:
                 self._set(record, LocalState.stopping)
                 self.driver.powerdown(spec)
             case Do.kill | Do.finish:
-                assert action.cause is not None
+                assert action.state is not None
                 self.driver.kill(spec)
-                self._finish(record, action.cause)
+                if action.state == LocalState.stopped:
+                    (self.records.dir_of(record.vm_id) / SEED).unlink(missing_ok=True)
+                else:
+                    self._drop_disk(record)
+                self._end(record, action.state, action.cause, action.detail)
             case Do.delete:
                 self.driver.kill(spec)
                 self._drop_disk(record)
                 self._end(record, LocalState.deleted, EndCause.killed, None)
 
-    def boot(self, a: Assignment, *, fresh: bool) -> None:
-        """Stage (image, overlay, seed ISO) and start the VM; undo everything on failure."""
+    def boot(self, a: Assignment, *, fresh: bool, old: VmRecord | None = None) -> None:
+        """Stage (images, overlay, seed ISO) and start the VM; undo everything on failure.
+
+        ``fresh`` makes a new disk from the image; otherwise the kept disk of ``old``
+        boots again (made from the image if it was never made). A failed fresh start
+        ends ``failed``; a failed restart ends ``stopped`` with its disk kept, so the
+        user may fix the cause and start again.
+        """
         record = VmRecord(a.vm_id, a.attempt, a, LocalState.staging, boot=a.boot)
+        if old is not None and not fresh:
+            record.pins = list(old.pins)
+            record.console_base = old.console_base
         run_dir = self.records.dir_of(a.vm_id)
-        if fresh:
-            self.records.remove(a.vm_id)
-        self.records.save(record)
+        disk = run_dir / DISK
         try:
+            if fresh:
+                self.records.remove(a.vm_id)
             with UndoStack() as undo:
-                base = self._stage_images(a, undo if fresh else None)
-                disk = run_dir / DISK
-                if fresh or not disk.exists():
-                    create_overlay(base, disk, size_bytes=a.disk_bytes)
+                new_disk = fresh or not disk.exists()
+                paths = self._pin_images(record, a, undo, with_disk_image=new_disk)
+                if new_disk:
+                    create_overlay(paths[a.image_digest], disk, size_bytes=a.disk_bytes)
                     undo.push("overlay", lambda: disk.unlink(missing_ok=True))
                 seed = run_dir / SEED
                 build_seed_iso(
@@ -164,64 +193,62 @@ class Machines:
                 spec = self.spec(a)
                 self.driver.start(spec)
                 undo.push("QEMU", lambda: self.driver.kill(spec))
+                self._set(record, LocalState.running)
                 undo.commit()
-        except GridvmError as exc:
-            log.warning("VM %s could not start: %s", a.vm_id, exc)
-            # A kept single-mode disk stays: the user may fix the cause and start again.
+        except Exception as exc:
+            log.warning(
+                "VM %s could not start: %s", a.vm_id, exc, exc_info=not isinstance(exc, GridvmError)
+            )
             state = LocalState.failed if fresh else LocalState.stopped
-            self._end(record, state, EndCause.start_failed, str(exc))
+            self._end(record, state, EndCause.start_failed, str(exc) or type(exc).__name__)
             return
-        record.stop_requested_at = None
-        self._set(record, LocalState.running)
         log.info("VM %s is running", a.vm_id)
 
-    def _stage_images(self, a: Assignment, undo: UndoStack | None) -> Path:
-        """Cached paths of the VM's blobs, each pinned for the VM (the first is the disk).
+    def _pin_images(
+        self, record: VmRecord, a: Assignment, undo: UndoStack, *, with_disk_image: bool
+    ) -> dict[str, Path]:
+        """Cached paths of the blobs this boot needs, each pinned for the VM.
 
-        Without ``undo`` (booting a kept disk again) the pins stay whatever happens:
-        the kept overlay still needs its base."""
-        base: Path | None = None
-        for digest in (a.image_digest, a.kernel_digest, a.initrd_digest):
-            if digest is None:
-                continue
-            path = self.cache.ensure(
+        The pins are recorded (and saved) before they are taken, so a crash cannot
+        leak one; pins new to this boot are undone if the boot fails, while those of
+        a kept disk stay (its overlay still needs its base)."""
+        digests = [
+            d
+            for d in (a.image_digest if with_disk_image else None, a.kernel_digest, a.initrd_digest)
+            if d is not None
+        ]
+        for digest in digests:
+            if digest not in record.pins:
+                record.pins.append(digest)
+                undo.push(f"pin {digest}", functools.partial(self._unpin, record, digest))
+        self.records.save(record)
+        return {
+            digest: self.cache.ensure(
                 digest,
                 functools.partial(self.fetch, digest),
                 pin_as=a.vm_id,
                 qcow2=digest == a.image_digest,
             )
-            if undo is not None:
-                undo.push(f"pin {digest}", functools.partial(self.cache.unpin, digest, a.vm_id))
-            base = base or path
-        assert base is not None
-        return base
+            for digest in digests
+        }
 
-    def _finish(self, record: VmRecord, cause: EndCause) -> None:
-        if keeps_disk(record.assignment.mode, cause):
-            (self.records.dir_of(record.vm_id) / SEED).unlink(missing_ok=True)
-            detail = None if cause != EndCause.crashed else "QEMU exited unexpectedly"
-            self._end(record, LocalState.stopped, cause, detail)
-            return
-        self._drop_disk(record)
-        self._end(record, LocalState.ended, cause, None)
+    def _unpin(self, record: VmRecord, digest: str) -> None:
+        self.cache.unpin(digest, record.vm_id)
+        record.pins.remove(digest)
 
     def _drop_disk(self, record: VmRecord) -> None:
         run_dir = self.records.dir_of(record.vm_id)
         (run_dir / DISK).unlink(missing_ok=True)
         (run_dir / SEED).unlink(missing_ok=True)
-        self._unpin_all(record)
-
-    def _unpin_all(self, record: VmRecord) -> None:
-        a = record.assignment
-        for digest in (a.image_digest, a.kernel_digest, a.initrd_digest):
-            if digest is not None:
-                self.cache.unpin(digest, a.vm_id)
+        for digest in list(record.pins):
+            self._unpin(record, digest)
 
     def forget(self, vm_id: str, record: VmRecord | None) -> None:
         """Remove every trace of a VM this host no longer holds."""
         if record is not None:
             self.driver.kill(self.spec(record.assignment))
-            self._unpin_all(record)
+            for digest in list(record.pins):
+                self._unpin(record, digest)
         self.records.remove(vm_id)
 
     def _set(self, record: VmRecord, state: LocalState) -> None:

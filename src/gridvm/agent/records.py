@@ -7,14 +7,17 @@ the seed ISO, QEMU's sockets, pid file and console log, and ``record.json``.
 from __future__ import annotations
 
 import json
+import logging
+import os
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from gridvm.common.names import NAME_RE
 from gridvm.schemas.agent import Assignment, EndCause, LocalState
 
 RECORD = "record.json"
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -28,6 +31,11 @@ class VmRecord:
     boot: int = 1
     # Monotonic-free wall clock (seconds since the epoch) of the first ACPI power-off request.
     stop_requested_at: float | None = None
+    # The cached images this VM pinned (exactly those are unpinned when it goes).
+    pins: list[str] = field(default_factory=list)
+    # The server's console offset that byte 0 of the local console.log stands for
+    # (the local file is emptied once it is shipped and large).
+    console_base: int = 0
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -39,15 +47,22 @@ class VmRecord:
     @classmethod
     def from_json(cls, text: str) -> VmRecord:
         data = json.loads(text)
+        assignment = Assignment.model_validate(data["assignment"])
+        pins = data.get("pins")
+        if pins is None:  # written before pins were recorded: what it pinned then
+            a = assignment
+            pins = [d for d in (a.image_digest, a.kernel_digest, a.initrd_digest) if d]
         return cls(
             vm_id=data["vm_id"],
             attempt=int(data["attempt"]),
-            assignment=Assignment.model_validate(data["assignment"]),
+            assignment=assignment,
             state=LocalState(data["state"]),
             cause=EndCause(data["cause"]) if data.get("cause") else None,
             detail=data.get("detail"),
             stop_requested_at=data.get("stop_requested_at"),
             boot=int(data.get("boot", 1)),
+            pins=[str(d) for d in pins],
+            console_base=int(data.get("console_base", 0)),
         )
 
 
@@ -55,9 +70,12 @@ class RecordStore:
     def __init__(self, root: Path) -> None:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
+        # VM ids whose record the last load_all could not read: leave them alone (acting
+        # as if they had no record would start them afresh over a kept disk).
+        self.broken: frozenset[str] = frozenset()
 
     def dir_of(self, vm_id: str) -> Path:
-        if not NAME_RE.match(vm_id):
+        if not NAME_RE.fullmatch(vm_id):
             raise ValueError(f"unsafe VM id {vm_id!r}")
         return self.root / vm_id
 
@@ -65,14 +83,28 @@ class RecordStore:
         directory = self.dir_of(record.vm_id)
         directory.mkdir(parents=True, exist_ok=True)
         tmp = directory / (RECORD + ".tmp")
-        tmp.write_text(record.to_json())
+        with tmp.open("w") as f:
+            f.write(record.to_json())
+            f.flush()
+            os.fsync(f.fileno())  # a power cut must not leave an empty record
         tmp.replace(directory / RECORD)
 
     def load_all(self) -> dict[str, VmRecord]:
         records: dict[str, VmRecord] = {}
+        broken: set[str] = set()
         for path in sorted(self.root.glob(f"*/{RECORD}")):
-            record = VmRecord.from_json(path.read_text())
+            try:
+                text = path.read_text()
+            except FileNotFoundError:
+                continue  # removed meanwhile (a fresh start, a forget)
+            try:
+                record = VmRecord.from_json(text)
+            except (ValueError, KeyError, TypeError) as exc:
+                log.error("cannot read %s, its VM is left alone: %s", path, exc)
+                broken.add(path.parent.name)
+                continue
             records[record.vm_id] = record
+        self.broken = frozenset(broken)
         return records
 
     def remove(self, vm_id: str) -> None:

@@ -177,8 +177,10 @@ def _apply_report(vm: Vm, report: VmReport) -> None:
         case LocalState.stopping:
             vm.state = VmState.stopping.value
         case LocalState.stopped:
-            if vm.state == VmState.pending.value or vm.desired == DesiredState.deleted.value:
-                return  # a start or a terminate came after what the agent saw
+            if vm.state in (VmState.pending.value, VmState.stopped.value):
+                return  # a start came after what the agent saw, or nothing is new
+            if vm.desired == DesiredState.deleted.value:
+                return  # a terminate came after what the agent saw
             vm.state = VmState.stopped.value
             vm.ended_at = now
             vm.exit_reason = _exit_reason(vm, report)

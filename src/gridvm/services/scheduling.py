@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable
 from datetime import timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 
 from gridvm.common.units import format_duration
 from gridvm.scheduler import HostSnapshot, VmDemand, place
@@ -148,8 +148,13 @@ class SchedulingService:
                 s.scalars(
                     select(Vm)
                     .where(
-                        or_(Vm.host_id.in_(lost_hosts), Vm.pinned_host_id.in_(lost_hosts)),
-                        Vm.state.not_in([st.value for st in FINAL_STATES]),
+                        Vm.host_id.in_(lost_hosts),
+                        # A stopped single-mode VM holds nothing but its disk there (and a
+                        # start of it waits for that host): they wait for the host to return.
+                        Vm.state.not_in(
+                            [st.value for st in FINAL_STATES]
+                            + [VmState.stopped.value, VmState.pending.value]
+                        ),
                     )
                     .with_for_update(of=Vm)
                 )
@@ -158,7 +163,7 @@ class SchedulingService:
             )
             now = utcnow()
             for vm in vms:
-                host = lost_hosts[vm.host_id or vm.pinned_host_id or ""]
+                host = lost_hosts[vm.host_id or ""]
                 silent = format_duration((now - (host.last_seen_at or now)).total_seconds())
                 vm.state = VmState.failed.value
                 vm.exit_reason = f"host {host.name} has not been heard from for {silent}: VM lost"
