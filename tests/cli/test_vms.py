@@ -74,8 +74,8 @@ def test_run_three_vms_then_watch_and_cancel_them(cli: Cli, image: str, tmp_path
     result = cli("vm", "stop", vms[0]["id"], "vm-nothing", vms[1]["id"])
     assert result.exit_code == 1
     assert "error: no VM 'vm-nothing'" in result.stderr
-    assert f"{vms[0]['id']}: cancelled" in result.stdout
-    assert f"{vms[1]['id']}: cancelled" in result.stdout
+    assert f"{vms[0]['id']}: stop requested (now cancelled)" in result.stdout
+    assert f"{vms[1]['id']}: stop requested (now cancelled)" in result.stdout
     assert [v["state"] for v in cli.json("vm", "terminate", vms[2]["id"])] == ["cancelled"]
     # --follow ends by itself once the VM has ended.
     assert cli.ok("vm", "console", vms[2]["id"], "--follow", "--poll", "0.1").stdout == ""

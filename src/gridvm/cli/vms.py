@@ -226,7 +226,8 @@ def _action_command(action: str, call: Callable[[Client, str], VmOut], doc: str)
             output.print_json(vms)
         else:
             for vm in vms:
-                output.info(f"{vm.id}: {vm.state.value}")
+                # The request is accepted; the agent carries it out in a moment.
+                output.info(f"{vm.id}: {action} requested (now {vm.state.value})")
         exit_if(failed)
 
     command.__doc__ = doc
