@@ -34,6 +34,7 @@ from typing import IO
 
 from gridvm.common.errors import Conflict, ImageRejected, InvalidInput, NotFound, ToolFailed
 from gridvm.common.units import format_size
+from gridvm.images.blobstore import fsync_dir
 from gridvm.images.digests import HEX_RE, parse_digest, sha256_file
 from gridvm.images.headers import check_qcow2_header
 
@@ -71,14 +72,6 @@ def _check_holder(holder: str) -> None:
             hint="use 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit "
             "(e.g. a VM id)",
         )
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class ImageCache:
@@ -276,7 +269,7 @@ class ImageCache:
                 stamp = self._stamp()
                 self._write_meta(staging, _Entry(size, stamp, stamp))
                 staging.rename(self._entry_dir(hexd))
-                _fsync_dir(self.root)
+                fsync_dir(self.root)
                 self._index[hexd] = _Entry(size, stamp, stamp)
                 if pin_as is not None:
                     self._pin_locked(hexd, pin_as)
@@ -330,7 +323,7 @@ class ImageCache:
                 return
             pins_dir = self._entry_dir(hexd) / PINS_DIR
             (pins_dir / holder).unlink(missing_ok=True)
-            _fsync_dir(pins_dir)
+            fsync_dir(pins_dir)
             entry.pins.discard(holder)
 
     def _pin_locked(self, hexd: str, holder: str) -> None:
@@ -340,7 +333,7 @@ class ImageCache:
         pins_dir = self._entry_dir(hexd) / PINS_DIR
         pins_dir.mkdir(exist_ok=True)
         (pins_dir / holder).touch()
-        _fsync_dir(pins_dir)
+        fsync_dir(pins_dir)
         entry.pins.add(holder)
 
     # --- removal ----------------------------------------------------------
