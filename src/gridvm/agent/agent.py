@@ -50,6 +50,7 @@ class Agent:
             QemuDriver(config.qemu_binary),
             self.link.download_blob,
             self.registration.accelerator,
+            self.link.upload_results,
         )
         self._pool = ThreadPoolExecutor(
             max_workers=STAGING_THREADS, thread_name_prefix="gridvm-stage"
@@ -172,6 +173,7 @@ class Agent:
             state=record.state,
             cause=record.cause,
             detail=record.detail,
+            exit_status=record.exit_status,
         )
 
     def _ship_consoles(self, records: dict[str, VmRecord]) -> None:

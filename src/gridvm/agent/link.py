@@ -57,6 +57,11 @@ class ServerLink:
         )
         return int(response.json()["size"])
 
+    def upload_results(self, vm_id: str, tar: Path) -> None:
+        """Send a VM's results tar (streamed from the file)."""
+        with tar.open("rb") as f:
+            self._send("PUT", f"{API}/vms/{vm_id}/results", content=f, timeout=None)
+
     def download_blob(self, digest: str, target: Path) -> None:
         """Stream blob ``digest`` into ``target``, checking the digest on the way."""
         log.info("fetching %s from the server", digest)

@@ -15,11 +15,12 @@ from pathlib import Path
 
 from gridvm.agent.reconcile import Action, Do, Runtime
 from gridvm.agent.records import RecordStore, VmRecord
+from gridvm.agent.results import collect_results
 from gridvm.agent.undo import UndoStack
 from gridvm.common.errors import GridvmError, HypervisorError
 from gridvm.context.nocloud import build_seed_iso
 from gridvm.hypervisor.driver import HypervisorDriver
-from gridvm.hypervisor.spec import MachineSpec
+from gridvm.hypervisor.spec import ExtraDisk, MachineSpec
 from gridvm.images.cache import ImageCache
 from gridvm.images.formats import create_overlay
 from gridvm.schemas.agent import Assignment, EndCause, LocalState
@@ -29,8 +30,13 @@ log = logging.getLogger(__name__)
 
 DISK = "disk.qcow2"
 SEED = "seed.iso"
+# The raw disk a job writes its results to (one tar), read when the guest powers off.
+OUTPUT = "output.raw"
+RESULTS = "results.tar"
+OUTPUT_SERIAL = "gridvm-output"
 
 Fetch = Callable[[str, Path], None]
+Upload = Callable[[str, Path], None]
 
 
 class Machines:
@@ -41,12 +47,14 @@ class Machines:
         driver: HypervisorDriver,
         fetch: Fetch,
         accelerator: str,
+        upload_results: Upload | None = None,
     ) -> None:
         self.records = records
         self.cache = cache
         self.driver = driver
         self.fetch = fetch
         self.accelerator = accelerator
+        self.upload_results = upload_results
 
     # --- observing ------------------------------------------------------------
     def runtime(self, record: VmRecord) -> Runtime:
@@ -83,6 +91,11 @@ class Machines:
             run_dir=run_dir,
             network="user",
             mac=None,
+            extra_disks=(
+                (ExtraDisk(path=run_dir / OUTPUT, format="raw", serial=OUTPUT_SERIAL),)
+                if a.output_bytes
+                else ()
+            ),
         )
 
     # --- acting ---------------------------------------------------------------
@@ -146,11 +159,15 @@ class Machines:
             case Do.kill | Do.finish:
                 assert action.state is not None
                 self.driver.kill(spec)
+                problem = None
+                if action.do == Do.finish and action.cause in (EndCause.poweroff, EndCause.stopped):
+                    problem = self._collect_results(record)
+                (self.records.dir_of(record.vm_id) / OUTPUT).unlink(missing_ok=True)
                 if action.state == LocalState.stopped:
                     (self.records.dir_of(record.vm_id) / SEED).unlink(missing_ok=True)
                 else:
                     self._drop_disk(record)
-                self._end(record, action.state, action.cause, action.detail)
+                self._end(record, action.state, action.cause, action.detail or problem)
             case Do.delete:
                 self.driver.kill(spec)
                 self._drop_disk(record)
@@ -179,6 +196,11 @@ class Machines:
                 if new_disk:
                     create_overlay(paths[a.image_digest], disk, size_bytes=a.disk_bytes)
                     undo.push("overlay", lambda: disk.unlink(missing_ok=True))
+                output = run_dir / OUTPUT
+                if a.output_bytes:
+                    with output.open("wb") as f:  # sparse, all zeros: no results yet
+                        f.truncate(a.output_bytes)
+                    undo.push("results disk", lambda: output.unlink(missing_ok=True))
                 seed = run_dir / SEED
                 build_seed_iso(
                     seed,
@@ -187,6 +209,7 @@ class Machines:
                         "local-hostname": a.hostname,
                     },
                     user_data=a.user_data.encode() if a.user_data is not None else None,
+                    env=a.env,
                 )
                 undo.push("seed ISO", lambda: seed.unlink(missing_ok=True))
                 self._set(record, LocalState.booting)
@@ -203,6 +226,31 @@ class Machines:
             self._end(record, state, EndCause.start_failed, str(exc) or type(exc).__name__)
             return
         log.info("VM %s is running", a.vm_id)
+
+    def _collect_results(self, record: VmRecord) -> str | None:
+        """Read the job's exit status and files off its results disk; send the files on.
+
+        Returns what went wrong with the results, if anything (for the exit reason)."""
+        run_dir = self.records.dir_of(record.vm_id)
+        disk = run_dir / OUTPUT
+        if not disk.exists():
+            return None
+        tar = run_dir / RESULTS
+        outcome = collect_results(disk, tar)
+        record.exit_status = outcome.exit_status
+        problem = outcome.problem
+        if tar.exists() and self.upload_results is not None:
+            try:
+                self.upload_results(record.vm_id, tar)
+                n = outcome.files
+                log.info("VM %s: %d result files (%d bytes) sent", record.vm_id, n, outcome.size)
+            except GridvmError as exc:
+                problem = f"results not kept: {exc}"
+            finally:
+                tar.unlink(missing_ok=True)
+        if problem:
+            log.warning("VM %s: %s", record.vm_id, problem)
+        return problem
 
     def _pin_images(
         self, record: VmRecord, a: Assignment, undo: UndoStack, *, with_disk_image: bool

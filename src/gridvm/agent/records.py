@@ -36,6 +36,8 @@ class VmRecord:
     # The server's console offset that byte 0 of the local console.log stands for
     # (the local file is emptied once it is shipped and large).
     console_base: int = 0
+    # The job's exit status, read from the results disk when the guest powered off.
+    exit_status: int | None = None
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -63,6 +65,7 @@ class VmRecord:
             boot=int(data.get("boot", 1)),
             pins=[str(d) for d in pins],
             console_base=int(data.get("console_base", 0)),
+            exit_status=data.get("exit_status"),
         )
 
 

@@ -20,6 +20,9 @@ class SiteLimits:
     max_upload_bytes: int = 64 * 1024**3
     max_user_data_bytes: int = 64 * 1024
     max_disk_gb_per_vm: int = 2048
+    # Results a job may leave (the size of its results disk) and all a user may keep.
+    max_results_bytes_per_vm: int = 256 * 1024**2
+    results_quota_bytes_per_user: int = 10 * 1024**3
     default_walltime_s: int = 24 * 3600
     max_walltime_s: int = 14 * 24 * 3600
     stop_grace_s: int = 30
@@ -50,6 +53,10 @@ class ServerConfig:
     @property
     def console_dir(self) -> Path:
         return self.data_dir / "consoles"
+
+    @property
+    def results_dir(self) -> Path:
+        return self.data_dir / "results"
 
     @property
     def admin_token_file(self) -> Path:

@@ -15,6 +15,7 @@ import contextlib
 import io
 import os
 import re
+import shlex
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -34,7 +35,10 @@ _NAMES = {
     "user-data": "USERDATA.;1",
     "network-config": "NETWORK.;1",
     "vendor-data": "VENDOR.;1",
+    "gridvm-env": "GRIDVMEN.;1",
 }
+ENV_FILE = "gridvm-env"
+_ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _KEY_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 # Characters YAML folds or treats as line breaks even inside quotes: always escaped.
 _LINE_BREAKS = frozenset("\t\n\r\x85\u2028\u2029")
@@ -99,6 +103,18 @@ def render_meta_data(meta_data: Mapping[str, str]) -> bytes:
     return "".join(lines).encode("utf-8")
 
 
+def render_env(env: Mapping[str, str]) -> bytes:
+    """``export NAME='value'`` lines, safe for any value: the guest's shell sources them."""
+    lines = []
+    for name, value in env.items():
+        if not _ENV_NAME_RE.fullmatch(name):
+            raise InvalidInput(f"{name!r} cannot be an environment variable name")
+        if "\0" in value:
+            raise InvalidInput(f"the value of {name} holds a NUL byte")
+        lines.append(f"export {name}={shlex.quote(value)}\n")
+    return "".join(lines).encode("utf-8")
+
+
 def build_seed_iso(
     path: Path,
     *,
@@ -106,8 +122,13 @@ def build_seed_iso(
     user_data: bytes | None,
     network_config: str | None = None,
     vendor_data: bytes | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> None:
-    """Write the NoCloud seed ISO for one VM launch to ``path`` (atomically, mode 0600)."""
+    """Write the NoCloud seed ISO for one VM launch to ``path`` (atomically, mode 0600).
+
+    ``env`` (the job's environment) goes in ``gridvm-env``, a file of ``export`` lines
+    the guest sources before it runs the user-data script.
+    """
     files: dict[str, bytes] = {
         "meta-data": render_meta_data(meta_data),
         "user-data": b"" if user_data is None else bytes(user_data),
@@ -116,6 +137,8 @@ def build_seed_iso(
         files["network-config"] = network_config.encode("utf-8")
     if vendor_data is not None:
         files["vendor-data"] = bytes(vendor_data)
+    if env:
+        files[ENV_FILE] = render_env(env)
 
     iso = pycdlib.PyCdlib()
     iso.new(interchange_level=3, joliet=3, rock_ridge="1.09", vol_ident=LABEL)

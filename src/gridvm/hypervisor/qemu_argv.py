@@ -138,7 +138,7 @@ def _disk_args(spec: MachineSpec) -> list[str]:
     for index, extra in enumerate(spec.extra_disks, start=1):
         node = f"disk{index}"
         args += _blockdev(node, extra.path, extra.format, read_only=extra.read_only)
-        args += _virtio_blk(node, serial=f"gridvm-disk{index}")
+        args += _virtio_blk(node, serial=extra.serial or f"gridvm-disk{index}")
     return args
 
 

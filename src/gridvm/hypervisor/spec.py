@@ -46,6 +46,8 @@ class ExtraDisk:
     path: Path
     format: DiskFormat = "qcow2"
     read_only: bool = False
+    # What the guest sees in /sys/block/vdX/serial (default gridvm-disk<N>).
+    serial: str | None = None
 
     def __post_init__(self) -> None:
         _check_path("extra disk", self.path)
@@ -53,6 +55,8 @@ class ExtraDisk:
             raise InvalidInput(
                 f"extra disk format must be one of {', '.join(DISK_FORMATS)}, not {self.format!r}"
             )
+        if self.serial is not None and not re.fullmatch(r"[A-Za-z0-9-]{1,20}", self.serial):
+            raise InvalidInput(f"invalid disk serial {self.serial!r}", hint="1-20 of A-Z a-z 0-9 -")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -71,6 +71,10 @@ class Assignment(Wire):
     kernel_cmdline: str | None
     hostname: str
     user_data: str | None
+    # Environment of the job (parameter-scan row, GRIDVM_INDEX, ...), put in the seed ISO.
+    env: dict[str, str] = Field(default_factory=dict)
+    # Size of the raw disk the guest writes its results to (0: no results disk).
+    output_bytes: int = 0
     # Seconds the guest gets to power off after an ACPI request before it is forced off.
     stop_grace_s: int
 
@@ -82,6 +86,8 @@ class VmReport(Wire):
     state: LocalState
     cause: EndCause | None = None
     detail: str | None = None
+    # Exit status of the job (user-data script), read from the results disk.
+    exit_status: int | None = None
 
 
 class SyncRequest(Wire):

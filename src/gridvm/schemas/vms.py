@@ -54,6 +54,11 @@ class VmCreate(Wire):
     user_data: str | None = None
     walltime_s: int | None = None
     mode: VmMode = VmMode.multi
+    # A parameter scan: one VM per row; the row's columns reach the job as environment
+    # variables. With params, count is their number.
+    params: list[dict[str, str]] | None = None
+    # At most this many of the deployment's VMs run at once; the rest wait.
+    max_running: int | None = None
 
 
 class VmOut(Wire):
@@ -79,6 +84,8 @@ class VmOut(Wire):
     expires_at: datetime | None
     ended_at: datetime | None
     attempt: int
+    exit_status: int | None = None
+    results_bytes: int | None = None
 
 
 class DeploymentOut(Wire):
@@ -86,6 +93,7 @@ class DeploymentOut(Wire):
     name: str
     owner: str
     count: int
+    max_running: int | None = None
     created_at: datetime
     states: dict[str, int] = Field(default_factory=dict)
     vms: list[VmOut] = Field(default_factory=list)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from gridvm.common.config import SiteLimits
@@ -28,6 +29,7 @@ from gridvm.schemas.hosts import HostState
 from gridvm.schemas.vms import FINAL_STATES, VmMode, VmState
 from gridvm.services.consoles import ConsoleStore
 from gridvm.services.principal import Principal
+from gridvm.services.results import ResultStore
 from gridvm.store.db import Database
 from gridvm.store.models import Host, Vm, utcnow
 
@@ -43,12 +45,14 @@ class AgentService:
         blobs: BlobStore,
         limits: SiteLimits,
         consoles: ConsoleStore,
+        results: ResultStore,
         poll_interval_s: float = 1.0,
     ) -> None:
         self.db = db
         self.blobs = blobs
         self.limits = limits
         self.consoles = consoles
+        self.results = results
         self.poll_interval_s = poll_interval_s
 
     def register(self, who: Principal, reg: HostRegistration) -> RegistrationOut:
@@ -126,6 +130,13 @@ class AgentService:
             kernel_cmdline=image.kernel_cmdline,
             hostname=vm.name,
             user_data=vm.user_data,
+            env={
+                **{str(k): str(v) for k, v in vm.params.items()},
+                "GRIDVM_INDEX": str(vm.index),
+                "GRIDVM_VM_ID": vm.id,
+                "GRIDVM_DEPLOYMENT": vm.deployment_id,
+            },
+            output_bytes=self.limits.max_results_bytes_per_vm,
             stop_grace_s=self.limits.stop_grace_s,
         )
 
@@ -139,6 +150,26 @@ class AgentService:
                 raise NotFound(f"no VM {vm_id!r} on a host")
             who.require_agent_of(host.name)
         return self.consoles.append(vm_id, offset, data)
+
+    def store_results(self, who: Principal, vm_id: str, chunks: Iterable[bytes]) -> int:
+        """Keep the results tar the agent read from the VM's results disk; returns its size."""
+        who.require_agent()
+        with self.db.session() as s:
+            vm = s.get(Vm, vm_id)
+            if vm is None or vm.host is None:
+                raise NotFound(f"no VM {vm_id!r} on a host")
+            who.require_agent_of(vm.host.name)
+            used = s.scalar(
+                select(func.coalesce(func.sum(Vm.results_bytes), 0)).where(
+                    Vm.owner_id == vm.owner_id, Vm.id != vm.id
+                )
+            )
+            room = self.limits.results_quota_bytes_per_user - int(used or 0)
+        limit = min(room, self.limits.max_results_bytes_per_vm)
+        size = self.results.save(vm_id, chunks, max_bytes=max(0, limit))
+        with self.db.session() as s:
+            s.get_one(Vm, vm_id, with_for_update={"of": Vm}).results_bytes = size
+        return size
 
     def blob_path(self, who: Principal, digest: str) -> Path:
         who.require_agent()
@@ -181,10 +212,12 @@ def _apply_report(vm: Vm, report: VmReport) -> None:
                 return  # a start came after what the agent saw, or nothing is new
             if vm.desired == DesiredState.deleted.value:
                 return  # a terminate came after what the agent saw
+            vm.exit_status = report.exit_status
             vm.state = VmState.stopped.value
             vm.ended_at = now
             vm.exit_reason = _exit_reason(vm, report)
         case LocalState.ended:
+            vm.exit_status = report.exit_status
             vm.state = _final_state(vm, report).value
             vm.ended_at = now
             vm.exit_reason = _exit_reason(vm, report)
@@ -205,6 +238,8 @@ def _final_state(vm: Vm, report: VmReport) -> VmState:
         return VmState.expired
     if report.cause in (EndCause.crashed, EndCause.start_failed):
         return VmState.failed
+    if report.exit_status:
+        return VmState.failed
     return VmState.done
 
 
@@ -213,6 +248,10 @@ def _exit_reason(vm: Vm, report: VmReport) -> str:
         return f"walltime of {vm.walltime_s}s expired"
     if vm.desired == DesiredState.deleted.value and vm.exit_reason:
         return vm.exit_reason
+    if report.exit_status is not None and report.cause == EndCause.poweroff:
+        if report.exit_status == 0:
+            return "the job finished (exit status 0)"
+        return f"the job exited with status {report.exit_status}"
     text = {
         EndCause.poweroff: "the guest powered off",
         EndCause.stopped: "stopped on request",

@@ -56,6 +56,8 @@ def vm_out(vm: Vm) -> VmOut:
         expires_at=vm.expires_at,
         ended_at=vm.ended_at,
         attempt=vm.attempt,
+        exit_status=vm.exit_status,
+        results_bytes=vm.results_bytes,
     )
 
 

@@ -7,16 +7,17 @@ so a restarted server simply carries on from what the database says.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from gridvm.common.units import format_duration
 from gridvm.scheduler import HostSnapshot, VmDemand, place
 from gridvm.schemas.agent import DesiredState
 from gridvm.schemas.hosts import HostState
-from gridvm.schemas.vms import FINAL_STATES, VmState
+from gridvm.schemas.vms import ACTIVE_STATES, FINAL_STATES, VmState
 from gridvm.services.hosts import host_usage, is_online
 from gridvm.store.db import Database
 from gridvm.store.models import Host, Vm, utcnow
@@ -52,6 +53,9 @@ class SchedulingService:
             )
             if not pending:
                 return 0
+            pending, held = _admit(s, pending)
+            for vm, reason in held.items():
+                vm.pending_reason = reason
             hosts = s.scalars(select(Host)).all()
             now = utcnow()
             usage = host_usage(s)
@@ -171,3 +175,30 @@ class SchedulingService:
                 vm.pending_reason = None
                 log.warning("VM %s lost with host %s", vm.id, host.name)
             return len(vms)
+
+
+def _admit(s: Session, pending: Sequence[Vm]) -> tuple[list[Vm], dict[Vm, str]]:
+    """Split pending VMs into those that may be placed now and those their deployment's
+    ``max_running`` holds back (with the reason to show)."""
+    limits = {vm.deployment_id: vm.deployment.max_running for vm in pending}
+    limited = [d for d, limit in limits.items() if limit is not None]
+    if not limited:
+        return list(pending), {}
+    rows = s.execute(
+        select(Vm.deployment_id, func.count())
+        .where(Vm.deployment_id.in_(limited), Vm.state.in_([st.value for st in ACTIVE_STATES]))
+        .group_by(Vm.deployment_id)
+    ).all()
+    running = {str(d): int(n) for d, n in rows}
+    admitted: list[Vm] = []
+    held: dict[Vm, str] = {}
+    for vm in pending:
+        limit = limits[vm.deployment_id]
+        if limit is None:
+            admitted.append(vm)
+        elif running.get(vm.deployment_id, 0) < limit:
+            running[vm.deployment_id] = running.get(vm.deployment_id, 0) + 1
+            admitted.append(vm)
+        else:
+            held[vm] = f"waiting its turn: {limit} VMs of this deployment may run at once"
+    return admitted, held

@@ -14,6 +14,7 @@ from gridvm.services.host_signals import HostSignals
 from gridvm.services.hosts import HostService
 from gridvm.services.identity import IdentityService
 from gridvm.services.images import ImageService
+from gridvm.services.results import ResultStore
 from gridvm.services.scheduling import SchedulingService
 from gridvm.services.vms import VmService
 from gridvm.store.db import Database
@@ -40,6 +41,7 @@ class ServerServices:
         db = Database(config.database)
         blobs = BlobStore(config.image_dir)
         consoles = ConsoleStore(config.console_dir)
+        results = ResultStore(config.results_dir)
         wakeup = threading.Event()
         signals = HostSignals()
         return cls(
@@ -47,9 +49,11 @@ class ServerServices:
             db=db,
             identity=IdentityService(db),
             images=ImageService(db, blobs, config.limits),
-            vms=VmService(db, config.limits, consoles, wakeup.set, signals.bump),
+            vms=VmService(db, config.limits, consoles, results, wakeup.set, signals.bump),
             hosts=HostService(db, config.host_offline_after_s),
-            agents=AgentService(db, blobs, config.limits, consoles, config.scheduler_interval_s),
+            agents=AgentService(
+                db, blobs, config.limits, consoles, results, config.scheduler_interval_s
+            ),
             scheduling=SchedulingService(
                 db, config.host_offline_after_s, signals.bump, config.host_lost_after_s
             ),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -23,6 +25,7 @@ from gridvm.services.consoles import ConsoleStore
 from gridvm.services.images import find_image
 from gridvm.services.presenters import vm_out
 from gridvm.services.principal import Principal
+from gridvm.services.results import ResultStore
 from gridvm.store.db import Database
 from gridvm.store.models import Deployment, Host, Vm, utcnow
 
@@ -36,6 +39,37 @@ def _get_vm(s: Session, who: Principal, vm_id: str, *, lock: bool = False) -> Vm
     return vm
 
 
+ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+MAX_PARAM_ROW_BYTES = 16 * 1024
+
+
+def _scan_rows(req: VmCreate) -> list[dict[str, str]]:
+    """The parameter rows of a scan, checked: they become environment variables in guests."""
+    if req.params is None:
+        return []
+    rows = req.params
+    if not rows:
+        raise InvalidInput("the parameter list has no rows", hint="give one row per VM")
+    if req.count not in (1, len(rows)):
+        raise InvalidInput(
+            f"{req.count} VMs asked for, but the parameters have {len(rows)} rows",
+            hint="leave the count out: a scan makes one VM per row",
+        )
+    for number, row in enumerate(rows, start=1):
+        for key in row:
+            if not ENV_NAME_RE.fullmatch(key) or key.upper().startswith("GRIDVM_"):
+                raise InvalidInput(
+                    f"parameter name {key!r} (row {number}) cannot be an environment variable",
+                    hint="use letters, digits and '_', not starting with a digit or GRIDVM_",
+                )
+        if sum(len(k) + len(v.encode()) for k, v in row.items()) > MAX_PARAM_ROW_BYTES:
+            raise InvalidInput(
+                f"parameter row {number} is larger than {MAX_PARAM_ROW_BYTES} bytes",
+                hint="pass large inputs as files, not parameters",
+            )
+    return rows
+
+
 def _deployment_out(s: Session, deployment: Deployment) -> DeploymentOut:
     vms = s.scalars(select(Vm).where(Vm.deployment_id == deployment.id).order_by(Vm.index)).all()
     states: dict[str, int] = {}
@@ -46,6 +80,7 @@ def _deployment_out(s: Session, deployment: Deployment) -> DeploymentOut:
         name=deployment.name,
         owner=deployment.owner.name,
         count=deployment.count,
+        max_running=deployment.max_running,
         created_at=deployment.created_at,
         states=states,
         vms=[vm_out(vm) for vm in vms],
@@ -58,12 +93,14 @@ class VmService:
         db: Database,
         limits: SiteLimits,
         consoles: ConsoleStore,
+        results: ResultStore,
         wake_scheduler: Callable[[], None] = lambda: None,
         notify_hosts: Callable[..., None] = lambda *hosts: None,
     ) -> None:
         self.db = db
         self.limits = limits
         self.consoles = consoles
+        self.results = results
         # Called after a change that gives the scheduler work, so it need not wait a tick.
         self.wake_scheduler = wake_scheduler
         # Called with the ids of hosts whose agents have something new to do.
@@ -71,6 +108,9 @@ class VmService:
 
     # --- requests ---------------------------------------------------------
     def create(self, who: Principal, req: VmCreate) -> DeploymentOut:
+        rows = _scan_rows(req)
+        if rows:
+            req = req.model_copy(update={"count": len(rows)})
         self._check_request(req)
         with self.db.session() as s:
             image = find_image(s, who, req.image)
@@ -88,7 +128,11 @@ class VmService:
             self._check_any_host_could_run(s, req)
             name = validate_name(req.name or image.name, what="VM name")
             deployment = Deployment(
-                id=new_id("dep"), name=name, owner_id=who.user_id, count=req.count
+                id=new_id("dep"),
+                name=name,
+                owner_id=who.user_id,
+                count=req.count,
+                max_running=req.max_running,
             )
             s.add(deployment)
             walltime = req.walltime_s or self.limits.default_walltime_s
@@ -108,6 +152,7 @@ class VmService:
                         disk_gb=req.disk_gb,
                         mode=req.mode.value,
                         user_data=req.user_data,
+                        params=rows[index] if rows else {},
                         walltime_s=walltime,
                         state=VmState.pending.value,
                         desired=DesiredState.running.value,
@@ -145,6 +190,10 @@ class VmService:
             raise InvalidInput(
                 f"a walltime of {format_duration(req.walltime_s)} is outside the site's limit",
                 hint=f"ask for at most {format_duration(limits.max_walltime_s)}",
+            )
+        if req.max_running is not None and req.max_running < 1:
+            raise InvalidInput(
+                "--max-running must be at least 1", hint="leave it out to run all at once"
             )
         if req.user_data is not None and len(req.user_data.encode()) > limits.max_user_data_bytes:
             raise InvalidInput(
@@ -214,6 +263,11 @@ class VmService:
             if deployment is None or not (who.is_admin or deployment.owner_id == who.user_id):
                 raise NotFound(f"no deployment {deployment_id!r}")
             return _deployment_out(s, deployment)
+
+    def results_file(self, who: Principal, vm_id: str) -> Path:
+        with self.db.session() as s:
+            _get_vm(s, who, vm_id)
+        return self.results.existing(vm_id)
 
     def console(self, who: Principal, vm_id: str, offset: int = 0) -> bytes:
         with self.db.session() as s:
@@ -297,7 +351,10 @@ class VmService:
             vm.host_id = None
             vm.pinned_host_id = None
             self._back_to_pending(vm)
+            vm.exit_status = None
+            vm.results_bytes = None
             self.consoles.start_over(vm.id)
+            self.results.delete(vm.id)
 
         return self._change(who, vm_id, redeploy)
 

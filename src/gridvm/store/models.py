@@ -142,6 +142,7 @@ class Deployment(Base):
     name: Mapped[str] = mapped_column(String(64))
     owner_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
     count: Mapped[int] = mapped_column(Integer)
+    max_running: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     owner: Mapped[User] = relationship(lazy="joined")
 
@@ -165,6 +166,7 @@ class Vm(Base):
     disk_gb: Mapped[int | None] = mapped_column(Integer)
     mode: Mapped[str] = mapped_column(String(16))
     user_data: Mapped[str | None] = mapped_column(Text)
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
     walltime_s: Mapped[int] = mapped_column(Integer)
     state: Mapped[str] = mapped_column(String(16))
     desired: Mapped[str] = mapped_column(String(16))
@@ -179,11 +181,14 @@ class Vm(Base):
     boot: Mapped[int] = mapped_column(Integer, default=1)
     pending_reason: Mapped[str | None] = mapped_column(Text)
     exit_reason: Mapped[str | None] = mapped_column(Text)
+    exit_status: Mapped[int | None] = mapped_column(Integer)
+    results_bytes: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     expires_at: Mapped[datetime | None]
     ended_at: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     owner: Mapped[User] = relationship(lazy="joined")
+    deployment: Mapped[Deployment] = relationship(lazy="joined")
     image: Mapped[Image | None] = relationship(lazy="joined")
     host: Mapped[Host | None] = relationship(lazy="joined", foreign_keys=[host_id])

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse
 
 from gridvm.api.deps import AgentCaller, Services
+from gridvm.api.streaming import blocking_chunks
 from gridvm.common.errors import PayloadTooLarge
 from gridvm.schemas.agent import HostRegistration, RegistrationOut, SyncRequest, SyncResponse
 
@@ -35,6 +36,16 @@ async def sync(body: SyncRequest, svc: Services, who: AgentCaller) -> SyncRespon
 @router.get("/blobs/{digest}", response_class=FileResponse)
 def blob(digest: str, svc: Services, who: AgentCaller) -> FileResponse:
     return FileResponse(svc.agents.blob_path(who, digest), media_type="application/octet-stream")
+
+
+@router.put("/vms/{vm_id}/results")
+async def results(vm_id: str, request: Request, svc: Services, who: AgentCaller) -> dict[str, int]:
+    """The results tar the agent read from the VM's results disk."""
+    stream = request.stream().__aiter__()
+    size = await anyio.to_thread.run_sync(
+        lambda: svc.agents.store_results(who, vm_id, blocking_chunks(stream))
+    )
+    return {"size": size}
 
 
 @router.put("/vms/{vm_id}/console")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 from typing import Annotated
 
 import anyio
@@ -12,26 +11,12 @@ from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import FileResponse
 
 from gridvm.api.deps import Caller, Services
+from gridvm.api.streaming import blocking_chunks
 from gridvm.common.errors import PayloadTooLarge
 from gridvm.common.units import format_size
 from gridvm.schemas.images import ImageOut, ImageUpdate, Visibility
 
 router = APIRouter(tags=["images"])
-
-
-def _blocking_chunks(stream: AsyncIterator[bytes]) -> Iterator[bytes]:
-    """Hand the request body, read on the event loop, to code running in a worker thread."""
-
-    async def next_chunk() -> bytes:
-        return await stream.__anext__()
-
-    while True:
-        try:
-            chunk = anyio.from_thread.run(next_chunk)
-        except StopAsyncIteration:
-            return
-        if chunk:
-            yield chunk
 
 
 @router.post(
@@ -63,7 +48,7 @@ async def upload_image(
         )
     stream = request.stream().__aiter__()
     return await anyio.to_thread.run_sync(
-        lambda: svc.images.upload(who, name, visibility, _blocking_chunks(stream))
+        lambda: svc.images.upload(who, name, visibility, blocking_chunks(stream))
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
+from fastapi.responses import FileResponse
 
 from gridvm.api.deps import Caller, Services
 from gridvm.schemas.vms import DeploymentOut, VmCreate, VmOut, VmState
@@ -42,6 +43,16 @@ def console(vm_id: str, svc: Services, who: Caller, offset: int = 0) -> Response
         content=data,
         media_type="text/plain; charset=utf-8",
         headers={"X-Console-Offset": str(offset + len(data))},
+    )
+
+
+@router.get("/vms/{vm_id}/results", response_class=FileResponse)
+def results(vm_id: str, svc: Services, who: Caller) -> FileResponse:
+    """The files the VM's job left in $GRIDVM_OUTPUT, as a tar."""
+    return FileResponse(
+        svc.vms.results_file(who, vm_id),
+        media_type="application/x-tar",
+        filename=f"{vm_id}-results.tar",
     )
 
 

@@ -45,9 +45,14 @@ What it does (the guest's /sbin/init, a busybox shell script):
 4. brings up the network, then prints exactly ``gridvm-guest: ready``;
 5. if ``user-data`` starts with ``#!``: runs a copy (``/tmp/user-data``) in
    /root with ``HOME=/root``, ``PATH=/bin:/sbin:/usr/bin:/usr/sbin``, stdin
-   /dev/null, stdout and stderr on the console, in its own session; then
-   prints ``gridvm-guest: user-data exited with status N``, stops all
-   processes, syncs, remounts / read-only and powers off (QEMU exits);
+   /dev/null, stdout and stderr on the console, in its own session, with
+   ``GRIDVM_OUTPUT=/output`` and the ``export`` lines of the seed's
+   ``gridvm-env`` (scan parameters, ``GRIDVM_INDEX``, ...) in its environment;
+   then prints ``gridvm-guest: user-data exited with status N``; if a disk
+   with serial ``gridvm-output`` is attached, writes one tar onto it
+   (``.gridvm/exit_status`` and ``output/...``) and prints ``gridvm-guest:
+   results written``; then stops all processes, syncs, remounts / read-only
+   and powers off (QEMU exits);
 6. otherwise keeps a root shell on ttyS0 (respawned) until powered off;
 7. ACPI power button (QMP ``system_powerdown``), at any time after the
    ready line, also while user-data runs: prints ``gridvm-guest: power

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-24 04:53:12.957413
+Create Date: 2026-11-24 05:27:20.564688
 """
 
 from __future__ import annotations
@@ -64,6 +64,7 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=64), nullable=False),
         sa.Column("owner_id", sa.String(length=32), nullable=False),
         sa.Column("count", sa.Integer(), nullable=False),
+        sa.Column("max_running", sa.Integer(), nullable=True),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.ForeignKeyConstraint(
             ["owner_id"],
@@ -158,6 +159,7 @@ def upgrade() -> None:
         sa.Column("disk_gb", sa.Integer(), nullable=True),
         sa.Column("mode", sa.String(length=16), nullable=False),
         sa.Column("user_data", sa.Text(), nullable=True),
+        sa.Column("params", sa.JSON(), nullable=False),
         sa.Column("walltime_s", sa.Integer(), nullable=False),
         sa.Column("state", sa.String(length=16), nullable=False),
         sa.Column("desired", sa.String(length=16), nullable=False),
@@ -168,6 +170,8 @@ def upgrade() -> None:
         sa.Column("boot", sa.Integer(), nullable=False),
         sa.Column("pending_reason", sa.Text(), nullable=True),
         sa.Column("exit_reason", sa.Text(), nullable=True),
+        sa.Column("exit_status", sa.Integer(), nullable=True),
+        sa.Column("results_bytes", sa.BigInteger(), nullable=True),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.Column("started_at", sa.DateTime(), nullable=True),
         sa.Column("expires_at", sa.DateTime(), nullable=True),

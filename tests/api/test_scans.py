@@ -1,0 +1,166 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from gridvm.common.config import SiteLimits
+from tests.api.helpers import eventually, make_qcow2, register_host, upload
+from tests.api.test_agent_protocol import assigned, report, sync
+from tests.servers import RunningServer, run_server
+
+
+@pytest.fixture
+def admin(server: RunningServer, tmp_path: Path) -> httpx.Client:
+    client = server.client()
+    upload(client, make_qcow2(tmp_path / "a.qcow2"), "base")
+    return client
+
+
+def scan(admin: httpx.Client, rows: list[dict[str, str]], **extra: Any) -> httpx.Response:
+    return admin.post("/api/v1/vms", json={"image": "base", "params": rows, **extra})
+
+
+def test_each_row_becomes_a_vm_with_its_environment(
+    server: RunningServer, admin: httpx.Client
+) -> None:
+    agent = register_host(server)
+    made = scan(admin, [{"X": "1"}, {"X": "two words"}])
+    assert made.status_code == 201
+    vms = made.json()["vms"]
+    assert [vm["name"] for vm in vms] == ["base-0", "base-1"]
+    envs = [assigned(agent, vm["id"])["env"] for vm in vms]
+    assert envs[1] == {
+        "X": "two words",
+        "GRIDVM_INDEX": "1",
+        "GRIDVM_VM_ID": vms[1]["id"],
+        "GRIDVM_DEPLOYMENT": made.json()["id"],
+    }
+    assert envs[0]["GRIDVM_INDEX"] == "0"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"params": []}, "no rows"),
+        ({"params": [{"1X": "a"}]}, "cannot be an environment variable"),
+        ({"params": [{"GRIDVM_INDEX": "7"}]}, "cannot be an environment variable"),
+        ({"params": [{"A": "1"}, {"A": "2"}], "count": 3}, "3 VMs asked for"),
+        ({"params": [{"A": "x" * 20000}]}, "larger than"),
+        ({"params": [{"A": "1"}], "max_running": 0}, "--max-running"),
+    ],
+)
+def test_bad_scans_are_refused_and_start_nothing(
+    server: RunningServer, admin: httpx.Client, body: dict[str, Any], message: str
+) -> None:
+    response = admin.post("/api/v1/vms", json={"image": "base", **body})
+    assert response.status_code == 422
+    assert message in response.json()["message"]
+    assert admin.get("/api/v1/vms").json() == []
+
+
+def test_rows_above_the_site_limit_are_refused(tmp_path: Path) -> None:
+    with run_server(tmp_path / "s", limits=SiteLimits(max_vms_per_request=2)) as server:
+        admin = server.client()
+        upload(admin, make_qcow2(tmp_path / "a.qcow2"), "base")
+        response = scan(admin, [{"A": str(i)} for i in range(3)])
+        assert response.status_code == 422
+        assert "cannot start 3 VMs" in response.json()["message"]
+
+
+def test_max_running_holds_the_rest_back_with_a_reason(
+    server: RunningServer, admin: httpx.Client
+) -> None:
+    agent = register_host(server, cores=8)
+    vms = scan(admin, [{"A": str(i)} for i in range(3)], max_running=1).json()["vms"]
+    assigned(agent, vms[0]["id"])
+    held = eventually(
+        lambda: (
+            (r := admin.get(f"/api/v1/vms/{vms[1]['id']}").json()["pending_reason"])
+            and "its turn" in r
+            and r
+        )
+    )
+    assert held == "waiting its turn: 1 VMs of this deployment may run at once"
+    assert [a["vm_id"] for a in sync(agent)["assignments"]] == [vms[0]["id"]]
+    sync(agent, [report(vms[0], "ended", "poweroff")])
+    assigned(agent, vms[1]["id"])
+    assert admin.get(f"/api/v1/vms/{vms[2]['id']}").json()["state"] == "pending"
+
+
+def test_job_exit_status_decides_done_or_failed(server: RunningServer, admin: httpx.Client) -> None:
+    agent = register_host(server)
+    ok, bad = scan(admin, [{"A": "1"}, {"A": "2"}]).json()["vms"]
+    for vm in (ok, bad):
+        assigned(agent, vm["id"])
+    sync(agent, [report(ok, "running"), report(bad, "running")])
+    sync(
+        agent,
+        [
+            {**report(ok, "ended", "poweroff"), "exit_status": 0},
+            {**report(bad, "ended", "poweroff"), "exit_status": 2},
+        ],
+    )
+    done, failed = (admin.get(f"/api/v1/vms/{vm['id']}").json() for vm in (ok, bad))
+    assert (done["state"], done["exit_status"], done["exit_reason"]) == (
+        "done",
+        0,
+        "the job finished (exit status 0)",
+    )
+    assert (failed["state"], failed["exit_status"], failed["exit_reason"]) == (
+        "failed",
+        2,
+        "the job exited with status 2",
+    )
+
+
+def test_results_upload_and_download(server: RunningServer, admin: httpx.Client) -> None:
+    agent = register_host(server)
+    vm = admin.post("/api/v1/vms", json={"image": "base"}).json()["vms"][0]
+    assigned(agent, vm["id"])
+    assert admin.get(f"/api/v1/vms/{vm['id']}/results").status_code == 404
+    stored = agent.put(f"/api/v1/agent/vms/{vm['id']}/results", content=b"pretend tar" * 100)
+    assert stored.json() == {"size": 1100}
+    got = admin.get(f"/api/v1/vms/{vm['id']}/results")
+    assert got.content == b"pretend tar" * 100
+    assert got.headers["content-type"] == "application/x-tar"
+    assert admin.get(f"/api/v1/vms/{vm['id']}").json()["results_bytes"] == 1100
+    # Redeploying starts over: the old results go.
+    admin.post(f"/api/v1/vms/{vm['id']}/redeploy")
+    assert admin.get(f"/api/v1/vms/{vm['id']}/results").status_code == 404
+
+
+def test_results_over_the_users_quota_are_refused_and_leave_nothing(tmp_path: Path) -> None:
+    limits = SiteLimits(results_quota_bytes_per_user=1000)
+    with run_server(tmp_path / "s", limits=limits) as server:
+        admin = server.client()
+        upload(admin, make_qcow2(tmp_path / "a.qcow2"), "base")
+        agent = register_host(server)
+        first, second = (
+            admin.post("/api/v1/vms", json={"image": "base"}).json()["vms"][0] for _ in range(2)
+        )
+        for vm in (first, second):
+            assigned(agent, vm["id"])
+        assert (
+            agent.put(f"/api/v1/agent/vms/{first['id']}/results", content=b"x" * 800).status_code
+            == 200
+        )
+        refused = agent.put(f"/api/v1/agent/vms/{second['id']}/results", content=b"y" * 800)
+        assert refused.status_code == 413
+        assert "larger than" in refused.json()["message"]
+        assert admin.get(f"/api/v1/vms/{second['id']}/results").status_code == 404
+        assert not [
+            p for p in (server.data_dir / "results").iterdir() if p.name.startswith(".part")
+        ]
+
+
+def test_another_hosts_agent_cannot_store_results(
+    server: RunningServer, admin: httpx.Client
+) -> None:
+    agent = register_host(server)
+    other = register_host(server, "node2", cores=1, memory_mb=256)
+    vm = admin.post("/api/v1/vms", json={"image": "base"}).json()["vms"][0]
+    assigned(agent, vm["id"])
+    assert other.put(f"/api/v1/agent/vms/{vm['id']}/results", content=b"forged").status_code == 403
