@@ -164,3 +164,51 @@ def test_another_hosts_agent_cannot_store_results(
     vm = admin.post("/api/v1/vms", json={"image": "base"}).json()["vms"][0]
     assigned(agent, vm["id"])
     assert other.put(f"/api/v1/agent/vms/{vm['id']}/results", content=b"forged").status_code == 403
+
+
+def test_cancel_ends_every_member_that_has_not_ended(
+    server: RunningServer, admin: httpx.Client
+) -> None:
+    agent = register_host(server, cores=1, memory_mb=1024)
+    made = scan(admin, [{"A": str(i)} for i in range(3)]).json()
+    first = made["vms"][0]
+    assigned(agent, first["id"])
+    sync(agent, [report(first, "running")])
+    cancelled = admin.post(f"/api/v1/deployments/{made['id']}/cancel")
+    assert cancelled.status_code == 202
+    # The two waiting for room end at once; the running one is being terminated on its host.
+    assert cancelled.json()["states"] == {"stopping": 1, "cancelled": 2}
+    assert assigned(agent, first["id"])["desired"] == "deleted"
+
+
+def test_redeploy_failed_starts_only_the_failed_members_again(
+    server: RunningServer, admin: httpx.Client
+) -> None:
+    agent = register_host(server)
+    ok, bad = scan(admin, [{"A": "1"}, {"A": "2"}]).json()["vms"]
+    for vm in (ok, bad):
+        assigned(agent, vm["id"])
+    sync(
+        agent,
+        [
+            {**report(ok, "ended", "poweroff"), "exit_status": 0},
+            {**report(bad, "ended", "poweroff"), "exit_status": 1},
+        ],
+    )
+    again = admin.post(f"/api/v1/deployments/{ok['deployment']}/redeploy-failed").json()
+    by_id = {vm["id"]: vm for vm in again["vms"]}
+    assert (by_id[ok["id"]]["state"], by_id[ok["id"]]["attempt"]) == ("done", 1)
+    assert by_id[bad["id"]]["attempt"] == 2 and by_id[bad["id"]]["state"] in (
+        "pending",
+        "scheduled",
+    )
+    assert assigned(agent, bad["id"])["attempt"] == 2
+
+
+def test_other_users_cannot_cancel_a_deployment(server: RunningServer, admin: httpx.Client) -> None:
+    from tests.api.helpers import make_user
+
+    made = scan(admin, [{"A": "1"}]).json()
+    bob = make_user(server, "bob")
+    assert bob.post(f"/api/v1/deployments/{made['id']}/cancel").status_code == 404
+    assert admin.get(f"/api/v1/vms/{made['vms'][0]['id']}").json()["state"] == "pending"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -263,6 +264,35 @@ class VmService:
             if deployment is None or not (who.is_admin or deployment.owner_id == who.user_id):
                 raise NotFound(f"no deployment {deployment_id!r}")
             return _deployment_out(s, deployment)
+
+    def _member_ids(self, who: Principal, deployment_id: str, states: set[VmState]) -> list[str]:
+        with self.db.session() as s:
+            deployment = s.get(Deployment, deployment_id)
+            if deployment is None or not (who.is_admin or deployment.owner_id == who.user_id):
+                raise NotFound(f"no deployment {deployment_id!r}")
+            return list(
+                s.scalars(
+                    select(Vm.id)
+                    .where(
+                        Vm.deployment_id == deployment_id, Vm.state.in_([x.value for x in states])
+                    )
+                    .order_by(Vm.index)
+                )
+            )
+
+    def cancel_deployment(self, who: Principal, deployment_id: str) -> DeploymentOut:
+        """End every VM of the deployment that has not ended yet (one terminate each)."""
+        live = set(VmState) - FINAL_STATES
+        for vm_id in self._member_ids(who, deployment_id, live):
+            with contextlib.suppress(Conflict):  # ended meanwhile
+                self.terminate(who, vm_id)
+        return self.deployment(who, deployment_id)
+
+    def redeploy_failed(self, who: Principal, deployment_id: str) -> DeploymentOut:
+        """Start the failed and expired members over; the others keep their results."""
+        for vm_id in self._member_ids(who, deployment_id, {VmState.failed, VmState.expired}):
+            self.redeploy(who, vm_id)
+        return self.deployment(who, deployment_id)
 
     def results_file(self, who: Principal, vm_id: str) -> Path:
         with self.db.session() as s:

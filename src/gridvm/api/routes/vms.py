@@ -96,3 +96,15 @@ def list_deployments(svc: Services, who: Caller, all: bool = False) -> list[Depl
 @router.get("/deployments/{deployment_id}")
 def show_deployment(deployment_id: str, svc: Services, who: Caller) -> DeploymentOut:
     return svc.vms.deployment(who, deployment_id)
+
+
+@router.post("/deployments/{deployment_id}/cancel", status_code=status.HTTP_202_ACCEPTED)
+def cancel_deployment(deployment_id: str, svc: Services, who: Caller) -> DeploymentOut:
+    """Terminate every VM of the deployment that has not ended."""
+    return svc.vms.cancel_deployment(who, deployment_id)
+
+
+@router.post("/deployments/{deployment_id}/redeploy-failed", status_code=status.HTTP_202_ACCEPTED)
+def redeploy_failed(deployment_id: str, svc: Services, who: Caller) -> DeploymentOut:
+    """Start only the failed (and expired) members of the deployment over."""
+    return svc.vms.redeploy_failed(who, deployment_id)
