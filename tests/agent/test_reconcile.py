@@ -392,3 +392,22 @@ def test_adoption_leaves_ended_records_and_unobserved_ones_alone() -> None:
         "unseen": record(a("unseen"), LocalState.running),  # no runtime: left to the rounds
     }
     assert adoption(records, {}, set()) == []
+
+
+def test_a_save_request_of_a_stopped_vm_saves_its_disk_once() -> None:
+    a = assignment(mode=VmMode.single, desired=DesiredState.stopped).model_copy(
+        update={"save_as": "mine", "save_id": "save-1"}
+    )
+    stopped = record(a, LocalState.stopped)
+    assert dos(plan({a.vm_id: a}, {a.vm_id: stopped}, {}, frozenset(), 0, {a.vm_id})) == [
+        (Do.save, "vm-1")
+    ]
+    # Not without the disk, and not again once this request was carried out (whatever came of it).
+    assert plan({a.vm_id: a}, {a.vm_id: stopped}, {}, frozenset(), 0, frozenset()) == []
+    stopped.saved_id = "save-1"
+    assert plan({a.vm_id: a}, {a.vm_id: stopped}, {}, frozenset(), 0, {a.vm_id}) == []
+    # A new request under the same name is a new request.
+    again = a.model_copy(update={"save_id": "save-2"})
+    assert dos(plan({a.vm_id: again}, {a.vm_id: stopped}, {}, frozenset(), 0, {a.vm_id})) == [
+        (Do.save, "vm-1")
+    ]

@@ -212,3 +212,54 @@ def test_other_users_cannot_cancel_a_deployment(server: RunningServer, admin: ht
     bob = make_user(server, "bob")
     assert bob.post(f"/api/v1/deployments/{made['id']}/cancel").status_code == 404
     assert admin.get(f"/api/v1/vms/{made['vms'][0]['id']}").json()["state"] == "pending"
+
+
+def test_save_a_stopped_single_vm_as_an_image(
+    server: RunningServer, admin: httpx.Client, tmp_path: Path
+) -> None:
+    agent = register_host(server)
+    vm = admin.post("/api/v1/vms", json={"image": "base", "mode": "single"}).json()["vms"][0]
+    assigned(agent, vm["id"])
+    sync(agent, [report(vm, "running")])
+    refused = admin.post(f"/api/v1/vms/{vm['id']}/save", json={"name": "custom"})
+    assert refused.status_code == 409 and "stop it first" in refused.json()["hint"]
+    admin.post(f"/api/v1/vms/{vm['id']}/stop")
+    sync(agent, [report(vm, "stopped", "stopped")])
+    asked = admin.post(f"/api/v1/vms/{vm['id']}/save", json={"name": "custom"})
+    assert asked.status_code == 202 and asked.json()["saving_as"] == "custom"
+    wanted = assigned(agent, vm["id"])
+    assert (wanted["save_as"], wanted["desired"]) == ("custom", "stopped")
+    disk = make_qcow2(tmp_path / "flat.qcow2", "48M")
+    saved = agent.put(f"/api/v1/agent/vms/{vm['id']}/disk-image", content=disk.read_bytes())
+    assert saved.status_code == 200, saved.text
+    image = admin.get("/api/v1/images/custom").json()
+    assert (image["owner"], image["visibility"], image["trust"], image["virtual_size"]) == (
+        "admin",
+        "private",
+        "user",
+        48 * 2**20,
+    )
+    after = admin.get(f"/api/v1/vms/{vm['id']}").json()
+    assert (after["saving_as"], after["save_error"]) == (None, None)
+    # The name is taken now: a second save under it is refused at once.
+    assert admin.post(f"/api/v1/vms/{vm['id']}/save", json={"name": "custom"}).status_code == 409
+
+
+def test_a_failed_save_is_shown_on_the_vm(
+    server: RunningServer, admin: httpx.Client, tmp_path: Path
+) -> None:
+    agent = register_host(server)
+    vm = admin.post("/api/v1/vms", json={"image": "base", "mode": "single"}).json()["vms"][0]
+    assigned(agent, vm["id"])
+    sync(agent, [report(vm, "running")])
+    admin.post(f"/api/v1/vms/{vm['id']}/stop")
+    sync(agent, [report(vm, "stopped", "stopped")])
+    admin.post(f"/api/v1/vms/{vm['id']}/save", json={"name": "broken"})
+    save_id = assigned(agent, vm["id"])["save_id"]
+    sync(
+        agent,
+        [{**report(vm, "stopped", "stopped"), "saved_id": save_id, "save_error": "disk full"}],
+    )
+    after = admin.get(f"/api/v1/vms/{vm['id']}").json()
+    assert (after["saving_as"], after["save_error"]) == (None, "disk full")
+    assert admin.get("/api/v1/images/broken").status_code == 404

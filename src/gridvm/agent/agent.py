@@ -34,7 +34,7 @@ BUSY_WAIT_S = 0.2
 # Stagings (cache, overlay, seed ISO, QEMU start) run at once; most of their time is
 # waiting on QEMU and disks, so more than the core count pays off (see bench B2).
 STAGING_THREADS = 8
-_SLOW = {Do.start, Do.restart}
+_SLOW = {Do.start, Do.restart, Do.save}
 
 
 class Agent:
@@ -51,6 +51,7 @@ class Agent:
             self.link.download_blob,
             self.registration.accelerator,
             self.link.upload_results,
+            self.link.upload_disk_image,
         )
         self._pool = ThreadPoolExecutor(
             max_workers=STAGING_THREADS, thread_name_prefix="gridvm-stage"
@@ -104,14 +105,14 @@ class Agent:
             self.machines.apply(action, records[action.vm_id])
 
     def _look(self, records: dict[str, VmRecord]) -> tuple[dict[str, Runtime], frozenset[str]]:
-        """What QEMU says of each live VM, and which VMs in staging have a disk (busy
-        VMs are left out: their worker knows better)."""
+        """What QEMU says of each live VM, and which VMs in staging or stopped have a disk
+        (busy VMs are left out: their worker knows better)."""
         idle = {vm_id: r for vm_id, r in records.items() if vm_id not in self._busy}
         runtime = {vm_id: self.machines.runtime(r) for vm_id, r in idle.items() if r.state in LIVE}
         disks = frozenset(
             vm_id
             for vm_id, r in idle.items()
-            if r.state == LocalState.staging and self.machines.has_disk(vm_id)
+            if r.state in (LocalState.staging, LocalState.stopped) and self.machines.has_disk(vm_id)
         )
         return runtime, disks
 
@@ -174,6 +175,8 @@ class Agent:
             cause=record.cause,
             detail=record.detail,
             exit_status=record.exit_status,
+            saved_id=record.saved_id,
+            save_error=record.save_error,
         )
 
     def _ship_consoles(self, records: dict[str, VmRecord]) -> None:

@@ -62,6 +62,11 @@ class ServerLink:
         with tar.open("rb") as f:
             self._send("PUT", f"{API}/vms/{vm_id}/results", content=f, timeout=None)
 
+    def upload_disk_image(self, vm_id: str, disk: Path) -> None:
+        """Send a saved VM's flattened disk (streamed from the file)."""
+        with disk.open("rb") as f:
+            self._send("PUT", f"{API}/vms/{vm_id}/disk-image", content=f, timeout=None)
+
     def download_blob(self, digest: str, target: Path) -> None:
         """Stream blob ``digest`` into ``target``, checking the digest on the way."""
         log.info("fetching %s from the server", digest)

@@ -22,7 +22,7 @@ from gridvm.context.nocloud import build_seed_iso
 from gridvm.hypervisor.driver import HypervisorDriver
 from gridvm.hypervisor.spec import ExtraDisk, MachineSpec
 from gridvm.images.cache import ImageCache
-from gridvm.images.formats import create_overlay
+from gridvm.images.formats import create_overlay, flatten_overlay
 from gridvm.schemas.agent import Assignment, EndCause, LocalState
 from gridvm.schemas.vms import VmMode
 
@@ -48,6 +48,7 @@ class Machines:
         fetch: Fetch,
         accelerator: str,
         upload_results: Upload | None = None,
+        upload_disk_image: Upload | None = None,
     ) -> None:
         self.records = records
         self.cache = cache
@@ -55,6 +56,7 @@ class Machines:
         self.fetch = fetch
         self.accelerator = accelerator
         self.upload_results = upload_results
+        self.upload_disk_image = upload_disk_image
 
     # --- observing ------------------------------------------------------------
     def runtime(self, record: VmRecord) -> Runtime:
@@ -136,6 +138,9 @@ class Machines:
                 self._end(record, action.state, action.cause, action.detail)
             case Do.forget:
                 self.forget(action.vm_id, record)
+            case Do.save:
+                assert record is not None and a is not None
+                self.save_disk(record, a)
             case Do.pause | Do.resume | Do.powerdown | Do.kill | Do.finish | Do.delete:
                 assert record is not None and a is not None
                 # Reports go out under the assignment acted on (its boot), or the server
@@ -226,6 +231,27 @@ class Machines:
             self._end(record, state, EndCause.start_failed, str(exc) or type(exc).__name__)
             return
         log.info("VM %s is running", a.vm_id)
+
+    def save_disk(self, record: VmRecord, a: Assignment) -> None:
+        """Flatten the kept disk (overlay + cached base) into one qcow2 and send it as the
+        image ``a.save_as``; the outcome goes out with the next report."""
+        assert a.save_as is not None
+        run_dir = self.records.dir_of(record.vm_id)
+        flat = run_dir / "saving.qcow2"
+        error = None
+        try:
+            flatten_overlay(run_dir / DISK, flat)
+            if self.upload_disk_image is None:
+                raise GridvmError("this agent cannot upload images")
+            self.upload_disk_image(record.vm_id, flat)
+            log.info("VM %s saved as image %s", record.vm_id, a.save_as)
+        except Exception as exc:
+            log.warning("saving VM %s as %s failed: %s", record.vm_id, a.save_as, exc)
+            error = str(exc) or type(exc).__name__
+        finally:
+            flat.unlink(missing_ok=True)
+        record.saved_id, record.save_error = a.save_id, error
+        self.records.save(record)
 
     def _collect_results(self, record: VmRecord) -> str | None:
         """Read the job's exit status and files off its results disk; send the files on.

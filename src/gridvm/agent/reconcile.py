@@ -36,6 +36,7 @@ class Do(StrEnum):
     delete = "delete"  # terminate: kill, delete the disk, report deleted
     forget = "forget"  # not assigned here any more: remove everything
     note = "note"  # nothing to run: just record ``state`` (cause, detail) to report
+    save = "save"  # upload the stopped VM's disk, flattened, as the image ``save_as``
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,7 @@ def plan(
 
     ``runtime`` holds what QEMU says of every VM whose record is live; ``busy``
     names VMs with an action still under way, which are left alone this round;
-    ``disks`` names the VMs in ``staging`` whose disk exists.
+    ``disks`` names the VMs in ``staging`` or ``stopped`` whose disk exists.
     """
     actions: list[Action] = []
     for vm_id in records:
@@ -147,6 +148,13 @@ def _known(
         return _live(wanted, record, runtime, now)
     if state == LocalState.stopped and desired in (DesiredState.running, DesiredState.suspended):
         return [Action(Do.restart, wanted.vm_id, wanted)]
+    if (
+        state == LocalState.stopped
+        and wanted.save_id is not None
+        and wanted.save_id != record.saved_id
+        and has_disk
+    ):
+        return [Action(Do.save, wanted.vm_id, wanted)]
     # A stopped record keeps its boot number while a start of its disk is pending (a newer
     # boot number): "stopped" is what the last boot did, not what the pending one did.
     return []

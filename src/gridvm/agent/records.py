@@ -38,6 +38,9 @@ class VmRecord:
     console_base: int = 0
     # The job's exit status, read from the results disk when the guest powered off.
     exit_status: int | None = None
+    # The last ``vm save`` request carried out, and its error if it failed.
+    saved_id: str | None = None
+    save_error: str | None = None
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -66,6 +69,8 @@ class VmRecord:
             pins=[str(d) for d in pins],
             console_base=int(data.get("console_base", 0)),
             exit_status=data.get("exit_status"),
+            saved_id=data.get("saved_id"),
+            save_error=data.get("save_error"),
         )
 
 

@@ -240,6 +240,16 @@ def convert_to_qcow2(
     )
 
 
+def flatten_overlay(overlay: Path, dst: Path) -> None:
+    """Write one of gridvm's own overlays, with its backing chain merged in, to ``dst`` as a
+    self-contained qcow2 (saving a VM's disk as an image). Never for uploaded files."""
+    overlay, dst = _abs(overlay), _abs(dst)
+    qemu_img.run(
+        ["convert", "-U", "-f", "qcow2", "-O", "qcow2", "-o", "compat=1.1", str(overlay), str(dst)],
+        limits=qemu_img.CONVERT_LIMITS,
+    )
+
+
 def _qcow2_info(path: Path) -> dict[str, Any]:
     """``qemu-img info`` of one of gridvm's own qcow2 files (shared lock: it may be in use)."""
     path = _abs(path)

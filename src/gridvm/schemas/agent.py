@@ -75,6 +75,9 @@ class Assignment(Wire):
     env: dict[str, str] = Field(default_factory=dict)
     # Size of the raw disk the guest writes its results to (0: no results disk).
     output_bytes: int = 0
+    # Save the (stopped) VM's disk as a new image of this name.
+    save_as: str | None = None
+    save_id: str | None = None
     # Seconds the guest gets to power off after an ACPI request before it is forced off.
     stop_grace_s: int
 
@@ -88,6 +91,9 @@ class VmReport(Wire):
     detail: str | None = None
     # Exit status of the job (user-data script), read from the results disk.
     exit_status: int | None = None
+    # The last save request carried out, and why it failed (None: it was uploaded).
+    saved_id: str | None = None
+    save_error: str | None = None
 
 
 class SyncRequest(Wire):

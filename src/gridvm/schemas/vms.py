@@ -86,6 +86,13 @@ class VmOut(Wire):
     attempt: int
     exit_status: int | None = None
     results_bytes: int | None = None
+    # vm save: the name of the image being made from this VM's disk, or why it failed.
+    saving_as: str | None = None
+    save_error: str | None = None
+
+
+class VmSave(Wire):
+    name: str
 
 
 class DeploymentOut(Wire):

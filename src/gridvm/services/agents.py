@@ -11,7 +11,7 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from gridvm.common.config import SiteLimits
-from gridvm.common.errors import Conflict, InvalidInput, NotFound
+from gridvm.common.errors import Conflict, GridvmError, InvalidInput, NotFound
 from gridvm.common.names import new_id, validate_name
 from gridvm.images.blobstore import BlobStore
 from gridvm.schemas.agent import (
@@ -26,8 +26,10 @@ from gridvm.schemas.agent import (
     VmReport,
 )
 from gridvm.schemas.hosts import HostState
+from gridvm.schemas.images import ImageOut
 from gridvm.schemas.vms import FINAL_STATES, VmMode, VmState
 from gridvm.services.consoles import ConsoleStore
+from gridvm.services.images import ImageService
 from gridvm.services.principal import Principal
 from gridvm.services.results import ResultStore
 from gridvm.store.db import Database
@@ -46,6 +48,7 @@ class AgentService:
         limits: SiteLimits,
         consoles: ConsoleStore,
         results: ResultStore,
+        images: ImageService,
         poll_interval_s: float = 1.0,
     ) -> None:
         self.db = db
@@ -53,6 +56,7 @@ class AgentService:
         self.limits = limits
         self.consoles = consoles
         self.results = results
+        self.images = images
         self.poll_interval_s = poll_interval_s
 
     def register(self, who: Principal, reg: HostRegistration) -> RegistrationOut:
@@ -137,6 +141,8 @@ class AgentService:
                 "GRIDVM_DEPLOYMENT": vm.deployment_id,
             },
             output_bytes=self.limits.max_results_bytes_per_vm,
+            save_as=vm.save_as,
+            save_id=vm.save_id,
             stop_grace_s=self.limits.stop_grace_s,
         )
 
@@ -171,6 +177,26 @@ class AgentService:
             s.get_one(Vm, vm_id, with_for_update={"of": Vm}).results_bytes = size
         return size
 
+    def store_saved_disk(self, who: Principal, vm_id: str, chunks: Iterable[bytes]) -> ImageOut:
+        """The flattened disk of a VM being saved: it becomes the image the user asked for."""
+        who.require_agent()
+        with self.db.session() as s:
+            vm = s.get(Vm, vm_id)
+            if vm is None or vm.host is None:
+                raise NotFound(f"no VM {vm_id!r} on a host")
+            who.require_agent_of(vm.host.name)
+        try:
+            image = self.images.create_from_vm(vm_id, chunks)
+            error = None
+        except GridvmError as exc:
+            image, error = None, str(exc)
+        with self.db.session() as s:
+            vm = s.get_one(Vm, vm_id, with_for_update={"of": Vm})
+            vm.save_as, vm.save_id, vm.save_error = None, None, error
+        if image is None:
+            raise Conflict(f"the image could not be saved: {error}")
+        return image
+
     def blob_path(self, who: Principal, digest: str) -> Path:
         who.require_agent()
         if not digest.startswith("sha256:"):
@@ -191,6 +217,8 @@ def _assigned(s: Session, host: Host) -> list[Vm]:
 
 def _apply_report(vm: Vm, report: VmReport) -> None:
     """Move the VM's recorded state along what the agent saw happen."""
+    if report.save_error and report.saved_id is not None and report.saved_id == vm.save_id:
+        vm.save_as, vm.save_id, vm.save_error = None, None, report.save_error
     if vm.state in _FINAL:
         return
     now = utcnow()

@@ -110,6 +110,56 @@ class ImageService:
             self._drop_unreferenced(ingested.digest)
             raise
 
+    def create_from_vm(self, vm_id: str, chunks: Iterable[bytes]) -> ImageOut:
+        """Make the image a ``vm save`` asked for from the disk the VM's agent sends.
+
+        The disk was the user's to change, so it is inspected like any upload. The new
+        image is private to the VM's owner and boots like the VM's image did.
+        """
+        with self.db.session() as s:
+            vm = s.get_one(Vm, vm_id)
+            if vm.save_as is None or vm.image is None:
+                raise Conflict(f"VM {vm_id} has no save under way")
+            name, owner_id, source_id = vm.save_as, vm.owner_id, vm.image.id
+            self._refuse_taken_name(owner_id, name, s)
+        ingested = ingest_image(
+            self.blobs,
+            chunks,
+            max_bytes=self.limits.max_upload_bytes,
+            max_virtual_size=self.limits.max_image_virtual_size,
+        )
+        try:
+            with self.db.session() as s:
+                source = s.get_one(Image, source_id)
+                owner = s.get_one(User, owner_id)
+                image = Image(
+                    id=new_id("img"),
+                    name=name,
+                    owner_id=owner.id,
+                    group_id=owner.primary_group_id,
+                    visibility=Visibility.private.value,
+                    trust=TrustClass.user.value,
+                    digest=ingested.digest,
+                    format="qcow2",
+                    uploaded_format=ingested.format_uploaded,
+                    size=ingested.size,
+                    virtual_size=ingested.virtual_size,
+                    boot_mode=source.boot_mode,
+                    kernel_digest=source.kernel_digest,
+                    initrd_digest=source.initrd_digest,
+                    kernel_cmdline=source.kernel_cmdline,
+                    os=source.os,
+                    min_memory_mb=source.min_memory_mb,
+                )
+                s.add(image)
+                s.flush()
+                s.refresh(image)
+                log.info("image %s saved from VM %s", name, vm_id)
+                return image_out(image)
+        except BaseException:
+            self._drop_unreferenced(ingested.digest)
+            raise
+
     def _refuse_taken_name(self, owner_id: str, name: str, s: Session | None = None) -> None:
         def check(session: Session) -> None:
             taken = session.scalar(

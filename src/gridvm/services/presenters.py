@@ -58,6 +58,8 @@ def vm_out(vm: Vm) -> VmOut:
         attempt=vm.attempt,
         exit_status=vm.exit_status,
         results_bytes=vm.results_bytes,
+        saving_as=vm.save_as,
+        save_error=vm.save_error,
     )
 
 

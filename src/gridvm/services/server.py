@@ -41,6 +41,7 @@ class ServerServices:
         db = Database(config.database)
         blobs = BlobStore(config.image_dir)
         consoles = ConsoleStore(config.console_dir)
+        images = ImageService(db, blobs, config.limits)
         results = ResultStore(config.results_dir)
         wakeup = threading.Event()
         signals = HostSignals()
@@ -48,11 +49,11 @@ class ServerServices:
             config=config,
             db=db,
             identity=IdentityService(db),
-            images=ImageService(db, blobs, config.limits),
+            images=images,
             vms=VmService(db, config.limits, consoles, results, wakeup.set, signals.bump),
             hosts=HostService(db, config.host_offline_after_s),
             agents=AgentService(
-                db, blobs, config.limits, consoles, results, config.scheduler_interval_s
+                db, blobs, config.limits, consoles, results, images, config.scheduler_interval_s
             ),
             scheduling=SchedulingService(
                 db, config.host_offline_after_s, signals.bump, config.host_lost_after_s

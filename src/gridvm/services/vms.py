@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from gridvm.common.config import SiteLimits
 from gridvm.common.errors import Conflict, InvalidInput, NotFound
@@ -19,6 +19,7 @@ from gridvm.schemas.vms import (
     FINAL_STATES,
     DeploymentOut,
     VmCreate,
+    VmMode,
     VmOut,
     VmState,
 )
@@ -28,7 +29,7 @@ from gridvm.services.presenters import vm_out
 from gridvm.services.principal import Principal
 from gridvm.services.results import ResultStore
 from gridvm.store.db import Database
-from gridvm.store.models import Deployment, Host, Vm, utcnow
+from gridvm.store.models import Deployment, Host, Image, Vm, utcnow
 
 RUNNING_LIKE = {VmState.booting, VmState.running, VmState.suspended, VmState.staging}
 
@@ -387,6 +388,31 @@ class VmService:
             self.results.delete(vm.id)
 
         return self._change(who, vm_id, redeploy)
+
+    def save(self, who: Principal, vm_id: str, name: str) -> VmOut:
+        """Ask the VM's host to save its disk as a new private image called ``name``."""
+        validate_name(name, what="image name")
+
+        def save(vm: Vm) -> None:
+            if vm.mode != VmMode.single.value or vm.state != VmState.stopped.value:
+                raise Conflict(
+                    f"VM {vm_id} is a {vm.mode}-mode VM in state {vm.state}",
+                    hint="only a stopped single-mode VM can be saved: gridvm vm stop it first",
+                )
+            if vm.save_as is not None:
+                raise Conflict(f"VM {vm_id} is being saved as {vm.save_as!r} already")
+            s = object_session(vm)
+            assert s is not None
+            taken = s.scalar(
+                select(Image.id).where(Image.owner_id == vm.owner_id, Image.name == name)
+            )
+            if taken:
+                raise Conflict(f"an image named {name!r} exists already", hint="pick another name")
+            vm.save_as = name
+            vm.save_id = new_id("save")
+            vm.save_error = None
+
+        return self._change(who, vm_id, save)
 
     def suspend(self, who: Principal, vm_id: str) -> VmOut:
         def suspend(vm: Vm) -> None:

@@ -183,6 +183,10 @@ class Vm(Base):
     exit_reason: Mapped[str | None] = mapped_column(Text)
     exit_status: Mapped[int | None] = mapped_column(Integer)
     results_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    save_as: Mapped[str | None] = mapped_column(String(64))
+    # Each save request has its own id, so a retry under the same name is a new request.
+    save_id: Mapped[str | None] = mapped_column(String(32))
+    save_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     expires_at: Mapped[datetime | None]

@@ -13,6 +13,7 @@ from gridvm.api.deps import AgentCaller, Services
 from gridvm.api.streaming import blocking_chunks
 from gridvm.common.errors import PayloadTooLarge
 from gridvm.schemas.agent import HostRegistration, RegistrationOut, SyncRequest, SyncResponse
+from gridvm.schemas.images import ImageOut
 
 router = APIRouter(prefix="/agent", tags=["agent"])
 
@@ -46,6 +47,15 @@ async def results(vm_id: str, request: Request, svc: Services, who: AgentCaller)
         lambda: svc.agents.store_results(who, vm_id, blocking_chunks(stream))
     )
     return {"size": size}
+
+
+@router.put("/vms/{vm_id}/disk-image")
+async def saved_disk(vm_id: str, request: Request, svc: Services, who: AgentCaller) -> ImageOut:
+    """The flattened disk of a VM being saved (``vm save``)."""
+    stream = request.stream().__aiter__()
+    return await anyio.to_thread.run_sync(
+        lambda: svc.agents.store_saved_disk(who, vm_id, blocking_chunks(stream))
+    )
 
 
 @router.put("/vms/{vm_id}/console")

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Response, status
 from fastapi.responses import FileResponse
 
 from gridvm.api.deps import Caller, Services
-from gridvm.schemas.vms import DeploymentOut, VmCreate, VmOut, VmState
+from gridvm.schemas.vms import DeploymentOut, VmCreate, VmOut, VmSave, VmState
 
 router = APIRouter(tags=["vms"])
 
@@ -76,6 +76,12 @@ def terminate(vm_id: str, svc: Services, who: Caller) -> VmOut:
 @router.post("/vms/{vm_id}/redeploy", status_code=status.HTTP_202_ACCEPTED)
 def redeploy(vm_id: str, svc: Services, who: Caller) -> VmOut:
     return svc.vms.redeploy(who, vm_id)
+
+
+@router.post("/vms/{vm_id}/save", status_code=status.HTTP_202_ACCEPTED)
+def save(vm_id: str, body: VmSave, svc: Services, who: Caller) -> VmOut:
+    """Save a stopped single-mode VM's disk as a new private image (made on its host)."""
+    return svc.vms.save(who, vm_id, body.name)
 
 
 @router.post("/vms/{vm_id}/suspend", status_code=status.HTTP_202_ACCEPTED)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-24 05:27:20.564688
+Create Date: 2026-11-24 05:36:02.488253
 """
 
 from __future__ import annotations
@@ -172,6 +172,9 @@ def upgrade() -> None:
         sa.Column("exit_reason", sa.Text(), nullable=True),
         sa.Column("exit_status", sa.Integer(), nullable=True),
         sa.Column("results_bytes", sa.BigInteger(), nullable=True),
+        sa.Column("save_as", sa.String(length=64), nullable=True),
+        sa.Column("save_id", sa.String(length=32), nullable=True),
+        sa.Column("save_error", sa.Text(), nullable=True),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.Column("started_at", sa.DateTime(), nullable=True),
         sa.Column("expires_at", sa.DateTime(), nullable=True),
