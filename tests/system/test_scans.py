@@ -3,6 +3,7 @@ results collected from each VM's results disk, a failing row visible as failed."
 
 from __future__ import annotations
 
+import base64
 import io
 import tarfile
 import time
@@ -115,3 +116,31 @@ def test_customise_save_and_scan(cloud: Cloud) -> None:
     for member, factor in zip(made["vms"], ("1", "2"), strict=True):
         assert cloud.wait(member["id"], {"done", "failed"})["state"] == "done"
         assert results_of(cloud, member["id"]) == {"out.txt": f"calibration 42 x {factor}\n"}
+
+
+def test_secrets_and_files_reach_the_job_and_only_its_iso(cloud: Cloud) -> None:
+    assert (
+        cloud.admin.post(
+            "/api/v1/secrets", params={"name": "licence"}, content=b"LICENCE-KEY-42"
+        ).status_code
+        == 201
+    )
+    job = (
+        "#!/bin/sh\n"
+        "s=$GRIDVM_SECRETS/licence\n"
+        'echo "licence: $(cat $s) mode $(stat -c %a $s)"\n'
+        'echo "input: $(cat /root/data/input.csv)"\n'
+        "sleep 600\n"
+    )
+    files = [
+        {"path": "/root/data/input.csv", "content_b64": base64.b64encode(b"a,b\n1,2").decode()}
+    ]
+    vm = cloud.run(user_data=job, secrets=["licence"], files=files)[0]
+    console = cloud.wait_console(vm["id"], "input:")
+    assert "licence: LICENCE-KEY-42 mode 600" in console
+    assert "input: a,b\n1,2" in console.replace("\r\n", "\n")
+    seed = cloud.vm_dir(vm["id"]) / "seed.iso"
+    assert seed.stat().st_mode & 0o777 == 0o600
+    cloud.admin.post(f"/api/v1/vms/{vm['id']}/terminate")
+    cloud.wait(vm["id"], {"cancelled"})
+    assert not seed.exists()

@@ -52,6 +52,7 @@ class Agent:
             self.registration.accelerator,
             self.link.upload_results,
             self.link.upload_disk_image,
+            self.link.launch_bundle,
         )
         self._pool = ThreadPoolExecutor(
             max_workers=STAGING_THREADS, thread_name_prefix="gridvm-stage"

@@ -10,7 +10,13 @@ from typing import Any
 import httpx
 
 from gridvm.common.errors import GridvmError, ToolFailed
-from gridvm.schemas.agent import HostRegistration, RegistrationOut, SyncRequest, SyncResponse
+from gridvm.schemas.agent import (
+    HostRegistration,
+    LaunchBundle,
+    RegistrationOut,
+    SyncRequest,
+    SyncResponse,
+)
 
 API = "/api/v1/agent"
 log = logging.getLogger(__name__)
@@ -61,6 +67,10 @@ class ServerLink:
         """Send a VM's results tar (streamed from the file)."""
         with tar.open("rb") as f:
             self._send("PUT", f"{API}/vms/{vm_id}/results", content=f, timeout=None)
+
+    def launch_bundle(self, vm_id: str) -> LaunchBundle:
+        """The VM's secrets and per-launch files (only for its seed ISO)."""
+        return LaunchBundle.model_validate(self._send("GET", f"{API}/vms/{vm_id}/launch").json())
 
     def upload_disk_image(self, vm_id: str, disk: Path) -> None:
         """Send a saved VM's flattened disk (streamed from the file)."""

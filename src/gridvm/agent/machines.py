@@ -7,6 +7,7 @@ ISO, pin or process behind (a kept single-mode disk and its pins stay).
 
 from __future__ import annotations
 
+import base64
 import functools
 import logging
 import time
@@ -23,7 +24,7 @@ from gridvm.hypervisor.driver import HypervisorDriver
 from gridvm.hypervisor.spec import ExtraDisk, MachineSpec
 from gridvm.images.cache import ImageCache
 from gridvm.images.formats import create_overlay, flatten_overlay
-from gridvm.schemas.agent import Assignment, EndCause, LocalState
+from gridvm.schemas.agent import Assignment, EndCause, LaunchBundle, LocalState
 from gridvm.schemas.vms import VmMode
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ class Machines:
         accelerator: str,
         upload_results: Upload | None = None,
         upload_disk_image: Upload | None = None,
+        fetch_launch: Callable[[str], LaunchBundle] | None = None,
     ) -> None:
         self.records = records
         self.cache = cache
@@ -57,6 +59,7 @@ class Machines:
         self.accelerator = accelerator
         self.upload_results = upload_results
         self.upload_disk_image = upload_disk_image
+        self.fetch_launch = fetch_launch
 
     # --- observing ------------------------------------------------------------
     def runtime(self, record: VmRecord) -> Runtime:
@@ -207,6 +210,7 @@ class Machines:
                         f.truncate(a.output_bytes)
                     undo.push("results disk", lambda: output.unlink(missing_ok=True))
                 seed = run_dir / SEED
+                launch = self._launch_bundle(a)
                 build_seed_iso(
                     seed,
                     meta_data={
@@ -215,6 +219,8 @@ class Machines:
                     },
                     user_data=a.user_data.encode() if a.user_data is not None else None,
                     env=a.env,
+                    secrets={k: base64.b64decode(v) for k, v in launch.secrets.items()},
+                    files=[(f.path, base64.b64decode(f.content_b64)) for f in launch.files],
                 )
                 undo.push("seed ISO", lambda: seed.unlink(missing_ok=True))
                 self._set(record, LocalState.booting)
@@ -231,6 +237,14 @@ class Machines:
             self._end(record, state, EndCause.start_failed, str(exc) or type(exc).__name__)
             return
         log.info("VM %s is running", a.vm_id)
+
+    def _launch_bundle(self, a: Assignment) -> LaunchBundle:
+        """The VM's secrets and files, fetched now: they are kept only in its seed ISO."""
+        if not a.has_launch_files:
+            return LaunchBundle()
+        if self.fetch_launch is None:
+            raise GridvmError("this agent cannot fetch secrets and files")
+        return self.fetch_launch(a.vm_id)
 
     def save_disk(self, record: VmRecord, a: Assignment) -> None:
         """Flatten the kept disk (overlay + cached base) into one qcow2 and send it as the

@@ -23,6 +23,8 @@ class SiteLimits:
     # Results a job may leave (the size of its results disk) and all a user may keep.
     max_results_bytes_per_vm: int = 256 * 1024**2
     results_quota_bytes_per_user: int = 10 * 1024**3
+    max_secret_bytes: int = 64 * 1024
+    max_launch_files_bytes: int = 1024 * 1024
     default_walltime_s: int = 24 * 3600
     max_walltime_s: int = 14 * 24 * 3600
     stop_grace_s: int = 30
@@ -57,6 +59,10 @@ class ServerConfig:
     @property
     def results_dir(self) -> Path:
         return self.data_dir / "results"
+
+    @property
+    def secrets_key_file(self) -> Path:
+        return self.data_dir / "secrets.key"
 
     @property
     def admin_token_file(self) -> Path:

@@ -17,12 +17,13 @@ import os
 import re
 import shlex
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pycdlib
 
 from gridvm.common.errors import InvalidInput
+from gridvm.common.names import validate_name
 
 LABEL = "cidata"
 #: busybox ``findfs`` does not see smaller ISO images (see FIELD-NOTES).
@@ -123,30 +124,46 @@ def build_seed_iso(
     network_config: str | None = None,
     vendor_data: bytes | None = None,
     env: Mapping[str, str] | None = None,
+    secrets: Mapping[str, bytes] | None = None,
+    files: Sequence[tuple[str, bytes]] = (),
 ) -> None:
     """Write the NoCloud seed ISO for one VM launch to ``path`` (atomically, mode 0600).
 
     ``env`` (the job's environment) goes in ``gridvm-env``, a file of ``export`` lines
-    the guest sources before it runs the user-data script.
+    the guest sources before it runs the user-data script. Each secret goes in
+    ``gridvm-secret-NAME``; launch files go in ``gridvm-file-N`` with ``gridvm-files``
+    listing ``N<TAB>guest path`` per line, for the guest to put in place.
     """
-    files: dict[str, bytes] = {
+    contents: dict[str, bytes] = {
         "meta-data": render_meta_data(meta_data),
         "user-data": b"" if user_data is None else bytes(user_data),
     }
     if network_config is not None:
-        files["network-config"] = network_config.encode("utf-8")
+        contents["network-config"] = network_config.encode("utf-8")
     if vendor_data is not None:
-        files["vendor-data"] = bytes(vendor_data)
+        contents["vendor-data"] = bytes(vendor_data)
     if env:
-        files[ENV_FILE] = render_env(env)
+        contents[ENV_FILE] = render_env(env)
+    iso_names = dict(_NAMES)
+    for number, (name, value) in enumerate(sorted((secrets or {}).items())):
+        rr = f"gridvm-secret-{validate_name(name, what='secret name')}"
+        contents[rr], iso_names[rr] = bytes(value), f"S{number:07d}.;1"
+    for number, (guest_path, value) in enumerate(files):
+        if "\t" in guest_path or "\n" in guest_path:
+            raise InvalidInput(f"invalid guest path {guest_path!r}")
+        rr = f"gridvm-file-{number}"
+        contents[rr], iso_names[rr] = bytes(value), f"F{number:07d}.;1"
+    if files:
+        listing = "".join(f"{n}\t{path}\n" for n, (path, _) in enumerate(files))
+        contents["gridvm-files"], iso_names["gridvm-files"] = listing.encode(), "GRIDVMFL.;1"
 
     iso = pycdlib.PyCdlib()
     iso.new(interchange_level=3, joliet=3, rock_ridge="1.09", vol_ident=LABEL)
-    for name, data in files.items():
+    for name, data in contents.items():
         iso.add_fp(
             io.BytesIO(data),
             len(data),
-            iso_path="/" + _NAMES[name],
+            iso_path="/" + iso_names[name],
             rr_name=name,
             joliet_path="/" + name,
         )

@@ -13,7 +13,7 @@ from enum import StrEnum
 from pydantic import Field
 
 from gridvm.schemas.base import Wire
-from gridvm.schemas.vms import VmMode
+from gridvm.schemas.vms import LaunchFile, VmMode
 
 
 class HostRegistration(Wire):
@@ -75,6 +75,8 @@ class Assignment(Wire):
     env: dict[str, str] = Field(default_factory=dict)
     # Size of the raw disk the guest writes its results to (0: no results disk).
     output_bytes: int = 0
+    # Secrets or files for the seed ISO: fetched from the server when the VM is staged.
+    has_launch_files: bool = False
     # Save the (stopped) VM's disk as a new image of this name.
     save_as: str | None = None
     save_id: str | None = None
@@ -115,3 +117,10 @@ class SyncResponse(Wire):
 class RegistrationOut(Wire):
     host: str
     poll_interval_s: float
+
+
+class LaunchBundle(Wire):
+    """Secrets (decrypted) and per-launch files of one VM, for its seed ISO only."""
+
+    secrets: dict[str, str] = Field(default_factory=dict)  # name -> base64
+    files: list[LaunchFile] = Field(default_factory=list)

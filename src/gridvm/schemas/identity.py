@@ -61,3 +61,11 @@ class WhoAmI(Wire):
     name: str
     role: Role
     groups: list[str]
+
+
+class SecretOut(Wire):
+    """What is shown of a secret: never its value."""
+
+    name: str
+    size: int
+    created_at: datetime

@@ -44,6 +44,13 @@ ACTIVE_STATES = frozenset(
 )
 
 
+class LaunchFile(Wire):
+    """A file put at ``path`` in the guest before the job runs (``--file local:/guest/path``)."""
+
+    path: str
+    content_b64: str
+
+
 class VmCreate(Wire):
     image: str
     count: int = 1
@@ -59,6 +66,9 @@ class VmCreate(Wire):
     params: list[dict[str, str]] | None = None
     # At most this many of the deployment's VMs run at once; the rest wait.
     max_running: int | None = None
+    # Names of the user's stored secrets to hand to the job (in /run/gridvm/secrets/NAME).
+    secrets: list[str] = Field(default_factory=list)
+    files: list[LaunchFile] = Field(default_factory=list)
 
 
 class VmOut(Wire):

@@ -19,6 +19,7 @@ from gridvm.schemas.agent import (
     DesiredState,
     EndCause,
     HostRegistration,
+    LaunchBundle,
     LocalState,
     RegistrationOut,
     SyncRequest,
@@ -27,11 +28,12 @@ from gridvm.schemas.agent import (
 )
 from gridvm.schemas.hosts import HostState
 from gridvm.schemas.images import ImageOut
-from gridvm.schemas.vms import FINAL_STATES, VmMode, VmState
+from gridvm.schemas.vms import FINAL_STATES, LaunchFile, VmMode, VmState
 from gridvm.services.consoles import ConsoleStore
 from gridvm.services.images import ImageService
 from gridvm.services.principal import Principal
 from gridvm.services.results import ResultStore
+from gridvm.services.secrets import SecretService
 from gridvm.store.db import Database
 from gridvm.store.models import Host, Vm, utcnow
 
@@ -49,6 +51,7 @@ class AgentService:
         consoles: ConsoleStore,
         results: ResultStore,
         images: ImageService,
+        secrets: SecretService,
         poll_interval_s: float = 1.0,
     ) -> None:
         self.db = db
@@ -57,6 +60,7 @@ class AgentService:
         self.consoles = consoles
         self.results = results
         self.images = images
+        self.secrets = secrets
         self.poll_interval_s = poll_interval_s
 
     def register(self, who: Principal, reg: HostRegistration) -> RegistrationOut:
@@ -141,6 +145,7 @@ class AgentService:
                 "GRIDVM_DEPLOYMENT": vm.deployment_id,
             },
             output_bytes=self.limits.max_results_bytes_per_vm,
+            has_launch_files=bool(vm.launch),
             save_as=vm.save_as,
             save_id=vm.save_id,
             stop_grace_s=self.limits.stop_grace_s,
@@ -196,6 +201,20 @@ class AgentService:
         if image is None:
             raise Conflict(f"the image could not be saved: {error}")
         return image
+
+    def launch_bundle(self, who: Principal, vm_id: str) -> LaunchBundle:
+        """The VM's secrets (decrypted) and files, for its seed ISO; only its host's agent
+        gets them, and only while the VM is placed there."""
+        with self.db.session() as s:
+            vm = s.get(Vm, vm_id)
+            if vm is None or vm.host is None or vm.state in _FINAL:
+                raise NotFound(f"no VM {vm_id!r} on a host")
+            who.require_agent_of(vm.host.name)
+            owner_id, launch = vm.owner_id, dict(vm.launch)
+        return LaunchBundle(
+            secrets=self.secrets.decrypted(owner_id, list(launch.get("secrets", []))),
+            files=[LaunchFile.model_validate(f) for f in launch.get("files", [])],
+        )
 
     def blob_path(self, who: Principal, digest: str) -> Path:
         who.require_agent()

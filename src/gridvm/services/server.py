@@ -16,6 +16,7 @@ from gridvm.services.identity import IdentityService
 from gridvm.services.images import ImageService
 from gridvm.services.results import ResultStore
 from gridvm.services.scheduling import SchedulingService
+from gridvm.services.secrets import SecretService, load_or_create_key
 from gridvm.services.vms import VmService
 from gridvm.store.db import Database
 
@@ -32,6 +33,7 @@ class ServerServices:
     hosts: HostService
     agents: AgentService
     scheduling: SchedulingService
+    secrets: SecretService
 
     wakeup: threading.Event
     signals: HostSignals
@@ -42,6 +44,9 @@ class ServerServices:
         blobs = BlobStore(config.image_dir)
         consoles = ConsoleStore(config.console_dir)
         images = ImageService(db, blobs, config.limits)
+        secrets = SecretService(
+            db, load_or_create_key(config.secrets_key_file), config.limits.max_secret_bytes
+        )
         results = ResultStore(config.results_dir)
         wakeup = threading.Event()
         signals = HostSignals()
@@ -50,16 +55,24 @@ class ServerServices:
             db=db,
             identity=IdentityService(db),
             images=images,
-            vms=VmService(db, config.limits, consoles, results, wakeup.set, signals.bump),
+            vms=VmService(db, config.limits, consoles, results, secrets, wakeup.set, signals.bump),
             hosts=HostService(db, config.host_offline_after_s),
             agents=AgentService(
-                db, blobs, config.limits, consoles, results, images, config.scheduler_interval_s
+                db,
+                blobs,
+                config.limits,
+                consoles,
+                results,
+                images,
+                secrets,
+                config.scheduler_interval_s,
             ),
             scheduling=SchedulingService(
                 db, config.host_offline_after_s, signals.bump, config.host_lost_after_s
             ),
             wakeup=wakeup,
             signals=signals,
+            secrets=secrets,
         )
 
     def prepare(self) -> None:

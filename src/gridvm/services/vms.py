@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import re
 from collections.abc import Callable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, object_session
@@ -13,7 +15,7 @@ from sqlalchemy.orm import Session, object_session
 from gridvm.common.config import SiteLimits
 from gridvm.common.errors import Conflict, InvalidInput, NotFound
 from gridvm.common.names import new_id, validate_name
-from gridvm.common.units import format_duration
+from gridvm.common.units import format_duration, format_size
 from gridvm.schemas.agent import DesiredState
 from gridvm.schemas.vms import (
     FINAL_STATES,
@@ -28,6 +30,7 @@ from gridvm.services.images import find_image
 from gridvm.services.presenters import vm_out
 from gridvm.services.principal import Principal
 from gridvm.services.results import ResultStore
+from gridvm.services.secrets import SecretService
 from gridvm.store.db import Database
 from gridvm.store.models import Deployment, Host, Image, Vm, utcnow
 
@@ -96,6 +99,7 @@ class VmService:
         limits: SiteLimits,
         consoles: ConsoleStore,
         results: ResultStore,
+        secrets: SecretService,
         wake_scheduler: Callable[[], None] = lambda: None,
         notify_hosts: Callable[..., None] = lambda *hosts: None,
     ) -> None:
@@ -103,6 +107,7 @@ class VmService:
         self.limits = limits
         self.consoles = consoles
         self.results = results
+        self.secrets = secrets
         # Called after a change that gives the scheduler work, so it need not wait a tick.
         self.wake_scheduler = wake_scheduler
         # Called with the ids of hosts whose agents have something new to do.
@@ -114,6 +119,7 @@ class VmService:
         if rows:
             req = req.model_copy(update={"count": len(rows)})
         self._check_request(req)
+        launch = self._launch(who, req)
         with self.db.session() as s:
             image = find_image(s, who, req.image)
             if req.memory_mb < image.min_memory_mb:
@@ -155,6 +161,7 @@ class VmService:
                         mode=req.mode.value,
                         user_data=req.user_data,
                         params=rows[index] if rows else {},
+                        launch=launch,
                         walltime_s=walltime,
                         state=VmState.pending.value,
                         desired=DesiredState.running.value,
@@ -202,6 +209,40 @@ class VmService:
                 f"user-data of {len(req.user_data.encode())} bytes is too large",
                 hint=f"keep it under {limits.max_user_data_bytes} bytes",
             )
+
+    def _launch(self, who: Principal, req: VmCreate) -> dict[str, object]:
+        """The secrets and files the request hands to its VMs, checked."""
+        self.secrets.check_names(who.user_id, req.secrets)
+        total = 0
+        paths = set()
+        for f in req.files:
+            path = PurePosixPath(f.path)
+            if (
+                not path.is_absolute()
+                or ".." in path.parts
+                or len(path.parts) < 2
+                or path.parts[1] in ("proc", "sys", "dev", "run")
+                or f.path in paths
+            ):
+                raise InvalidInput(
+                    f"{f.path!r} is not a place for a file in the guest",
+                    hint="give an absolute path such as /root/input.dat, outside /proc /sys /dev "
+                    "/run, and each path once",
+                )
+            paths.add(f.path)
+            try:
+                total += len(base64.b64decode(f.content_b64, validate=True))
+            except binascii.Error as exc:
+                raise InvalidInput(f"the content of {f.path} is not base64") from exc
+        limit = self.limits.max_launch_files_bytes
+        if total > limit:
+            raise InvalidInput(
+                f"the files add up to {format_size(total)}, more than {format_size(limit)}",
+                hint="put large inputs in an image or fetch them from the job",
+            )
+        if not req.secrets and not req.files:
+            return {}
+        return {"secrets": list(req.secrets), "files": [f.model_dump() for f in req.files]}
 
     def _check_any_host_could_run(self, s: Session, req: VmCreate) -> None:
         """Refuse at once what no registered host could ever offer, even when idle."""

@@ -12,6 +12,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     TypeDecorator,
@@ -94,6 +95,19 @@ class Token(Base):
     user: Mapped[User] = relationship(lazy="joined")
 
 
+class Secret(Base):
+    """A user's credential (token, proxy, licence), encrypted at rest, never shown back."""
+
+    __tablename__ = "secrets"
+    __table_args__ = (UniqueConstraint("owner_id", "name", name="uq_secrets_owner_name"),)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    size: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Image(Base):
     __tablename__ = "images"
     __table_args__ = (UniqueConstraint("owner_id", "name", name="uq_images_owner_name"),)
@@ -167,6 +181,9 @@ class Vm(Base):
     mode: Mapped[str] = mapped_column(String(16))
     user_data: Mapped[str | None] = mapped_column(Text)
     params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Names of the owner's secrets and the per-launch files ({"path", "content_b64"}) that
+    # go into this VM's seed ISO; the agent fetches them when it stages the VM.
+    launch: Mapped[dict[str, Any]] = mapped_column(default=dict)
     walltime_s: Mapped[int] = mapped_column(Integer)
     state: Mapped[str] = mapped_column(String(16))
     desired: Mapped[str] = mapped_column(String(16))

@@ -12,7 +12,13 @@ from fastapi.responses import FileResponse
 from gridvm.api.deps import AgentCaller, Services
 from gridvm.api.streaming import blocking_chunks
 from gridvm.common.errors import PayloadTooLarge
-from gridvm.schemas.agent import HostRegistration, RegistrationOut, SyncRequest, SyncResponse
+from gridvm.schemas.agent import (
+    HostRegistration,
+    LaunchBundle,
+    RegistrationOut,
+    SyncRequest,
+    SyncResponse,
+)
 from gridvm.schemas.images import ImageOut
 
 router = APIRouter(prefix="/agent", tags=["agent"])
@@ -32,6 +38,12 @@ async def sync(body: SyncRequest, svc: Services, who: AgentCaller) -> SyncRespon
     host_id = await anyio.to_thread.run_sync(svc.agents.apply_reports, who, body)
     generation = await svc.signals.wait(host_id, body.since, body.wait_s)
     return await anyio.to_thread.run_sync(svc.agents.assignments, host_id, generation)
+
+
+@router.get("/vms/{vm_id}/launch")
+def launch(vm_id: str, svc: Services, who: AgentCaller) -> LaunchBundle:
+    """The VM's secrets and per-launch files, for its seed ISO (fetched when staging)."""
+    return svc.agents.launch_bundle(who, vm_id)
 
 
 @router.get("/blobs/{digest}", response_class=FileResponse)

@@ -46,8 +46,11 @@ What it does (the guest's /sbin/init, a busybox shell script):
 5. if ``user-data`` starts with ``#!``: runs a copy (``/tmp/user-data``) in
    /root with ``HOME=/root``, ``PATH=/bin:/sbin:/usr/bin:/usr/sbin``, stdin
    /dev/null, stdout and stderr on the console, in its own session, with
-   ``GRIDVM_OUTPUT=/output`` and the ``export`` lines of the seed's
-   ``gridvm-env`` (scan parameters, ``GRIDVM_INDEX``, ...) in its environment;
+   ``GRIDVM_OUTPUT=/output``, ``GRIDVM_SECRETS=/run/gridvm/secrets`` and the
+   ``export`` lines of the seed's ``gridvm-env`` (scan parameters,
+   ``GRIDVM_INDEX``, ...) in its environment; before it starts, each seed file
+   ``gridvm-secret-NAME`` is copied to /run/gridvm/secrets/NAME (tmpfs, 0600)
+   and each ``gridvm-file-N`` to the path ``gridvm-files`` gives for N;
    then prints ``gridvm-guest: user-data exited with status N``; if a disk
    with serial ``gridvm-output`` is attached, writes one tar onto it
    (``.gridvm/exit_status`` and ``output/...``) and prints ``gridvm-guest:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-24 05:36:02.488253
+Create Date: 2026-11-24 05:41:42.247720
 """
 
 from __future__ import annotations
@@ -126,6 +126,24 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("user_id", "group_id"),
     )
     op.create_table(
+        "secrets",
+        sa.Column("id", sa.String(length=32), nullable=False),
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("owner_id", sa.String(length=32), nullable=False),
+        sa.Column("ciphertext", sa.LargeBinary(), nullable=False),
+        sa.Column("size", sa.Integer(), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["owner_id"],
+            ["users.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("owner_id", "name", name="uq_secrets_owner_name"),
+    )
+    with op.batch_alter_table("secrets", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_secrets_owner_id"), ["owner_id"], unique=False)
+
+    op.create_table(
         "tokens",
         sa.Column("id", sa.String(length=32), nullable=False),
         sa.Column("user_id", sa.String(length=32), nullable=False),
@@ -160,6 +178,7 @@ def upgrade() -> None:
         sa.Column("mode", sa.String(length=16), nullable=False),
         sa.Column("user_data", sa.Text(), nullable=True),
         sa.Column("params", sa.JSON(), nullable=False),
+        sa.Column("launch", sa.JSON(), nullable=False),
         sa.Column("walltime_s", sa.Integer(), nullable=False),
         sa.Column("state", sa.String(length=16), nullable=False),
         sa.Column("desired", sa.String(length=16), nullable=False),
@@ -225,6 +244,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_tokens_user_id"))
 
     op.drop_table("tokens")
+    with op.batch_alter_table("secrets", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_secrets_owner_id"))
+
+    op.drop_table("secrets")
     op.drop_table("memberships")
     with op.batch_alter_table("images", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_images_owner_id"))
