@@ -109,3 +109,18 @@ def test_waiting_for_other_states(gv: Client, qcow2: Path) -> None:
     assert [vm.state for vm in vms] == [VmState.pending]
     with pytest.raises(WaitTimeout, match="1 of 1 VMs did not reach running within"):
         wait_for_vms(gv, deployment.vms, until={VmState.running}, timeout=0.2, poll=0.1)
+
+
+def test_cancelling_a_deployment_ends_its_pending_vms(gv: Client, qcow2: Path) -> None:
+    gv.images.upload(qcow2, "base")
+    deployment = gv.vms.create(image="base", count=3)
+    other = gv.vms.create(image="base")
+    gv.vms.stop(deployment.vms[0].id)
+    after = gv.deployments.cancel(deployment.id)
+    assert after.id == deployment.id
+    assert after.states == {"cancelled": 3}
+    assert [vm.state for vm in after.vms] == [VmState.cancelled] * 3
+    assert gv.vms.get(other.vms[0].id).state == VmState.pending
+    assert gv.deployments.cancel(deployment.id).states == {"cancelled": 3}
+    with pytest.raises(NotFoundError, match="no deployment 'dep-nothing'"):
+        gv.deployments.cancel("dep-nothing")

@@ -8,10 +8,18 @@ import typer
 
 from gridvm.cli import output
 from gridvm.cli.state import client, wants_json
-from gridvm.cli.vm_views import vm_table
-from gridvm.schemas.vms import DeploymentOut, VmState
+from gridvm.cli.vm_views import counts_text, vm_table
+from gridvm.cli.waiting import GOOD_ENDS, wait_with_bar
+from gridvm.common.units import parse_duration
+from gridvm.schemas.vms import FINAL_STATES, DeploymentOut, VmState
 
-app = typer.Typer(help="Deployments: the VMs of one request.", no_args_is_help=True)
+app = typer.Typer(
+    help="Deployments: the VMs of one request (list, show, wait, cancel).", no_args_is_help=True
+)
+
+DeploymentId = Annotated[
+    str, typer.Argument(metavar="ID", help="deployment id (dep-...)", show_default=False)
+]
 
 
 def _counts(deployment: DeploymentOut) -> str:
@@ -41,10 +49,7 @@ def list_deployments(
 
 
 @app.command("show")
-def show_deployment(
-    ctx: typer.Context,
-    deployment_id: Annotated[str, typer.Argument(metavar="ID", help="deployment id")],
-) -> None:
+def show_deployment(ctx: typer.Context, deployment_id: DeploymentId) -> None:
     """A deployment and its VMs."""
     d = client(ctx).deployments.get(deployment_id)
     if wants_json(ctx):
@@ -58,6 +63,7 @@ def show_deployment(
                 ("owner", d.owner),
                 ("created", output.timestamp(d.created_at)),
                 ("VMs", str(d.count)),
+                ("max running", "no limit" if d.max_running is None else str(d.max_running)),
                 ("states", _counts(d)),
             ]
         )
@@ -65,3 +71,65 @@ def show_deployment(
     if d.vms:
         output.info("")
         vm_table(d.vms)
+
+
+@app.command("wait")
+def wait_deployment(
+    ctx: typer.Context,
+    deployment_id: DeploymentId,
+    timeout: Annotated[
+        str | None, typer.Option("--timeout", help="give up after this long, e.g. 2h")
+    ] = None,
+    poll: Annotated[
+        float, typer.Option("--poll", help="seconds between checks", hidden=True)
+    ] = 2.0,
+) -> None:
+    """Wait until every VM of a deployment has ended; exit 1 unless all ended done or stopped.
+
+    A bar shows how many VMs are in each state meanwhile. At the end, the VMs
+    that did not end well are listed.
+    """
+    timeout_s = None if timeout is None else parse_duration(timeout)
+    gv = client(ctx)
+    deployment = gv.deployments.get(deployment_id)
+    vms = wait_with_bar(gv, deployment.vms, timeout_s, poll, deployment.id)
+    bad = [vm for vm in vms if vm.state not in GOOD_ENDS]
+    if wants_json(ctx):
+        output.print_json(gv.deployments.get(deployment.id))
+    elif bad:
+        vm_table(bad, title="VMs that did not end well")
+    if bad:
+        output.note(
+            f"error: {len(bad)} of {len(vms)} VMs of {deployment.id} did not end well:"
+            f" {counts_text(bad)} (see why with: gridvm vm show ID)"
+        )
+        raise typer.Exit(1)
+    if not wants_json(ctx):
+        output.info(f"all {len(vms)} VMs of {deployment.id} ended: {counts_text(vms)}")
+
+
+@app.command("cancel")
+def cancel_deployment(ctx: typer.Context, deployment_id: DeploymentId) -> None:
+    """End every VM of a deployment that has not ended yet.
+
+    Pending VMs are cancelled at once; the others are terminated on their hosts
+    (their disks deleted, stopped single-mode VMs' included).
+    """
+    gv = client(ctx)
+    before = gv.deployments.get(deployment_id)
+    live = {vm.id for vm in before.vms if vm.state not in FINAL_STATES}
+    after = gv.deployments.cancel(deployment_id)
+    if wants_json(ctx):
+        output.print_json(after)
+        return
+    ended = [vm for vm in after.vms if vm.id not in live]
+    acted = [vm for vm in after.vms if vm.id in live]
+    now = f" (now {counts_text(acted)})" if acted else ""
+    output.info(
+        f"deployment {after.id}: terminate requested for {_vms(len(acted))}{now};"
+        f" {_vms(len(ended))} had ended already"
+    )
+
+
+def _vms(n: int) -> str:
+    return "1 VM" if n == 1 else f"{n} VMs"

@@ -23,12 +23,13 @@ from gridvm.schemas.vms import VmOut, VmState
 
 @contextmanager
 def transfer_bar(
-    description: str, total: int, *, done_description: str | None = None
+    description: str, total: int | None, *, done_description: str | None = None
 ) -> Iterator[Callable[[int], None]]:
     """A bytes bar (size, speed, ETA); yields the callback that takes bytes done so far.
 
     ``done_description`` replaces the description once every byte is through
-    (an upload then waits for the server to check the image).
+    (an upload then waits for the server to check the image). A ``total`` of
+    ``None`` (not known in advance) shows bytes and speed without an end.
     """
     err = console(stderr=True)
     progress = Progress(
@@ -45,7 +46,7 @@ def transfer_bar(
 
         def update(done: int) -> None:
             progress.update(task, completed=done)
-            if done_description and done >= total:
+            if done_description and total is not None and done >= total:
                 progress.update(task, description=done_description)
 
         yield update

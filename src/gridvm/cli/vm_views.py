@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from rich.text import Text
+
 from gridvm.cli import output
 from gridvm.client import state_counts
 from gridvm.common.units import format_size
@@ -23,23 +25,44 @@ def _when(vm: VmOut) -> str:
 
 
 def vm_table(vms: list[VmOut], *, title: str | None = None) -> None:
-    rows = [
-        (
-            vm.id,
-            vm.name,
-            output.state_cell(vm.state),
+    """One row per VM; EXIT and RESULTS columns only when a VM has a job's exit or results."""
+    with_exit = any(vm.exit_status is not None for vm in vms)
+    with_results = any(vm.results_bytes is not None for vm in vms)
+    rows = []
+    for vm in vms:
+        row: list[Text | str] = [vm.id, vm.name, output.state_cell(vm.state)]
+        if with_exit:
+            row.append(exit_cell(vm.exit_status))
+        row += [
             output.cell(vm.host),
             vm.image_name,
             str(vm.vcpus),
             memory_text(vm.memory_mb),
             vm.mode.value,
             _when(vm),
-            output.cell(vm.pending_reason or vm.exit_reason),
-        )
-        for vm in vms
-    ]
-    columns = ("ID", "NAME", "STATE", "HOST", "IMAGE", "CPUS", "MEMORY", "MODE", "WHEN", "INFO")
-    output.show(output.table(columns, rows, title=title))
+        ]
+        if with_results:
+            row.append(output.size_cell(vm.results_bytes))
+        row.append(output.cell(vm.pending_reason or vm.exit_reason))
+        rows.append(row)
+    columns = ["ID", "NAME", "STATE"]
+    columns += ["EXIT"] if with_exit else []
+    columns += ["HOST", "IMAGE", "CPUS", "MEMORY", "MODE", "WHEN"]
+    columns += ["RESULTS"] if with_results else []
+    output.show(output.table([*columns, "INFO"], rows, title=title))
+
+
+def exit_cell(status: int | None) -> Text:
+    """The job's exit status: green 0, red otherwise, ``-`` when there is none (yet)."""
+    if status is None:
+        return output.cell(None)
+    return Text(str(status), style="green" if status == 0 else "bold red")
+
+
+def results_text(vm: VmOut) -> str:
+    if vm.results_bytes is None:
+        return "none"
+    return f"{format_size(vm.results_bytes)} (download with: gridvm vm results {vm.id} -d DIR)"
 
 
 def vm_fields(vm: VmOut) -> None:
@@ -52,6 +75,8 @@ def vm_fields(vm: VmOut) -> None:
                 ("state", output.state_cell(vm.state)),
                 ("pending because", output.cell(vm.pending_reason)),
                 ("exit reason", output.cell(vm.exit_reason)),
+                ("exit status", exit_cell(vm.exit_status)),
+                ("results", results_text(vm)),
                 ("owner", vm.owner),
                 ("group", output.cell(vm.group)),
                 ("deployment", f"{vm.deployment} (VM #{vm.index})"),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -11,20 +11,20 @@ import typer
 
 from gridvm.cli import output
 from gridvm.cli.errors import exit_if, fail, for_each
-from gridvm.cli.progress import vm_bar
+from gridvm.cli.params import read_param_file
+from gridvm.cli.results import download_results
 from gridvm.cli.state import client, wants_json
-from gridvm.cli.vm_views import counts_text, memory_text, vm_fields, vm_table
-from gridvm.client import DEFAULT_UNTIL, Client, wait_for_vms
+from gridvm.cli.vm_views import memory_text, vm_fields, vm_table
+from gridvm.cli.waiting import print_outcome, wait_with_bar
+from gridvm.client import DEFAULT_UNTIL, Client
 from gridvm.common.errors import InvalidInput
 from gridvm.common.units import parse_duration, parse_size
 from gridvm.schemas.vms import DeploymentOut, VmCreate, VmMode, VmOut, VmState
 
-app = typer.Typer(help="Virtual machines: run, list, stop, console.", no_args_is_help=True)
+app = typer.Typer(help="Virtual machines: run, list, stop, console, results.", no_args_is_help=True)
 
 MIB = 1024**2
 GIB = 1024**3
-# A run "went well" when every VM ended in one of these states.
-GOOD_ENDS = frozenset({VmState.done, VmState.stopped})
 
 VmIds = Annotated[list[str], typer.Argument(metavar="ID...", help="VM ids", show_default=False)]
 VmId = Annotated[str, typer.Argument(metavar="ID", help="VM id", show_default=False)]
@@ -59,7 +59,12 @@ def run(
     image: Annotated[
         str, typer.Argument(metavar="IMAGE", help="image id or name", show_default=False)
     ],
-    count: Annotated[int, typer.Option("--count", "-n", help="how many VMs")] = 1,
+    count: Annotated[
+        int | None,
+        typer.Option(
+            "--count", "-n", help="how many VMs (default: 1, or one per row of --param-file)"
+        ),
+    ] = None,
     cpus: Annotated[int, typer.Option("--cpus", "-c", help="vCPUs per VM")] = 1,
     memory: Annotated[
         str, typer.Option("--memory", "-m", help="memory per VM, e.g. 512M, 2G")
@@ -70,6 +75,20 @@ def run(
     user_data: Annotated[
         Path | None,
         typer.Option("--user-data", help="cloud-init user-data file (script or #cloud-config)"),
+    ] = None,
+    param_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--param-file",
+            help="parameter scan: a CSV file with a header row; one VM per row, which its job"
+            " sees as environment variables named by the header",
+        ),
+    ] = None,
+    max_running: Annotated[
+        int | None,
+        typer.Option(
+            "--max-running", help="run at most this many of the VMs at once; the others wait"
+        ),
     ] = None,
     walltime: Annotated[
         str | None,
@@ -92,10 +111,28 @@ def run(
         float, typer.Option("--poll", help="seconds between checks", hidden=True)
     ] = 2.0,
 ) -> None:
-    """Start COUNT VMs of IMAGE as one deployment; --wait follows them to their end."""
+    """Start VMs of IMAGE as one deployment; --wait follows them to their end.
+
+    A parameter scan: --param-file params.csv starts one VM per row; the job
+    (--user-data) sees the row's columns as environment variables named by the
+    header, GRIDVM_INDEX (the 0-based row) and GRIDVM_OUTPUT, a folder whose
+    files become the VM's results (gridvm vm results).
+    """
+    if max_running is not None and max_running < 1:
+        fail(f"--max-running {max_running}: at least 1 VM must be allowed to run")
+    params = None if param_file is None else read_param_file(param_file)
+    if params is not None:
+        if count is not None and count != len(params):
+            fail(
+                f"-n {count} does not match the {len(params)} rows of {param_file}",
+                hint="leave -n out: a parameter scan starts one VM per row",
+            )
+        count = len(params)
     request = VmCreate(
         image=image,
-        count=count,
+        count=1 if count is None else count,
+        params=params,
+        max_running=max_running,
         name=name,
         vcpus=cpus,
         memory_mb=whole_units(memory, MIB, "M", "memory size", "512M or 2G"),
@@ -111,15 +148,15 @@ def run(
         if wants_json(ctx):
             output.print_json(deployment)
         else:
-            _print_deployment_created(deployment)
+            _print_deployment_created(deployment, max_running)
         return
     if not wants_json(ctx):
-        _print_deployment_created(deployment)
-    vms = _wait(gv, deployment.vms, timeout_s, poll, deployment.id)
-    _print_outcome(ctx, vms, deployment=gv.deployments.get(deployment.id))
+        _print_deployment_created(deployment, max_running)
+    vms = wait_with_bar(gv, deployment.vms, timeout_s, poll, deployment.id)
+    print_outcome(ctx, vms, deployment=gv.deployments.get(deployment.id))
 
 
-def _print_deployment_created(deployment: DeploymentOut) -> None:
+def _print_deployment_created(deployment: DeploymentOut, max_running: int | None) -> None:
     first = deployment.vms[0] if deployment.vms else None
     what = (
         ""
@@ -129,45 +166,13 @@ def _print_deployment_created(deployment: DeploymentOut) -> None:
             f" {first.mode.value} mode, walltime {output.duration(first.walltime_s)}"
         )
     )
+    if max_running is not None and max_running < deployment.count:
+        what += f", at most {max_running} running at once"
     plural = "" if deployment.count == 1 else "s"
     output.info(
         f"deployment {deployment.id} ({deployment.name}): {deployment.count} VM{plural}{what}"
     )
     vm_table(deployment.vms)
-
-
-def _wait(
-    gv: Client,
-    vms: Sequence[str | VmOut],
-    timeout_s: int | None,
-    poll: float,
-    deployment: str | None,
-) -> list[VmOut]:
-    try:
-        with vm_bar(len(vms), DEFAULT_UNTIL) as bar:
-            return wait_for_vms(gv, vms, timeout=timeout_s, poll=poll, on_progress=bar)
-    except KeyboardInterrupt:
-        where = f"gridvm deployment show {deployment}" if deployment else "gridvm vm list"
-        output.note(f"stopped waiting; the VMs go on (see them with: {where})")
-        raise typer.Exit(130) from None
-
-
-def _print_outcome(
-    ctx: typer.Context, vms: list[VmOut], *, deployment: DeploymentOut | None = None
-) -> None:
-    bad = [vm for vm in vms if vm.state not in GOOD_ENDS]
-    if wants_json(ctx):
-        output.print_json(deployment if deployment is not None else vms)
-    else:
-        vm_table(vms)
-    if bad:
-        output.note(
-            f"error: {len(bad)} of {len(vms)} VMs did not end well: {counts_text(bad)}"
-            " (see why with: gridvm vm show ID)"
-        )
-        raise typer.Exit(1)
-    if not wants_json(ctx):
-        output.note(f"all {len(vms)} VMs ended: {counts_text(vms)}")
 
 
 @app.command("wait")
@@ -183,7 +188,7 @@ def wait_command(
 ) -> None:
     """Wait until VMs have ended (done, failed, cancelled, expired or stopped)."""
     timeout_s = None if timeout is None else parse_duration(timeout)
-    _print_outcome(ctx, _wait(client(ctx), ids, timeout_s, poll, None))
+    print_outcome(ctx, wait_with_bar(client(ctx), ids, timeout_s, poll, None))
 
 
 @app.command("list")
@@ -216,6 +221,30 @@ def show_vm(ctx: typer.Context, vm_id: VmId) -> None:
         output.print_json(vm)
     else:
         vm_fields(vm)
+
+
+@app.command("results")
+def results(
+    ctx: typer.Context,
+    ref: Annotated[
+        str,
+        typer.Argument(
+            metavar="ID|DEPLOYMENT_ID",
+            help="a VM id, or a deployment id (dep-...) for all its VMs' results",
+            show_default=False,
+        ),
+    ],
+    directory: Annotated[
+        Path,
+        typer.Option("--dir", "-d", help="where to put one folder per VM, named after the VM"),
+    ] = Path(),
+    force: Annotated[
+        bool,
+        typer.Option("--force", "-f", help="replace a VM's folder that holds files already"),
+    ] = False,
+) -> None:
+    """Download the files jobs left in $GRIDVM_OUTPUT into DIR/VM_NAME/, one folder per VM."""
+    download_results(ctx, ref, directory, force)
 
 
 def _action_command(action: str, call: Callable[[Client, str], VmOut], doc: str) -> None:

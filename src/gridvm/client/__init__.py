@@ -4,6 +4,8 @@
 >>> with Client.from_settings() as gv:            # GRIDVM_URL/GRIDVM_TOKEN or gridvm login
 ...     dep = gv.vms.create(image="tiny", count=4, memory_mb=256, walltime_s=600)
 ...     vms = wait_for_vms(gv, dep.vms, timeout=900)
+...     gv.vms.results(vms[0].id, "results.tar")
+...     extract_results("results.tar", "results/" + vms[0].name)
 """
 
 from gridvm.client.client import DEFAULT_TIMEOUT, Client
@@ -12,6 +14,7 @@ from gridvm.client.errors import (
     AuthenticationFailed,
     ConfigError,
     ConflictError,
+    DestinationNotEmpty,
     InvalidRequest,
     NotFoundError,
     PermissionDenied,
@@ -19,8 +22,10 @@ from gridvm.client.errors import (
     ServerError,
     ServerUnreachable,
     TransferError,
+    UnsafeArchive,
     WaitTimeout,
 )
+from gridvm.client.results import Unpacked, extract_results
 from gridvm.client.settings import Settings, config_path, load_settings, save_settings
 from gridvm.client.wait import DEFAULT_UNTIL, state_counts, wait_for_vms
 
@@ -32,6 +37,7 @@ __all__ = [
     "Client",
     "ConfigError",
     "ConflictError",
+    "DestinationNotEmpty",
     "InvalidRequest",
     "NotFoundError",
     "PermissionDenied",
@@ -40,8 +46,11 @@ __all__ = [
     "ServerUnreachable",
     "Settings",
     "TransferError",
+    "Unpacked",
+    "UnsafeArchive",
     "WaitTimeout",
     "config_path",
+    "extract_results",
     "load_settings",
     "save_settings",
     "state_counts",

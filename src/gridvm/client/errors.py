@@ -78,6 +78,18 @@ class TransferError(ApiError):
     """An upload or download broke off or arrived damaged."""
 
 
+class UnsafeArchive(GridvmError):
+    """A results archive holds something that must not be unpacked (a path outside, a link, ...)."""
+
+    code = "unsafe_archive"
+
+
+class DestinationNotEmpty(GridvmError):
+    """Unpacking would overwrite a folder that holds files already."""
+
+    code = "destination_not_empty"
+
+
 class WaitTimeout(GridvmError, TimeoutError):
     """VMs did not reach the awaited states in time; ``vms`` is how they were last seen."""
 

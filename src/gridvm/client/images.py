@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import quote
@@ -14,13 +13,9 @@ import httpx
 from pydantic import TypeAdapter
 
 from gridvm.client.errors import TransferError
+from gridvm.client.files import CHUNK_SIZE, Progress, replacing
 from gridvm.client.transport import Transport, decode
 from gridvm.schemas.images import ImageOut, ImageUpdate, Visibility
-
-CHUNK_SIZE = 1024 * 1024
-
-Progress = Callable[[int], None]
-"""Called with the number of bytes transferred so far."""
 
 _IMAGE = TypeAdapter(ImageOut)
 _IMAGES = TypeAdapter(list[ImageOut])
@@ -98,19 +93,9 @@ class Images:
         nothing behind and does not touch an existing ``dest_path``.
         """
         image = self.get(ref)
-        dest = Path(dest_path)
-        fd, temp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-        temp = Path(temp_name)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                received, digest = self._receive(image, out, progress)
-                out.flush()
-                os.fsync(out.fileno())
+        with replacing(Path(dest_path)) as out:
+            received, digest = self._receive(image, out, progress)
             _verify(image, received, digest)
-            temp.replace(dest)
-        except BaseException:
-            temp.unlink(missing_ok=True)
-            raise
         return image
 
     def _receive(

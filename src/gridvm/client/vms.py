@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from pydantic import TypeAdapter
 
+from gridvm.client.errors import TransferError
+from gridvm.client.files import CHUNK_SIZE, Progress, replacing
 from gridvm.client.transport import Transport
 from gridvm.schemas.vms import DeploymentOut, VmCreate, VmOut, VmState
 
@@ -27,7 +31,12 @@ class Vms:
     def create(self, request: VmCreate | None = None, /, **fields: Any) -> DeploymentOut:
         """Ask for VMs: pass a ``VmCreate``, or its fields (``image=``, ``count=``, ...).
 
-        The VMs start ``pending``; the returned deployment lists them.
+        The VMs start ``pending``; the returned deployment lists them. A
+        parameter scan passes ``params``, one ``{column: value}`` dict per VM
+        (the job sees them as environment variables), and may cap how many
+        run at once with ``max_running``:
+
+        >>> gv.vms.create(image="tiny", params=[{"X": "1"}, {"X": "2"}], max_running=1)
         """
         if request is None:
             request = VmCreate.model_validate(fields)
@@ -85,6 +94,39 @@ class Vms:
         path = f"/vms/{_id(vm_id)}/console"
         return self._t.request("GET", path, params={"offset": offset}).content
 
+    def results(
+        self,
+        vm_id: str,
+        dest: str | os.PathLike[str],
+        progress: Progress | None = None,
+    ) -> int:
+        """Save the VM's job results (an uncompressed tar) to ``dest``; returns its size.
+
+        The tar holds the files the job left under ``$GRIDVM_OUTPUT``; unpack it
+        with ``gridvm.client.results.extract_results``, which refuses unsafe
+        members. The data goes to a temporary file next to ``dest`` that is
+        renamed into place only when complete: a failed download leaves nothing
+        behind. A VM without results raises ``NotFoundError``.
+        """
+        received = 0
+        with (
+            replacing(Path(dest)) as out,
+            self._t.stream("GET", f"/vms/{_id(vm_id)}/results") as response,
+        ):
+            declared = response.headers.get("content-length")
+            for chunk in response.iter_bytes(CHUNK_SIZE):
+                out.write(chunk)
+                received += len(chunk)
+                if progress is not None:
+                    progress(received)
+            if declared is not None and declared.isdigit() and int(declared) != received:
+                raise TransferError(
+                    f"the download of the results of VM {vm_id} stopped after {received} of"
+                    f" {declared} bytes",
+                    hint="try again",
+                )
+        return received
+
 
 class Deployments:
     def __init__(self, transport: Transport) -> None:
@@ -96,3 +138,9 @@ class Deployments:
 
     def get(self, deployment_id: str) -> DeploymentOut:
         return self._t.get(f"/deployments/{_id(deployment_id)}", _DEPLOYMENT)
+
+    def cancel(self, deployment_id: str) -> DeploymentOut:
+        """End every VM of the deployment that has not ended: pending ones are cancelled,
+        the others terminated (their disks deleted). Returns the deployment after.
+        """
+        return self._t.send("POST", f"/deployments/{_id(deployment_id)}/cancel", _DEPLOYMENT)
