@@ -35,6 +35,7 @@ def test_each_row_becomes_a_vm_with_its_environment(
     assert envs[1] == {
         "X": "two words",
         "GRIDVM_INDEX": "1",
+        "GRIDVM_ATTEMPT": "1",
         "GRIDVM_VM_ID": vms[1]["id"],
         "GRIDVM_DEPLOYMENT": made.json()["id"],
     }

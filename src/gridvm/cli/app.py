@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from gridvm.cli import account, admin, deployments, hosts, images, vms
+from gridvm.cli import account, admin, deployments, hosts, images, secrets, vms
 from gridvm.cli.errors import GridvmGroup
 from gridvm.cli.output import OutputFormat
 from gridvm.cli.state import CliState
@@ -58,6 +58,7 @@ app.add_typer(images.app, name="image")
 app.add_typer(vms.app, name="vm")
 app.add_typer(deployments.app, name="deployment")
 app.add_typer(hosts.app, name="host")
+app.add_typer(secrets.app, name="secret")
 app.add_typer(admin.groups, name="group")
 app.add_typer(admin.users, name="user")
 app.add_typer(admin.tokens, name="token")

@@ -133,3 +133,20 @@ def cancel_deployment(ctx: typer.Context, deployment_id: DeploymentId) -> None:
 
 def _vms(n: int) -> str:
     return "1 VM" if n == 1 else f"{n} VMs"
+
+
+@app.command("redeploy-failed")
+def redeploy_failed(ctx: typer.Context, deployment_id: DeploymentId) -> None:
+    """Start the failed (and expired) VMs of a deployment over; the others keep their results."""
+    gv = client(ctx)
+    before = {vm.id: vm.attempt for vm in gv.deployments.get(deployment_id).vms}
+    after = gv.deployments.redeploy_failed(deployment_id)
+    again = [vm for vm in after.vms if vm.attempt > before.get(vm.id, vm.attempt)]
+    if wants_json(ctx):
+        output.print_json(after)
+        return
+    if not again:
+        output.info(f"{deployment_id}: no failed VMs to redeploy ({_counts(after)})")
+        return
+    output.info(f"{deployment_id}: {len(again)} VM{'s' if len(again) != 1 else ''} started over")
+    vm_table(again)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +20,7 @@ from gridvm.cli.waiting import print_outcome, wait_with_bar
 from gridvm.client import DEFAULT_UNTIL, Client
 from gridvm.common.errors import InvalidInput
 from gridvm.common.units import parse_duration, parse_size
-from gridvm.schemas.vms import DeploymentOut, VmCreate, VmMode, VmOut, VmState
+from gridvm.schemas.vms import DeploymentOut, LaunchFile, VmCreate, VmMode, VmOut, VmState
 
 app = typer.Typer(help="Virtual machines: run, list, stop, console, results.", no_args_is_help=True)
 
@@ -90,6 +91,21 @@ def run(
             "--max-running", help="run at most this many of the VMs at once; the others wait"
         ),
     ] = None,
+    secret: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--secret",
+            help="a stored secret the job gets in $GRIDVM_SECRETS/NAME (repeatable)",
+        ),
+    ] = None,
+    file: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--file",
+            metavar="LOCAL:/GUEST/PATH",
+            help="a local file put at GUEST/PATH before the job runs (repeatable)",
+        ),
+    ] = None,
     walltime: Annotated[
         str | None,
         typer.Option("--walltime", "-t", help="lease, e.g. 10m, 2h, 1d (default: the site's)"),
@@ -140,6 +156,8 @@ def run(
         user_data=None if user_data is None else _read_user_data(user_data),
         walltime_s=None if walltime is None else parse_duration(walltime),
         mode=mode,
+        secrets=secret or [],
+        files=[_launch_file(spec) for spec in file or []],
     )
     timeout_s = None if timeout is None else parse_duration(timeout)
     gv = client(ctx)
@@ -154,6 +172,16 @@ def run(
         _print_deployment_created(deployment, max_running)
     vms = wait_with_bar(gv, deployment.vms, timeout_s, poll, deployment.id)
     print_outcome(ctx, vms, deployment=gv.deployments.get(deployment.id))
+
+
+def _launch_file(spec: str) -> LaunchFile:
+    local, sep, guest = spec.rpartition(":")
+    if not sep or not local or not guest.startswith("/"):
+        fail(f"--file {spec!r}: expected LOCAL:/GUEST/PATH", hint="e.g. --file in.csv:/root/in.csv")
+    path = Path(local)
+    if not path.is_file():
+        fail(f"--file {spec!r}: {local} is not a file")
+    return LaunchFile(path=guest, content_b64=base64.b64encode(path.read_bytes()).decode())
 
 
 def _print_deployment_created(deployment: DeploymentOut, max_running: int | None) -> None:
@@ -280,6 +308,41 @@ _action_command(
     "suspend", lambda gv, i: gv.vms.suspend(i), "Pause running VMs (they keep their memory)."
 )
 _action_command("resume", lambda gv, i: gv.vms.resume(i), "Resume suspended VMs.")
+
+
+@app.command("save")
+def save(
+    ctx: typer.Context,
+    vm_id: Annotated[str, typer.Argument(metavar="ID", help="a stopped single-mode VM")],
+    name: Annotated[str, typer.Option("--name", help="name of the new image")],
+    wait: Annotated[
+        bool, typer.Option("--wait/--no-wait", help="wait until the image exists")
+    ] = True,
+    timeout: Annotated[str, typer.Option("--timeout", help="give up after this long")] = "30m",
+    poll: Annotated[float, typer.Option("--poll", hidden=True)] = 1.0,
+) -> None:
+    """Save a stopped single-mode VM's disk as a new private image (usable for scans)."""
+    gv = client(ctx)
+    vm = gv.vms.save(vm_id, name)
+    if not wait:
+        output.info(f"{vm.id}: saving as image {name} (see gridvm vm show {vm.id})")
+        return
+    deadline = time.monotonic() + parse_duration(timeout)
+    while vm.saving_as is not None:
+        if time.monotonic() > deadline:
+            fail(
+                f"{vm.id} is still being saved as {name}",
+                hint=f"check later: gridvm image show {name}",
+            )
+        time.sleep(poll)
+        vm = gv.vms.get(vm_id)
+    if vm.save_error is not None:
+        fail(f"saving {vm.id} as {name} failed: {vm.save_error}")
+    image = gv.images.get(name)
+    if wants_json(ctx):
+        output.print_json(image)
+    else:
+        output.info(f"image {image.name} ({image.id}) saved from {vm.id}")
 
 
 @app.command("console")

@@ -83,6 +83,11 @@ class Vms:
         """Start the VM afresh from its image."""
         return self._act(vm_id, "redeploy")
 
+    def save(self, vm_id: str, name: str) -> VmOut:
+        """Save a stopped single-mode VM's disk as a new private image called ``name``;
+        the image appears when the VM's host has sent it (``saving_as`` goes back to None)."""
+        return self._t.send("POST", f"/vms/{_id(vm_id)}/save", _VM, json={"name": name})
+
     def suspend(self, vm_id: str) -> VmOut:
         return self._act(vm_id, "suspend")
 
@@ -138,6 +143,11 @@ class Deployments:
 
     def get(self, deployment_id: str) -> DeploymentOut:
         return self._t.get(f"/deployments/{_id(deployment_id)}", _DEPLOYMENT)
+
+    def redeploy_failed(self, deployment_id: str) -> DeploymentOut:
+        """Start the failed and expired members of the deployment over from their image."""
+        path = f"/deployments/{_id(deployment_id)}/redeploy-failed"
+        return self._t.send("POST", path, _DEPLOYMENT)
 
     def cancel(self, deployment_id: str) -> DeploymentOut:
         """End every VM of the deployment that has not ended: pending ones are cancelled,

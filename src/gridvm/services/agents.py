@@ -141,6 +141,7 @@ class AgentService:
             env={
                 **{str(k): str(v) for k, v in vm.params.items()},
                 "GRIDVM_INDEX": str(vm.index),
+                "GRIDVM_ATTEMPT": str(vm.attempt),
                 "GRIDVM_VM_ID": vm.id,
                 "GRIDVM_DEPLOYMENT": vm.deployment_id,
             },

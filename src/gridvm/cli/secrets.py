@@ -1,0 +1,60 @@
+"""``gridvm secret ...``: credentials handed to VMs only through their seed ISO."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from gridvm.cli import output
+from gridvm.cli.errors import fail
+from gridvm.cli.state import client, wants_json
+
+app = typer.Typer(
+    help="Secrets: tokens, proxies, licence files for your VMs (never shown back).",
+    no_args_is_help=True,
+)
+
+
+@app.command("create")
+def create_secret(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="name to refer to it by (vm run --secret NAME)")],
+    source: Annotated[str, typer.Argument(metavar="FILE|-", help="file to read, - for stdin")],
+) -> None:
+    """Store a secret; a VM started with --secret NAME finds it in $GRIDVM_SECRETS/NAME."""
+    if source == "-":
+        value = sys.stdin.buffer.read()
+    else:
+        path = Path(source)
+        if not path.is_file():
+            fail(f"{source}: no such file", hint="give a file, or - to read standard input")
+        value = path.read_bytes()
+    made = client(ctx).secrets.create(name, value)
+    if wants_json(ctx):
+        output.print_json(made)
+    else:
+        output.info(f"secret {made.name} stored ({made.size} bytes, encrypted)")
+
+
+@app.command("list")
+def list_secrets(ctx: typer.Context) -> None:
+    """Your secrets: names and sizes only."""
+    secrets = client(ctx).secrets.list()
+    if wants_json(ctx):
+        output.print_json(secrets)
+        return
+    if not secrets:
+        output.note("no secrets (store one with: gridvm secret create NAME FILE)")
+        return
+    rows = [(s.name, output.size_cell(s.size), output.relative(s.created_at)) for s in secrets]
+    output.show(output.table(("NAME", "SIZE", "CREATED"), rows))
+
+
+@app.command("rm")
+def remove_secret(ctx: typer.Context, name: str) -> None:
+    """Delete a secret (VMs started with it keep their copy until they end)."""
+    client(ctx).secrets.delete(name)
+    output.info(f"secret {name} deleted")

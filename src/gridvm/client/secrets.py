@@ -1,0 +1,36 @@
+"""Secrets: stored encrypted on the server, handed only to the VMs that name them."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from pydantic import TypeAdapter
+
+from gridvm.client.transport import Transport, decode
+from gridvm.schemas.identity import SecretOut
+
+_SECRET = TypeAdapter(SecretOut)
+_SECRETS = TypeAdapter(list[SecretOut])
+
+
+class Secrets:
+    def __init__(self, transport: Transport) -> None:
+        self._t = transport
+
+    def create(self, name: str, value: bytes) -> SecretOut:
+        """Store ``value`` (a token, a proxy, a licence file); it is never shown back."""
+        response = self._t.request(
+            "POST",
+            "/secrets",
+            params={"name": name},
+            content=value,
+            headers={"Content-Type": "application/octet-stream"},
+        )
+        return decode(response, _SECRET)
+
+    def list(self) -> list[SecretOut]:
+        """Your secrets' names and sizes (never their values)."""
+        return self._t.get("/secrets", _SECRETS)
+
+    def delete(self, name: str) -> None:
+        self._t.request("DELETE", f"/secrets/{quote(name, safe='')}")

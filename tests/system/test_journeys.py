@@ -1,0 +1,81 @@
+"""The README's example journeys, through the `gridvm` command, on real guests."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from gridvm.cli.app import app
+from tests.system.cloud import Cloud
+
+pytestmark = pytest.mark.system
+
+SCAN = """#!/bin/sh
+echo "rate=$RATE attempt=$GRIDVM_ATTEMPT licence=$(cat $GRIDVM_SECRETS/licence)"
+echo "$RATE" > "$GRIDVM_OUTPUT/rate.txt"
+# The 'flaky' row fails on its first attempt only.
+[ "$RATE" = flaky ] && [ "$GRIDVM_ATTEMPT" = 1 ] && exit 1
+exit 0
+"""
+
+
+def gridvm(cloud: Cloud, home: Path, *args: str, stdin: str | None = None) -> Result:
+    env = {
+        "GRIDVM_URL": cloud.server.url,
+        "GRIDVM_TOKEN": cloud.server.admin_token,
+        "GRIDVM_CONFIG": str(home / "config.json"),
+        "COLUMNS": "250",
+    }
+    return CliRunner().invoke(app, list(args), env=env, input=stdin)
+
+
+def ok(result: Result) -> Result:
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    return result
+
+
+def test_journey_1_a_scan_with_results_and_a_failed_row_redeployed(
+    cloud: Cloud, tmp_path: Path
+) -> None:
+    rows = ["1", "2", "3", "flaky", "5", "6", "7", "8"]
+    (tmp_path / "params.csv").write_text("RATE\n" + "\n".join(rows) + "\n")
+    (tmp_path / "scan.sh").write_text(SCAN)
+    ok(gridvm(cloud, tmp_path, "secret", "create", "licence", "-", stdin="KEY-7"))
+    ran = gridvm(
+        cloud,
+        tmp_path,
+        "-o",
+        "json",
+        "vm",
+        "run",
+        "tiny",
+        "--param-file",
+        str(tmp_path / "params.csv"),
+        "--user-data",
+        str(tmp_path / "scan.sh"),
+        "--secret",
+        "licence",
+        "--memory",
+        "192M",
+        "--name",
+        "scan",
+        "--wait",
+        "--timeout",
+        "10m",
+    )
+    assert ran.exit_code == 1, (ran.stdout, ran.stderr)  # one row failed
+    vms = json.loads(ok(gridvm(cloud, tmp_path, "-o", "json", "vm", "list")).stdout)
+    deployment = vms[0]["deployment"]
+    assert sorted(vm["state"] for vm in vms) == ["done"] * 7 + ["failed"]
+    failed = next(vm for vm in vms if vm["state"] == "failed")
+    assert failed["name"] == "scan-3" and failed["exit_status"] == 1
+    ok(gridvm(cloud, tmp_path, "deployment", "redeploy-failed", deployment))
+    ok(gridvm(cloud, tmp_path, "deployment", "wait", deployment, "--timeout", "5m"))
+    console = ok(gridvm(cloud, tmp_path, "vm", "console", failed["id"])).stdout
+    assert "rate=flaky attempt=2 licence=KEY-7" in console
+    ok(gridvm(cloud, tmp_path, "vm", "results", deployment, "-d", str(tmp_path / "results")))
+    for index, rate in enumerate(rows):
+        assert (tmp_path / "results" / f"scan-{index}" / "rate.txt").read_text() == f"{rate}\n"
