@@ -15,13 +15,16 @@ pytestmark = pytest.mark.system
 SLEEPER = "#!/bin/sh\necho sleeping\nsleep 600\n"
 
 
-def test_user_data_output_appears_in_the_console_and_the_vm_ends_done(cloud: Cloud) -> None:
+def test_user_data_output_appears_in_the_console_and_its_status_decides_the_end(
+    cloud: Cloud,
+) -> None:
     vm = cloud.run(user_data='#!/bin/sh\necho "hello from $(hostname)"\nexit 3\n', name="greeter")[
         0
     ]
     ended = cloud.wait(vm["id"], {"done", "failed"})
-    assert ended["state"] == "done"
-    assert ended["exit_reason"] == "the guest powered off"
+    # The job's non-zero exit status makes the VM failed, with the status as the reason.
+    assert (ended["state"], ended["exit_status"]) == ("failed", 3)
+    assert ended["exit_reason"] == "the job exited with status 3"
     console = cloud.console(vm["id"])
     assert "hello from greeter" in console
     assert "gridvm-guest: user-data exited with status 3" in console
