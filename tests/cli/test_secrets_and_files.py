@@ -47,3 +47,14 @@ def test_saving_a_vm_that_is_not_stopped_is_refused(cli: Cli, image: str) -> Non
     vm = cli.json("vm", "run", image, "--mode", "single")["vms"][0]
     assert "only a stopped single-mode VM" in cli.fails("vm", "save", vm["id"], "--name", "copy")
     assert json.loads(cli.ok("-o", "json", "image", "list").stdout)[0]["name"] == "base"
+
+
+def test_ssh_key_add_list_and_remove(cli: Cli, tmp_path: Path) -> None:
+    from tests.api.test_ssh_keys import FINGERPRINT, KEY
+
+    (tmp_path / "id.pub").write_text(KEY + "\n")
+    assert FINGERPRINT in cli.ok("ssh-key", "add", "laptop", str(tmp_path / "id.pub")).stdout
+    assert "laptop" in cli.ok("ssh-key", "list").stdout
+    assert "not an SSH public key" in cli.fails("ssh-key", "add", "bad", "-", input="nonsense")
+    cli.ok("ssh-key", "rm", "laptop")
+    assert cli.json("ssh-key", "list") == []

@@ -144,3 +144,19 @@ def test_secrets_and_files_reach_the_job_and_only_its_iso(cloud: Cloud) -> None:
     cloud.admin.post(f"/api/v1/vms/{vm['id']}/terminate")
     cloud.wait(vm["id"], {"cancelled"})
     assert not seed.exists()
+
+
+def test_chosen_ssh_keys_are_installed_in_the_guest(cloud: Cloud) -> None:
+    from tests.api.test_ssh_keys import KEY
+
+    assert (
+        cloud.admin.post("/api/v1/ssh-keys", json={"name": "laptop", "public_key": KEY}).status_code
+        == 201
+    )
+    vm = cloud.run(
+        user_data="#!/bin/sh\necho keys: && cat /root/.ssh/authorized_keys\n", ssh_keys=["laptop"]
+    )[0]
+    cloud.wait(vm["id"], {"done", "failed"})
+    assert f"keys:\r\n{KEY}" in cloud.console(vm["id"]) or f"keys:\n{KEY}" in cloud.console(
+        vm["id"]
+    )

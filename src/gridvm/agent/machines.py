@@ -221,6 +221,7 @@ class Machines:
                     env=a.env,
                     secrets={k: base64.b64decode(v) for k, v in launch.secrets.items()},
                     files=[(f.path, base64.b64decode(f.content_b64)) for f in launch.files],
+                    public_keys=a.ssh_public_keys,
                 )
                 undo.push("seed ISO", lambda: seed.unlink(missing_ok=True))
                 self._set(record, LocalState.booting)

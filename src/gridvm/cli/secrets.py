@@ -58,3 +58,54 @@ def remove_secret(ctx: typer.Context, name: str) -> None:
     """Delete a secret (VMs started with it keep their copy until they end)."""
     client(ctx).secrets.delete(name)
     output.info(f"secret {name} deleted")
+
+
+ssh_keys = typer.Typer(
+    help="SSH public keys on your account, installed in VMs with vm run --ssh-key NAME.",
+    no_args_is_help=True,
+)
+
+
+@ssh_keys.command("add")
+def add_ssh_key(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="name to refer to it by (vm run --ssh-key NAME)")],
+    source: Annotated[
+        str,
+        typer.Argument(metavar="FILE|-", help="the public key file (e.g. ~/.ssh/id_ed25519.pub)"),
+    ],
+) -> None:
+    """Keep an SSH public key on your account."""
+    if source == "-":
+        text = sys.stdin.read()
+    else:
+        path = Path(source).expanduser()
+        if not path.is_file():
+            fail(f"{source}: no such file", hint="give the .pub file, or - to read standard input")
+        text = path.read_text(errors="replace")
+    key = client(ctx).ssh_keys.add(name, text)
+    if wants_json(ctx):
+        output.print_json(key)
+    else:
+        output.info(f"SSH key {key.name} added ({key.fingerprint})")
+
+
+@ssh_keys.command("list")
+def list_ssh_keys(ctx: typer.Context) -> None:
+    """Your SSH public keys."""
+    keys = client(ctx).ssh_keys.list()
+    if wants_json(ctx):
+        output.print_json(keys)
+        return
+    if not keys:
+        output.note("no SSH keys (add one with: gridvm ssh-key add NAME ~/.ssh/id_ed25519.pub)")
+        return
+    rows = [(k.name, k.fingerprint, output.relative(k.created_at)) for k in keys]
+    output.show(output.table(("NAME", "FINGERPRINT", "ADDED"), rows))
+
+
+@ssh_keys.command("rm")
+def remove_ssh_key(ctx: typer.Context, name: str) -> None:
+    """Remove an SSH public key from your account (VMs that have it keep it)."""
+    client(ctx).ssh_keys.remove(name)
+    output.info(f"SSH key {name} removed")

@@ -98,6 +98,10 @@ def run(
             help="a stored secret the job gets in $GRIDVM_SECRETS/NAME (repeatable)",
         ),
     ] = None,
+    ssh_key: Annotated[
+        list[str] | None,
+        typer.Option("--ssh-key", help="an SSH key of your account to install (repeatable)"),
+    ] = None,
     file: Annotated[
         list[str] | None,
         typer.Option(
@@ -157,6 +161,7 @@ def run(
         walltime_s=None if walltime is None else parse_duration(walltime),
         mode=mode,
         secrets=secret or [],
+        ssh_keys=ssh_key or [],
         files=[_launch_file(spec) for spec in file or []],
     )
     timeout_s = None if timeout is None else parse_duration(timeout)

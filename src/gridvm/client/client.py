@@ -10,7 +10,7 @@ from pydantic import TypeAdapter
 from gridvm.client.hosts import Hosts
 from gridvm.client.identity import Groups, Tokens, Users
 from gridvm.client.images import Images
-from gridvm.client.secrets import Secrets
+from gridvm.client.secrets import Secrets, SshKeys
 from gridvm.client.settings import check_token, load_settings, normalize_url
 from gridvm.client.transport import Transport
 from gridvm.client.vms import Deployments, Vms
@@ -50,6 +50,7 @@ class Client:
         self.deployments = Deployments(self._t)
         self.hosts = Hosts(self._t)
         self.secrets = Secrets(self._t)
+        self.ssh_keys = SshKeys(self._t)
 
     @classmethod
     def from_settings(

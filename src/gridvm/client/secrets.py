@@ -1,4 +1,5 @@
-"""Secrets: stored encrypted on the server, handed only to the VMs that name them."""
+"""What users keep for their VMs: secrets (stored encrypted, handed only to the VMs that
+name them) and SSH public keys."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ from urllib.parse import quote
 from pydantic import TypeAdapter
 
 from gridvm.client.transport import Transport, decode
-from gridvm.schemas.identity import SecretOut
+from gridvm.schemas.identity import SecretOut, SshKeyOut
 
 _SECRET = TypeAdapter(SecretOut)
 _SECRETS = TypeAdapter(list[SecretOut])
+_KEY = TypeAdapter(SshKeyOut)
+_KEYS = TypeAdapter(list[SshKeyOut])
 
 
 class Secrets:
@@ -34,3 +37,20 @@ class Secrets:
 
     def delete(self, name: str) -> None:
         self._t.request("DELETE", f"/secrets/{quote(name, safe='')}")
+
+
+class SshKeys:
+    def __init__(self, transport: Transport) -> None:
+        self._t = transport
+
+    def add(self, name: str, public_key: str) -> SshKeyOut:
+        """Keep an OpenSSH public key on your account (``vm run --ssh-key NAME``)."""
+        return self._t.send(
+            "POST", "/ssh-keys", _KEY, json={"name": name, "public_key": public_key}
+        )
+
+    def list(self) -> list[SshKeyOut]:
+        return self._t.get("/ssh-keys", _KEYS)
+
+    def remove(self, name: str) -> None:
+        self._t.request("DELETE", f"/ssh-keys/{quote(name, safe='')}")

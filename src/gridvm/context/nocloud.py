@@ -37,6 +37,7 @@ _NAMES = {
     "network-config": "NETWORK.;1",
     "vendor-data": "VENDOR.;1",
     "gridvm-env": "GRIDVMEN.;1",
+    "gridvm-ssh-keys": "GRIDVMSK.;1",
 }
 ENV_FILE = "gridvm-env"
 _ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -104,6 +105,15 @@ def render_meta_data(meta_data: Mapping[str, str]) -> bytes:
     return "".join(lines).encode("utf-8")
 
 
+def _public_keys_yaml(keys: Sequence[str]) -> bytes:
+    for key in keys:
+        if any(c in key for c in "\r\n\0"):
+            raise InvalidInput("an SSH public key must be a single line")
+    if not keys:
+        return b""
+    return ("public-keys:\n" + "".join(f"  - {yaml_quote(k)}\n" for k in keys)).encode()
+
+
 def render_env(env: Mapping[str, str]) -> bytes:
     """``export NAME='value'`` lines, safe for any value: the guest's shell sources them."""
     lines = []
@@ -126,6 +136,7 @@ def build_seed_iso(
     env: Mapping[str, str] | None = None,
     secrets: Mapping[str, bytes] | None = None,
     files: Sequence[tuple[str, bytes]] = (),
+    public_keys: Sequence[str] = (),
 ) -> None:
     """Write the NoCloud seed ISO for one VM launch to ``path`` (atomically, mode 0600).
 
@@ -135,7 +146,7 @@ def build_seed_iso(
     listing ``N<TAB>guest path`` per line, for the guest to put in place.
     """
     contents: dict[str, bytes] = {
-        "meta-data": render_meta_data(meta_data),
+        "meta-data": render_meta_data(meta_data) + _public_keys_yaml(public_keys),
         "user-data": b"" if user_data is None else bytes(user_data),
     }
     if network_config is not None:
@@ -144,6 +155,9 @@ def build_seed_iso(
         contents["vendor-data"] = bytes(vendor_data)
     if env:
         contents[ENV_FILE] = render_env(env)
+    if public_keys:
+        # cloud-init reads public-keys from meta-data; a plain list for small guests.
+        contents["gridvm-ssh-keys"] = "".join(f"{k}\n" for k in public_keys).encode()
     iso_names = dict(_NAMES)
     for number, (name, value) in enumerate(sorted((secrets or {}).items())):
         rr = f"gridvm-secret-{validate_name(name, what='secret name')}"

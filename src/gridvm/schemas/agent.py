@@ -75,6 +75,7 @@ class Assignment(Wire):
     env: dict[str, str] = Field(default_factory=dict)
     # Size of the raw disk the guest writes its results to (0: no results disk).
     output_bytes: int = 0
+    ssh_public_keys: list[str] = Field(default_factory=list)
     # Secrets or files for the seed ISO: fetched from the server when the VM is staged.
     has_launch_files: bool = False
     # Save the (stopped) VM's disk as a new image of this name.

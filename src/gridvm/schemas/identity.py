@@ -69,3 +69,15 @@ class SecretOut(Wire):
     name: str
     size: int
     created_at: datetime
+
+
+class SshKeyCreate(Wire):
+    name: str
+    public_key: str
+
+
+class SshKeyOut(Wire):
+    name: str
+    fingerprint: str
+    public_key: str
+    created_at: datetime

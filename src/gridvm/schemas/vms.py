@@ -69,6 +69,8 @@ class VmCreate(Wire):
     # Names of the user's stored secrets to hand to the job (in /run/gridvm/secrets/NAME).
     secrets: list[str] = Field(default_factory=list)
     files: list[LaunchFile] = Field(default_factory=list)
+    # Names of SSH public keys on the user's account to install in the guest.
+    ssh_keys: list[str] = Field(default_factory=list)
 
 
 class VmOut(Wire):

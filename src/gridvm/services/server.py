@@ -17,6 +17,7 @@ from gridvm.services.images import ImageService
 from gridvm.services.results import ResultStore
 from gridvm.services.scheduling import SchedulingService
 from gridvm.services.secrets import SecretService, load_or_create_key
+from gridvm.services.ssh_keys import SshKeyService
 from gridvm.services.vms import VmService
 from gridvm.store.db import Database
 
@@ -34,6 +35,7 @@ class ServerServices:
     agents: AgentService
     scheduling: SchedulingService
     secrets: SecretService
+    ssh_keys: SshKeyService
 
     wakeup: threading.Event
     signals: HostSignals
@@ -44,6 +46,7 @@ class ServerServices:
         blobs = BlobStore(config.image_dir)
         consoles = ConsoleStore(config.console_dir)
         images = ImageService(db, blobs, config.limits)
+        ssh_keys = SshKeyService(db)
         secrets = SecretService(
             db, load_or_create_key(config.secrets_key_file), config.limits.max_secret_bytes
         )
@@ -55,7 +58,9 @@ class ServerServices:
             db=db,
             identity=IdentityService(db),
             images=images,
-            vms=VmService(db, config.limits, consoles, results, secrets, wakeup.set, signals.bump),
+            vms=VmService(
+                db, config.limits, consoles, results, secrets, ssh_keys, wakeup.set, signals.bump
+            ),
             hosts=HostService(db, config.host_offline_after_s),
             agents=AgentService(
                 db,
@@ -73,6 +78,7 @@ class ServerServices:
             wakeup=wakeup,
             signals=signals,
             secrets=secrets,
+            ssh_keys=ssh_keys,
         )
 
     def prepare(self) -> None:

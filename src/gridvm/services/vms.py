@@ -31,6 +31,7 @@ from gridvm.services.presenters import vm_out
 from gridvm.services.principal import Principal
 from gridvm.services.results import ResultStore
 from gridvm.services.secrets import SecretService
+from gridvm.services.ssh_keys import SshKeyService
 from gridvm.store.db import Database
 from gridvm.store.models import Deployment, Host, Image, Vm, utcnow
 
@@ -100,6 +101,7 @@ class VmService:
         consoles: ConsoleStore,
         results: ResultStore,
         secrets: SecretService,
+        ssh_keys: SshKeyService,
         wake_scheduler: Callable[[], None] = lambda: None,
         notify_hosts: Callable[..., None] = lambda *hosts: None,
     ) -> None:
@@ -108,6 +110,7 @@ class VmService:
         self.consoles = consoles
         self.results = results
         self.secrets = secrets
+        self.ssh_keys = ssh_keys
         # Called after a change that gives the scheduler work, so it need not wait a tick.
         self.wake_scheduler = wake_scheduler
         # Called with the ids of hosts whose agents have something new to do.
@@ -120,6 +123,8 @@ class VmService:
             req = req.model_copy(update={"count": len(rows)})
         self._check_request(req)
         launch = self._launch(who, req)
+        if req.ssh_keys:
+            launch["ssh_keys"] = self.ssh_keys.public_keys(who.user_id, req.ssh_keys)
         with self.db.session() as s:
             image = find_image(s, who, req.image)
             if req.memory_mb < image.min_memory_mb:

@@ -108,6 +108,17 @@ class Secret(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class SshKey(Base):
+    __tablename__ = "ssh_keys"
+    __table_args__ = (UniqueConstraint("owner_id", "name", name="uq_ssh_keys_owner_name"),)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    public_key: Mapped[str] = mapped_column(Text)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Image(Base):
     __tablename__ = "images"
     __table_args__ = (UniqueConstraint("owner_id", "name", name="uq_images_owner_name"),)

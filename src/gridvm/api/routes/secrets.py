@@ -1,4 +1,4 @@
-"""Secrets: store (raw request body), list (names only), delete. Values are never returned."""
+"""Secrets (values never returned) and SSH public keys: what users keep for their VMs."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request, status
 
 from gridvm.api.deps import Caller, Services
 from gridvm.common.errors import PayloadTooLarge
-from gridvm.schemas.identity import SecretOut
+from gridvm.schemas.identity import SecretOut, SshKeyCreate, SshKeyOut
 
 router = APIRouter(tags=["secrets"])
 
@@ -46,3 +46,19 @@ def list_secrets(svc: Services, who: Caller) -> list[SecretOut]:
 @router.delete("/secrets/{name}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_secret(name: str, svc: Services, who: Caller) -> None:
     svc.secrets.delete(who, name)
+
+
+@router.post("/ssh-keys", status_code=status.HTTP_201_CREATED, tags=["ssh-keys"])
+def add_ssh_key(body: SshKeyCreate, svc: Services, who: Caller) -> SshKeyOut:
+    """Keep an SSH public key on your account; `vm run --ssh-key NAME` installs it."""
+    return svc.ssh_keys.add(who, body.name, body.public_key)
+
+
+@router.get("/ssh-keys", tags=["ssh-keys"])
+def list_ssh_keys(svc: Services, who: Caller) -> list[SshKeyOut]:
+    return svc.ssh_keys.list_keys(who)
+
+
+@router.delete("/ssh-keys/{name}", status_code=status.HTTP_204_NO_CONTENT, tags=["ssh-keys"])
+def remove_ssh_key(name: str, svc: Services, who: Caller) -> None:
+    svc.ssh_keys.remove(who, name)

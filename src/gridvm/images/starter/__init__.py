@@ -40,7 +40,8 @@ What it does (the guest's /sbin/init, a busybox shell script):
    functions (up to 30 s, but only while one is missing), and mounts the
    first ISO 9660 disk labelled cidata read-only at ``/run/cidata``; without
    one it carries on;
-3. sets the hostname from ``local-hostname`` (else the last one, else
+3. adds the keys of the seed's ``gridvm-ssh-keys`` (one per line) to
+   /root/.ssh/authorized_keys; sets the hostname from ``local-hostname`` (else the last one, else
    ``tiny``) and writes /etc/hostname and /etc/hosts;
 4. brings up the network, then prints exactly ``gridvm-guest: ready``;
 5. if ``user-data`` starts with ``#!``: runs a copy (``/tmp/user-data``) in

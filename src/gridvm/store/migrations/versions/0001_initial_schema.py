@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-24 05:41:42.247720
+Create Date: 2026-11-24 06:01:01.056104
 """
 
 from __future__ import annotations
@@ -144,6 +144,24 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_secrets_owner_id"), ["owner_id"], unique=False)
 
     op.create_table(
+        "ssh_keys",
+        sa.Column("id", sa.String(length=32), nullable=False),
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("owner_id", sa.String(length=32), nullable=False),
+        sa.Column("public_key", sa.Text(), nullable=False),
+        sa.Column("fingerprint", sa.String(length=64), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["owner_id"],
+            ["users.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("owner_id", "name", name="uq_ssh_keys_owner_name"),
+    )
+    with op.batch_alter_table("ssh_keys", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_ssh_keys_owner_id"), ["owner_id"], unique=False)
+
+    op.create_table(
         "tokens",
         sa.Column("id", sa.String(length=32), nullable=False),
         sa.Column("user_id", sa.String(length=32), nullable=False),
@@ -244,6 +262,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_tokens_user_id"))
 
     op.drop_table("tokens")
+    with op.batch_alter_table("ssh_keys", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_ssh_keys_owner_id"))
+
+    op.drop_table("ssh_keys")
     with op.batch_alter_table("secrets", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_secrets_owner_id"))
 
