@@ -1,10 +1,19 @@
-"""Request bodies streamed to code that runs in a worker thread."""
+"""Raw request bodies: how the API describes them, and how they reach worker threads."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import anyio.from_thread
+
+# OpenAPI for an endpoint whose request body is raw bytes (an image, a secret).
+RAW_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
 
 
 def blocking_chunks(stream: AsyncIterator[bytes]) -> Iterator[bytes]:

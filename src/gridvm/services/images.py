@@ -78,37 +78,7 @@ class ImageService:
         self._refuse_taken_name(who.user_id, name)
         if visibility == Visibility.public and not who.is_admin:
             raise Forbidden("only admins publish public images", hint="share with your group")
-        ingested = ingest_image(
-            self.blobs,
-            chunks,
-            max_bytes=self.limits.max_upload_bytes,
-            max_virtual_size=self.limits.max_image_virtual_size,
-        )
-        try:
-            with self.db.session() as s:
-                self._refuse_taken_name(who.user_id, name, s)
-                image = Image(
-                    id=new_id("img"),
-                    name=name,
-                    owner_id=who.user_id,
-                    group_id=who.primary_group_id,
-                    visibility=visibility.value,
-                    trust=TrustClass.user.value,
-                    digest=ingested.digest,
-                    format="qcow2",
-                    uploaded_format=ingested.format_uploaded,
-                    size=ingested.size,
-                    virtual_size=ingested.virtual_size,
-                    boot_mode=BootMode.disk.value,
-                    min_memory_mb=64,
-                )
-                s.add(image)
-                s.flush()
-                s.refresh(image)
-                return image_out(image)
-        except BaseException:
-            self._drop_unreferenced(ingested.digest)
-            raise
+        return self._store(chunks, who.user_id, who.primary_group_id, name, visibility)
 
     def create_from_vm(self, vm_id: str, chunks: Iterable[bytes]) -> ImageOut:
         """Make the image a ``vm save`` asked for from the disk the VM's agent sends.
@@ -122,6 +92,20 @@ class ImageService:
                 raise Conflict(f"VM {vm_id} has no save under way")
             name, owner_id, source_id = vm.save_as, vm.owner_id, vm.image.id
             self._refuse_taken_name(owner_id, name, s)
+        return self._store(chunks, owner_id, None, name, Visibility.private, boots_like=source_id)
+
+    def _store(
+        self,
+        chunks: Iterable[bytes],
+        owner_id: str,
+        group_id: str | None,
+        name: str,
+        visibility: Visibility,
+        boots_like: str | None = None,
+    ) -> ImageOut:
+        """Inspect and store a user's disk as a new ``user``-class image; with ``boots_like``,
+        it boots as that image does (its kernel, initrd and command line). Nothing is kept
+        if anything fails."""
         ingested = ingest_image(
             self.blobs,
             chunks,
@@ -130,31 +114,35 @@ class ImageService:
         )
         try:
             with self.db.session() as s:
-                source = s.get_one(Image, source_id)
+                self._refuse_taken_name(owner_id, name, s)
                 owner = s.get_one(User, owner_id)
                 image = Image(
                     id=new_id("img"),
                     name=name,
-                    owner_id=owner.id,
-                    group_id=owner.primary_group_id,
-                    visibility=Visibility.private.value,
+                    owner_id=owner_id,
+                    group_id=group_id or owner.primary_group_id,
+                    visibility=visibility.value,
                     trust=TrustClass.user.value,
                     digest=ingested.digest,
                     format="qcow2",
                     uploaded_format=ingested.format_uploaded,
                     size=ingested.size,
                     virtual_size=ingested.virtual_size,
-                    boot_mode=source.boot_mode,
-                    kernel_digest=source.kernel_digest,
-                    initrd_digest=source.initrd_digest,
-                    kernel_cmdline=source.kernel_cmdline,
-                    os=source.os,
-                    min_memory_mb=source.min_memory_mb,
+                    boot_mode=BootMode.disk.value,
+                    min_memory_mb=64,
                 )
+                if boots_like is not None:
+                    source = s.get_one(Image, boots_like)
+                    image.boot_mode = source.boot_mode
+                    image.kernel_digest = source.kernel_digest
+                    image.initrd_digest = source.initrd_digest
+                    image.kernel_cmdline = source.kernel_cmdline
+                    image.os = source.os
+                    image.min_memory_mb = source.min_memory_mb
                 s.add(image)
                 s.flush()
                 s.refresh(image)
-                log.info("image %s saved from VM %s", name, vm_id)
+                log.info("image %s stored for %s", name, owner.name)
                 return image_out(image)
         except BaseException:
             self._drop_unreferenced(ingested.digest)

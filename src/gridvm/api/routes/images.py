@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import FileResponse
 
 from gridvm.api.deps import Caller, Services
-from gridvm.api.streaming import blocking_chunks
+from gridvm.api.streaming import RAW_BODY, blocking_chunks
 from gridvm.common.errors import PayloadTooLarge
 from gridvm.common.units import format_size
 from gridvm.schemas.images import ImageOut, ImageUpdate, Visibility
@@ -22,14 +22,7 @@ router = APIRouter(tags=["images"])
 @router.post(
     "/images",
     status_code=status.HTTP_201_CREATED,
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
-            },
-        }
-    },
+    openapi_extra=RAW_BODY,
 )
 async def upload_image(
     request: Request,

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, status
 
 from gridvm.api.deps import Caller, Services
+from gridvm.api.streaming import RAW_BODY
 from gridvm.common.errors import PayloadTooLarge
 from gridvm.schemas.identity import SecretOut, SshKeyCreate, SshKeyOut
 
@@ -16,14 +17,7 @@ router = APIRouter(tags=["secrets"])
 @router.post(
     "/secrets",
     status_code=status.HTTP_201_CREATED,
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
-            },
-        }
-    },
+    openapi_extra=RAW_BODY,
 )
 async def create_secret(
     request: Request, svc: Services, who: Caller, name: Annotated[str, Query()]
