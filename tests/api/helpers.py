@@ -78,3 +78,25 @@ def eventually(check: Callable[[], Any], timeout: float = 10.0) -> Any:
 def store_files(server: RunningServer) -> list[Path]:
     root = server.data_dir / "images"
     return [p for p in root.rglob("*") if p.is_file()]
+
+
+# --- playing a host agent by hand (the server's side of the agent protocol) ----------
+
+
+def sync(agent: httpx.Client, reports: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    response = agent.post("/api/v1/agent/sync", json={"host": "node1", "vms": reports or []})
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def report(
+    vm: dict[str, Any], state: str, cause: str | None = None, attempt: int = 1
+) -> dict[str, Any]:
+    return {"vm_id": vm["id"], "attempt": attempt, "state": state, "cause": cause}
+
+
+def assigned(agent: httpx.Client, vm_id: str) -> dict[str, Any]:
+    return eventually(
+        lambda: next((a for a in sync(agent)["assignments"] if a["vm_id"] == vm_id), None)
+    )  # type: ignore[no-any-return]

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
-from tests.api.helpers import eventually, make_qcow2, register_host, upload
+from tests.api.helpers import assigned, eventually, make_qcow2, register_host, report, sync, upload
 from tests.servers import RunningServer
 
 
@@ -17,25 +16,6 @@ def admin(server: RunningServer, tmp_path: Path) -> httpx.Client:
     client = server.client()
     upload(client, make_qcow2(tmp_path / "a.qcow2"), "base")
     return client
-
-
-def sync(agent: httpx.Client, reports: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    response = agent.post("/api/v1/agent/sync", json={"host": "node1", "vms": reports or []})
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
-def report(
-    vm: dict[str, Any], state: str, cause: str | None = None, attempt: int = 1
-) -> dict[str, Any]:
-    return {"vm_id": vm["id"], "attempt": attempt, "state": state, "cause": cause}
-
-
-def assigned(agent: httpx.Client, vm_id: str) -> dict[str, Any]:
-    return eventually(
-        lambda: next((a for a in sync(agent)["assignments"] if a["vm_id"] == vm_id), None)
-    )  # type: ignore[no-any-return]
 
 
 def test_vm_lifecycle_as_reported_by_the_agent(server: RunningServer, admin: httpx.Client) -> None:

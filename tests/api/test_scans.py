@@ -7,8 +7,7 @@ import httpx
 import pytest
 
 from gridvm.common.config import SiteLimits
-from tests.api.helpers import eventually, make_qcow2, register_host, upload
-from tests.api.test_agent_protocol import assigned, report, sync
+from tests.api.helpers import assigned, eventually, make_qcow2, register_host, report, sync, upload
 from tests.servers import RunningServer, run_server
 
 

@@ -5,8 +5,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.api.helpers import make_qcow2, make_user, register_host, upload
-from tests.api.test_agent_protocol import assigned
+from tests.api.helpers import assigned, make_qcow2, make_user, register_host, upload
 from tests.servers import RunningServer
 
 # Made with ssh-keygen -t ed25519; its fingerprint is what `ssh-keygen -lf` printed.

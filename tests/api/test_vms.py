@@ -140,7 +140,7 @@ def test_disk_size_above_the_site_limit_is_refused(
 
 
 def test_vms_of_a_lost_host_fail_and_free_their_resources(tmp_path: Path) -> None:
-    from tests.api.test_agent_protocol import assigned, report, sync
+    from tests.api.helpers import assigned, report, sync
 
     with run_server(tmp_path / "s", host_offline_after_s=0.5) as server:
         server.services.scheduling.lost_after_s = 1.0

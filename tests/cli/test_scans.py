@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.api.helpers import register_host
-from tests.api.test_agent_protocol import assigned, report, sync
+from tests.api.helpers import assigned, register_host, report, sync
 from tests.cli.conftest import Cli
 from tests.servers import RunningServer
 

@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from typer.testing import CliRunner, Result
 
+from gridvm.cli.app import app
 from gridvm.common.config import SiteLimits
 from tests.servers import RunningServer, run_server
 
@@ -130,6 +132,16 @@ class Cloud:
                     f"agent log:\n{self.agent.log_text()[-3000:]}"
                 )
             time.sleep(0.25)
+
+    def cli(self, home: Path, *args: str, stdin: str | None = None) -> Result:
+        """``gridvm ARGS`` as the admin, in this process, against this cloud."""
+        env = {
+            "GRIDVM_URL": self.server.url,
+            "GRIDVM_TOKEN": self.server.admin_token,
+            "GRIDVM_CONFIG": str(home / "config.json"),
+            "COLUMNS": "250",
+        }
+        return CliRunner().invoke(app, list(args), env=env, input=stdin)
 
     def console(self, vm_id: str) -> str:
         return self.admin.get(f"/api/v1/vms/{vm_id}/console").text

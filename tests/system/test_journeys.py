@@ -6,9 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
-from gridvm.cli.app import app
 from tests.system.cloud import Cloud
 
 pytestmark = pytest.mark.system
@@ -22,16 +21,6 @@ exit 0
 """
 
 
-def gridvm(cloud: Cloud, home: Path, *args: str, stdin: str | None = None) -> Result:
-    env = {
-        "GRIDVM_URL": cloud.server.url,
-        "GRIDVM_TOKEN": cloud.server.admin_token,
-        "GRIDVM_CONFIG": str(home / "config.json"),
-        "COLUMNS": "250",
-    }
-    return CliRunner().invoke(app, list(args), env=env, input=stdin)
-
-
 def ok(result: Result) -> Result:
     assert result.exit_code == 0, (result.stdout, result.stderr)
     return result
@@ -43,9 +32,8 @@ def test_journey_1_a_scan_with_results_and_a_failed_row_redeployed(
     rows = ["1", "2", "3", "flaky", "5", "6", "7", "8"]
     (tmp_path / "params.csv").write_text("RATE\n" + "\n".join(rows) + "\n")
     (tmp_path / "scan.sh").write_text(SCAN)
-    ok(gridvm(cloud, tmp_path, "secret", "create", "licence", "-", stdin="KEY-7"))
-    ran = gridvm(
-        cloud,
+    ok(cloud.cli(tmp_path, "secret", "create", "licence", "-", stdin="KEY-7"))
+    ran = cloud.cli(
         tmp_path,
         "-o",
         "json",
@@ -67,15 +55,70 @@ def test_journey_1_a_scan_with_results_and_a_failed_row_redeployed(
         "10m",
     )
     assert ran.exit_code == 1, (ran.stdout, ran.stderr)  # one row failed
-    vms = json.loads(ok(gridvm(cloud, tmp_path, "-o", "json", "vm", "list")).stdout)
+    vms = json.loads(ok(cloud.cli(tmp_path, "-o", "json", "vm", "list")).stdout)
     deployment = vms[0]["deployment"]
     assert sorted(vm["state"] for vm in vms) == ["done"] * 7 + ["failed"]
     failed = next(vm for vm in vms if vm["state"] == "failed")
     assert failed["name"] == "scan-3" and failed["exit_status"] == 1
-    ok(gridvm(cloud, tmp_path, "deployment", "redeploy-failed", deployment))
-    ok(gridvm(cloud, tmp_path, "deployment", "wait", deployment, "--timeout", "5m"))
-    console = ok(gridvm(cloud, tmp_path, "vm", "console", failed["id"])).stdout
+    ok(cloud.cli(tmp_path, "deployment", "redeploy-failed", deployment))
+    ok(cloud.cli(tmp_path, "deployment", "wait", deployment, "--timeout", "5m"))
+    console = ok(cloud.cli(tmp_path, "vm", "console", failed["id"])).stdout
     assert "rate=flaky attempt=2 licence=KEY-7" in console
-    ok(gridvm(cloud, tmp_path, "vm", "results", deployment, "-d", str(tmp_path / "results")))
+    ok(cloud.cli(tmp_path, "vm", "results", deployment, "-d", str(tmp_path / "results")))
     for index, rate in enumerate(rows):
         assert (tmp_path / "results" / f"scan-{index}" / "rate.txt").read_text() == f"{rate}\n"
+
+
+def test_run_a_batch_wait_and_read_the_consoles(cloud: Cloud, tmp_path: Path) -> None:
+    job = tmp_path / "job.sh"
+    job.write_text('#!/bin/sh\necho "hello from $(hostname)"\n')
+    ran = cloud.cli(
+        tmp_path,
+        "-o",
+        "json",
+        "vm",
+        "run",
+        "tiny",
+        "-n",
+        "3",
+        "--memory",
+        "192M",
+        "--user-data",
+        str(job),
+        "--walltime",
+        "10m",
+        "--name",
+        "batch",
+        "--wait",
+        "--timeout",
+        "5m",
+    )
+    # With --wait, -o json prints the deployment as it ended.
+    vms = json.loads(ok(ran).stdout)["vms"]
+    assert sorted(vm["state"] for vm in vms) == ["done"] * 3
+    for vm in vms:
+        console = ok(cloud.cli(tmp_path, "vm", "console", vm["id"])).stdout
+        assert f"hello from {vm['name']}" in console
+
+
+def test_a_failing_batch_exits_non_zero(cloud: Cloud, tmp_path: Path) -> None:
+    job = tmp_path / "job.sh"
+    job.write_text("#!/bin/sh\necho working\nsleep 600\n")
+    ran = cloud.cli(
+        tmp_path,
+        "vm",
+        "run",
+        "tiny",
+        "--memory",
+        "192M",
+        "--user-data",
+        str(job),
+        "--walltime",
+        "3s",
+        "--wait",
+        "--timeout",
+        "5m",
+    )
+    # The script outlives its 3 s walltime: the VM expires, and --wait says so.
+    assert ran.exit_code == 1, (ran.stdout, ran.stderr)
+    assert "expired" in ran.stdout + ran.stderr

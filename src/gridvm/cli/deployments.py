@@ -9,7 +9,7 @@ import typer
 from gridvm.cli import output
 from gridvm.cli.state import client, wants_json
 from gridvm.cli.vm_views import counts_text, vm_table
-from gridvm.cli.waiting import GOOD_ENDS, wait_with_bar
+from gridvm.cli.waiting import GOOD_ENDS, Poll, Timeout, wait_with_bar
 from gridvm.common.units import parse_duration
 from gridvm.schemas.vms import FINAL_STATES, DeploymentOut, VmState
 
@@ -77,12 +77,8 @@ def show_deployment(ctx: typer.Context, deployment_id: DeploymentId) -> None:
 def wait_deployment(
     ctx: typer.Context,
     deployment_id: DeploymentId,
-    timeout: Annotated[
-        str | None, typer.Option("--timeout", help="give up after this long, e.g. 2h")
-    ] = None,
-    poll: Annotated[
-        float, typer.Option("--poll", help="seconds between checks", hidden=True)
-    ] = 2.0,
+    timeout: Timeout = None,
+    poll: Poll = 2.0,
 ) -> None:
     """Wait until every VM of a deployment has ended; exit 1 unless all ended done or stopped.
 

@@ -12,6 +12,17 @@ from gridvm.cli import output
 from gridvm.cli.errors import fail
 from gridvm.cli.state import client, wants_json
 
+
+def read_source(source: str) -> bytes:
+    """The bytes of FILE, or of standard input for ``-``."""
+    if source == "-":
+        return sys.stdin.buffer.read()
+    path = Path(source).expanduser()
+    if not path.is_file():
+        fail(f"{source}: no such file", hint="give a file, or - to read standard input")
+    return path.read_bytes()
+
+
 app = typer.Typer(
     help="Secrets: tokens, proxies, licence files for your VMs (never shown back).",
     no_args_is_help=True,
@@ -25,13 +36,7 @@ def create_secret(
     source: Annotated[str, typer.Argument(metavar="FILE|-", help="file to read, - for stdin")],
 ) -> None:
     """Store a secret; a VM started with --secret NAME finds it in $GRIDVM_SECRETS/NAME."""
-    if source == "-":
-        value = sys.stdin.buffer.read()
-    else:
-        path = Path(source)
-        if not path.is_file():
-            fail(f"{source}: no such file", hint="give a file, or - to read standard input")
-        value = path.read_bytes()
+    value = read_source(source)
     made = client(ctx).secrets.create(name, value)
     if wants_json(ctx):
         output.print_json(made)
@@ -76,13 +81,7 @@ def add_ssh_key(
     ],
 ) -> None:
     """Keep an SSH public key on your account."""
-    if source == "-":
-        text = sys.stdin.read()
-    else:
-        path = Path(source).expanduser()
-        if not path.is_file():
-            fail(f"{source}: no such file", hint="give the .pub file, or - to read standard input")
-        text = path.read_text(errors="replace")
+    text = read_source(source).decode(errors="replace")
     key = client(ctx).ssh_keys.add(name, text)
     if wants_json(ctx):
         output.print_json(key)

@@ -16,7 +16,7 @@ from gridvm.cli.params import read_param_file
 from gridvm.cli.results import download_results
 from gridvm.cli.state import client, wants_json
 from gridvm.cli.vm_views import memory_text, vm_fields, vm_table
-from gridvm.cli.waiting import print_outcome, wait_with_bar
+from gridvm.cli.waiting import Poll, Timeout, print_outcome, wait_with_bar
 from gridvm.client import DEFAULT_UNTIL, Client
 from gridvm.common.errors import InvalidInput
 from gridvm.common.units import parse_duration, parse_size
@@ -212,12 +212,8 @@ def _print_deployment_created(deployment: DeploymentOut, max_running: int | None
 def wait_command(
     ctx: typer.Context,
     ids: VmIds,
-    timeout: Annotated[
-        str | None, typer.Option("--timeout", help="give up after this long")
-    ] = None,
-    poll: Annotated[
-        float, typer.Option("--poll", help="seconds between checks", hidden=True)
-    ] = 2.0,
+    timeout: Timeout = None,
+    poll: Poll = 2.0,
 ) -> None:
     """Wait until VMs have ended (done, failed, cancelled, expired or stopped)."""
     timeout_s = None if timeout is None else parse_duration(timeout)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Annotated
 
 import typer
 
@@ -15,6 +16,11 @@ from gridvm.schemas.vms import DeploymentOut, VmOut, VmState
 
 # A run "went well" when every VM ended in one of these states.
 GOOD_ENDS = frozenset({VmState.done, VmState.stopped})
+
+
+# The options of every command that waits for VMs.
+Timeout = Annotated[str | None, typer.Option("--timeout", help="give up after this long, e.g. 2h")]
+Poll = Annotated[float, typer.Option("--poll", help="seconds between checks", hidden=True)]
 
 
 def wait_with_bar(

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
-import re
 from collections.abc import Callable
-from pathlib import Path, PurePosixPath
+from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, object_session
@@ -15,7 +13,6 @@ from sqlalchemy.orm import Session, object_session
 from gridvm.common.config import SiteLimits
 from gridvm.common.errors import Conflict, InvalidInput, NotFound
 from gridvm.common.names import new_id, validate_name
-from gridvm.common.units import format_duration, format_size
 from gridvm.schemas.agent import DesiredState
 from gridvm.schemas.vms import (
     FINAL_STATES,
@@ -32,6 +29,7 @@ from gridvm.services.principal import Principal
 from gridvm.services.results import ResultStore
 from gridvm.services.secrets import SecretService
 from gridvm.services.ssh_keys import SshKeyService
+from gridvm.services.vm_requests import check_files, check_fits_some_host, check_limits, scan_rows
 from gridvm.store.db import Database
 from gridvm.store.models import Deployment, Host, Image, Vm, utcnow
 
@@ -43,37 +41,6 @@ def _get_vm(s: Session, who: Principal, vm_id: str, *, lock: bool = False) -> Vm
     if vm is None or not who.can_see_vm(vm):
         raise NotFound(f"no VM {vm_id!r}", hint="see your VMs with: gridvm vm list")
     return vm
-
-
-ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
-MAX_PARAM_ROW_BYTES = 16 * 1024
-
-
-def _scan_rows(req: VmCreate) -> list[dict[str, str]]:
-    """The parameter rows of a scan, checked: they become environment variables in guests."""
-    if req.params is None:
-        return []
-    rows = req.params
-    if not rows:
-        raise InvalidInput("the parameter list has no rows", hint="give one row per VM")
-    if req.count not in (1, len(rows)):
-        raise InvalidInput(
-            f"{req.count} VMs asked for, but the parameters have {len(rows)} rows",
-            hint="leave the count out: a scan makes one VM per row",
-        )
-    for number, row in enumerate(rows, start=1):
-        for key in row:
-            if not ENV_NAME_RE.fullmatch(key) or key.upper().startswith("GRIDVM_"):
-                raise InvalidInput(
-                    f"parameter name {key!r} (row {number}) cannot be an environment variable",
-                    hint="use letters, digits and '_', not starting with a digit or GRIDVM_",
-                )
-        if sum(len(k) + len(v.encode()) for k, v in row.items()) > MAX_PARAM_ROW_BYTES:
-            raise InvalidInput(
-                f"parameter row {number} is larger than {MAX_PARAM_ROW_BYTES} bytes",
-                hint="pass large inputs as files, not parameters",
-            )
-    return rows
 
 
 def _deployment_out(s: Session, deployment: Deployment) -> DeploymentOut:
@@ -118,13 +85,11 @@ class VmService:
 
     # --- requests ---------------------------------------------------------
     def create(self, who: Principal, req: VmCreate) -> DeploymentOut:
-        rows = _scan_rows(req)
+        rows = scan_rows(req)
         if rows:
             req = req.model_copy(update={"count": len(rows)})
-        self._check_request(req)
+        check_limits(req, self.limits)
         launch = self._launch(who, req)
-        if req.ssh_keys:
-            launch["ssh_keys"] = self.ssh_keys.public_keys(who.user_id, req.ssh_keys)
         with self.db.session() as s:
             image = find_image(s, who, req.image)
             if req.memory_mb < image.min_memory_mb:
@@ -138,7 +103,7 @@ class VmService:
                     f" ({image.virtual_size / 1024**3:.1f} GiB)",
                     hint="ask for a larger disk, or leave the disk size out",
                 )
-            self._check_any_host_could_run(s, req)
+            check_fits_some_host(req, [(h.cores, h.memory_mb) for h in s.scalars(select(Host))])
             name = validate_name(req.name or image.name, what="VM name")
             deployment = Deployment(
                 id=new_id("dep"),
@@ -178,99 +143,16 @@ class VmService:
         self.wake_scheduler()
         return out
 
-    def _check_request(self, req: VmCreate) -> None:
-        limits = self.limits
-        if not 1 <= req.count <= limits.max_vms_per_request:
-            raise InvalidInput(
-                f"cannot start {req.count} VMs in one request",
-                hint=f"ask for 1 to {limits.max_vms_per_request}",
-            )
-        if not 1 <= req.vcpus <= limits.max_vcpus_per_vm:
-            raise InvalidInput(
-                f"{req.vcpus} vCPUs is outside the site's limit",
-                hint=f"ask for 1 to {limits.max_vcpus_per_vm} vCPUs",
-            )
-        if not 16 <= req.memory_mb <= limits.max_memory_mb_per_vm:
-            raise InvalidInput(
-                f"{req.memory_mb} MiB of memory is outside the site's limit",
-                hint=f"ask for 16 to {limits.max_memory_mb_per_vm} MiB",
-            )
-        if req.disk_gb is not None and not 1 <= req.disk_gb <= limits.max_disk_gb_per_vm:
-            raise InvalidInput(
-                f"a disk of {req.disk_gb} GiB is outside the site's limit",
-                hint=f"ask for 1 to {limits.max_disk_gb_per_vm} GiB",
-            )
-        if req.walltime_s is not None and not 1 <= req.walltime_s <= limits.max_walltime_s:
-            raise InvalidInput(
-                f"a walltime of {format_duration(req.walltime_s)} is outside the site's limit",
-                hint=f"ask for at most {format_duration(limits.max_walltime_s)}",
-            )
-        if req.max_running is not None and req.max_running < 1:
-            raise InvalidInput(
-                "--max-running must be at least 1", hint="leave it out to run all at once"
-            )
-        if req.user_data is not None and len(req.user_data.encode()) > limits.max_user_data_bytes:
-            raise InvalidInput(
-                f"user-data of {len(req.user_data.encode())} bytes is too large",
-                hint=f"keep it under {limits.max_user_data_bytes} bytes",
-            )
-
-    def _launch(self, who: Principal, req: VmCreate) -> dict[str, object]:
-        """The secrets and files the request hands to its VMs, checked."""
+    def _launch(self, who: Principal, req: VmCreate) -> dict[str, Any]:
+        """The secrets, files and SSH keys the request hands to its VMs, checked."""
         self.secrets.check_names(who.user_id, req.secrets)
-        total = 0
-        paths = set()
-        for f in req.files:
-            path = PurePosixPath(f.path)
-            if (
-                not path.is_absolute()
-                or ".." in path.parts
-                or len(path.parts) < 2
-                or path.parts[1] in ("proc", "sys", "dev", "run")
-                or f.path in paths
-            ):
-                raise InvalidInput(
-                    f"{f.path!r} is not a place for a file in the guest",
-                    hint="give an absolute path such as /root/input.dat, outside /proc /sys /dev "
-                    "/run, and each path once",
-                )
-            paths.add(f.path)
-            try:
-                total += len(base64.b64decode(f.content_b64, validate=True))
-            except binascii.Error as exc:
-                raise InvalidInput(f"the content of {f.path} is not base64") from exc
-        limit = self.limits.max_launch_files_bytes
-        if total > limit:
-            raise InvalidInput(
-                f"the files add up to {format_size(total)}, more than {format_size(limit)}",
-                hint="put large inputs in an image or fetch them from the job",
-            )
-        if not req.secrets and not req.files:
-            return {}
-        return {"secrets": list(req.secrets), "files": [f.model_dump() for f in req.files]}
-
-    def _check_any_host_could_run(self, s: Session, req: VmCreate) -> None:
-        """Refuse at once what no registered host could ever offer, even when idle."""
-        hosts = s.scalars(select(Host)).all()
-        if not hosts:
-            return
-        if not any(h.cores >= req.vcpus for h in hosts):
-            biggest = max(h.cores for h in hosts)
-            raise InvalidInput(
-                f"no host has {req.vcpus} cores: the largest has {biggest}",
-                hint=f"ask for at most {biggest} vCPUs",
-            )
-        if not any(h.memory_mb >= req.memory_mb for h in hosts):
-            biggest = max(h.memory_mb for h in hosts)
-            raise InvalidInput(
-                f"no host has {req.memory_mb} MiB of memory: the largest has {biggest} MiB",
-                hint=f"ask for at most {biggest}M",
-            )
-        if not any(h.cores >= req.vcpus and h.memory_mb >= req.memory_mb for h in hosts):
-            raise InvalidInput(
-                f"no host has both {req.vcpus} cores and {req.memory_mb} MiB",
-                hint="ask for fewer vCPUs or less memory",
-            )
+        check_files(req.files, self.limits)
+        launch: dict[str, Any] = {}
+        if req.secrets or req.files:
+            launch = {"secrets": list(req.secrets), "files": [f.model_dump() for f in req.files]}
+        if req.ssh_keys:
+            launch["ssh_keys"] = self.ssh_keys.public_keys(who.user_id, req.ssh_keys)
+        return launch
 
     # --- reading ------------------------------------------------------------
     def list_vms(
