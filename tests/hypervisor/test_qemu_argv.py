@@ -15,7 +15,8 @@ VMS = Path("/var/lib/gridvm/vms")
 IMAGES = Path("/var/lib/gridvm/images")
 
 GOLDEN_SPECS: dict[str, MachineSpec] = {
-    # A tiny Linux guest: direct kernel boot, NoCloud seed ISO, user-mode network.
+    # A tiny Linux guest: direct kernel boot, NoCloud seed ISO, user-mode network, and the
+    # guest channel the agent relays to the server.
     "direct_boot_tcg": MachineSpec(
         vm_id="vm-0001",
         vcpus=2,
@@ -29,6 +30,7 @@ GOLDEN_SPECS: dict[str, MachineSpec] = {
         run_dir=Path("/run/gridvm/vm-0001"),
         network="user",
         mac="52:54:00:12:34:56",
+        guest_channel=True,
     ),
     # Boot from the disk (SeaBIOS), no seed, no network at all.
     "disk_only_no_network": MachineSpec(

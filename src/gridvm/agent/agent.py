@@ -15,6 +15,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from gridvm.agent.consoles import ship_console
+from gridvm.agent.guest_relay import GuestAnswer, GuestRelays, GuestRequest
 from gridvm.agent.host_facts import host_registration
 from gridvm.agent.link import ServerLink
 from gridvm.agent.machines import Machines
@@ -23,7 +24,7 @@ from gridvm.agent.records import RecordStore, VmRecord
 from gridvm.common.config import AgentConfig
 from gridvm.common.errors import GridvmError
 from gridvm.hypervisor.qemu_driver import QemuDriver
-from gridvm.hypervisor.spec import CONSOLE_LOG_NAME
+from gridvm.hypervisor.spec import CONSOLE_LOG_NAME, GUEST_SOCKET_NAME
 from gridvm.images.cache import ImageCache
 from gridvm.schemas.agent import LocalState, SyncRequest, SyncResponse, VmReport
 
@@ -61,6 +62,7 @@ class Agent:
         self._console_offsets: dict[str, int] = {}
         self._generation: int | None = None
         self._stop = threading.Event()
+        self.guest_relays = GuestRelays(self._forward_guest)
 
     # --- life ---------------------------------------------------------------
     def run(self) -> None:
@@ -89,6 +91,7 @@ class Agent:
                 continue
             # The sync itself waits for news (long poll); this pause only stops a hot loop.
             self._stop.wait(MIN_PAUSE_S)
+        self.guest_relays.stop_all()
         self._pool.shutdown(wait=True)
 
     def stop(self) -> None:
@@ -122,6 +125,7 @@ class Agent:
         self._reap()
         records = self.records.load_all()
         runtime, disks = self._look(records)
+        self._relay_guests(records)
         self._ship_consoles(records)
         # Wait for news from the server for at most one poll interval, less while a start is
         # under way (its outcome should be reported soon).
@@ -179,6 +183,21 @@ class Agent:
             saved_id=record.saved_id,
             save_error=record.save_error,
         )
+
+    def _relay_guests(self, records: dict[str, VmRecord]) -> None:
+        self.guest_relays.track(
+            {
+                vm_id: self.records.dir_of(vm_id) / GUEST_SOCKET_NAME
+                for vm_id, record in records.items()
+                if record.state in LIVE
+            }
+        )
+
+    def _forward_guest(self, request: GuestRequest) -> GuestAnswer:
+        status, body = self.link.guest_request(
+            request.method, request.path, request.body, request.content_type, request.token
+        )
+        return GuestAnswer(status, body)
 
     def _ship_consoles(self, records: dict[str, VmRecord]) -> None:
         for vm_id, record in records.items():

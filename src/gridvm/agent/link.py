@@ -19,6 +19,9 @@ from gridvm.schemas.agent import (
 )
 
 API = "/api/v1/agent"
+GUEST_API = "/api/v1"
+# Guests may long-poll the server for two minutes (their group context).
+GUEST_TIMEOUT_S = 150.0
 log = logging.getLogger(__name__)
 
 
@@ -29,9 +32,24 @@ class ServerLink:
             headers={"Authorization": f"Bearer {token}"},
             timeout=timeout,
         )
+        # Guest requests carry the guest's own VM token, never the agent's.
+        self._guest_http = httpx.Client(base_url=server_url.rstrip("/"), timeout=GUEST_TIMEOUT_S)
 
     def close(self) -> None:
         self._http.close()
+        self._guest_http.close()
+
+    def guest_request(
+        self, method: str, path: str, body: bytes, content_type: str, token: str
+    ) -> tuple[int, bytes]:
+        """Pass one guest-channel request to the guest API as it is: (status, body)."""
+        response = self._guest_http.request(
+            method,
+            GUEST_API + path,
+            content=body,
+            headers={"Authorization": f"Bearer {token}", "Content-Type": content_type},
+        )
+        return response.status_code, response.content
 
     def _check(self, response: httpx.Response) -> httpx.Response:
         if response.is_success:

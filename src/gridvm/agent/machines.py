@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from gridvm.agent.records import RecordStore, VmRecord
 from gridvm.agent.results import collect_results
 from gridvm.agent.undo import UndoStack
 from gridvm.common.errors import GridvmError, HypervisorError
-from gridvm.context.nocloud import build_seed_iso
+from gridvm.context.nocloud import build_seed_iso, render_network_config
 from gridvm.hypervisor.driver import HypervisorDriver
 from gridvm.hypervisor.spec import ExtraDisk, MachineSpec
 from gridvm.images.cache import ImageCache
@@ -38,6 +39,12 @@ OUTPUT_SERIAL = "gridvm-output"
 
 Fetch = Callable[[str, Path], None]
 Upload = Callable[[str, Path], None]
+
+
+def mac_for(vm_id: str) -> str:
+    """A stable, locally administered unicast MAC for the VM's NIC (QEMU's 52:54:00 prefix)."""
+    digest = hashlib.sha256(vm_id.encode()).digest()
+    return "52:54:00:" + ":".join(f"{b:02x}" for b in digest[:3])
 
 
 class Machines:
@@ -95,7 +102,8 @@ class Machines:
             accelerator="kvm" if self.accelerator == "kvm" else "tcg",
             run_dir=run_dir,
             network="user",
-            mac=None,
+            mac=mac_for(a.vm_id),
+            guest_channel=True,
             extra_disks=(
                 (ExtraDisk(path=run_dir / OUTPUT, format="raw", serial=OUTPUT_SERIAL),)
                 if a.output_bytes
@@ -222,6 +230,8 @@ class Machines:
                     secrets={k: base64.b64decode(v) for k, v in launch.secrets.items()},
                     files=[(f.path, base64.b64decode(f.content_b64)) for f in launch.files],
                     public_keys=a.ssh_public_keys,
+                    network_config=render_network_config(mac_for(a.vm_id)),
+                    vm_token=a.guest_token,
                 )
                 undo.push("seed ISO", lambda: seed.unlink(missing_ok=True))
                 self._set(record, LocalState.booting)

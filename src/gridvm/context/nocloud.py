@@ -38,6 +38,7 @@ _NAMES = {
     "vendor-data": "VENDOR.;1",
     "gridvm-env": "GRIDVMEN.;1",
     "gridvm-ssh-keys": "GRIDVMSK.;1",
+    "gridvm-token": "GRIDVMTK.;1",
 }
 ENV_FILE = "gridvm-env"
 _ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -114,6 +115,21 @@ def _public_keys_yaml(keys: Sequence[str]) -> bytes:
     return ("public-keys:\n" + "".join(f"  - {yaml_quote(k)}\n" for k in keys)).encode()
 
 
+def render_network_config(mac: str) -> str:
+    """cloud-init network-config (version 2): DHCP on the NIC with ``mac``, named eth0."""
+    if not re.fullmatch(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}", mac):
+        raise InvalidInput(f"invalid MAC address {mac!r}")
+    return (
+        "version: 2\n"
+        "ethernets:\n"
+        "  eth0:\n"
+        "    match:\n"
+        f'      macaddress: "{mac}"\n'
+        "    set-name: eth0\n"
+        "    dhcp4: true\n"
+    )
+
+
 def render_env(env: Mapping[str, str]) -> bytes:
     """``export NAME='value'`` lines, safe for any value: the guest's shell sources them."""
     lines = []
@@ -137,13 +153,15 @@ def build_seed_iso(
     secrets: Mapping[str, bytes] | None = None,
     files: Sequence[tuple[str, bytes]] = (),
     public_keys: Sequence[str] = (),
+    vm_token: str | None = None,
 ) -> None:
     """Write the NoCloud seed ISO for one VM launch to ``path`` (atomically, mode 0600).
 
     ``env`` (the job's environment) goes in ``gridvm-env``, a file of ``export`` lines
     the guest sources before it runs the user-data script. Each secret goes in
     ``gridvm-secret-NAME``; launch files go in ``gridvm-file-N`` with ``gridvm-files``
-    listing ``N<TAB>guest path`` per line, for the guest to put in place.
+    listing ``N<TAB>guest path`` per line, for the guest to put in place. ``vm_token``
+    (the VM's token for the guest API) goes in ``gridvm-token``.
     """
     contents: dict[str, bytes] = {
         "meta-data": render_meta_data(meta_data) + _public_keys_yaml(public_keys),
@@ -158,6 +176,10 @@ def build_seed_iso(
     if public_keys:
         # cloud-init reads public-keys from meta-data; a plain list for small guests.
         contents["gridvm-ssh-keys"] = "".join(f"{k}\n" for k in public_keys).encode()
+    if vm_token is not None:
+        if not re.fullmatch(r"[A-Za-z0-9._-]{1,200}", vm_token):
+            raise InvalidInput("the VM token holds unexpected characters")
+        contents["gridvm-token"] = vm_token.encode() + b"\n"
     iso_names = dict(_NAMES)
     for number, (name, value) in enumerate(sorted((secrets or {}).items())):
         rr = f"gridvm-secret-{validate_name(name, what='secret name')}"

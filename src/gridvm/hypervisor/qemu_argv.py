@@ -18,6 +18,9 @@ Choices worth knowing (each verified against QEMU 7.2 on Debian 12):
   serial port, so "No bootable device" and friends land in the console log.
 - The serial port is a listening unix socket with a log file: everything the
   guest prints is logged even while no console client is attached.
+- The guest channel is a virtio-serial port on a second listening unix socket; the
+  agent connects to it and relays the guest's requests to the server (see
+  :mod:`gridvm.agent.guest_relay`), so a VM with no network can still report.
 - ``-sandbox on,obsolete=deny,resourcecontrol=deny``: ``spawn=deny`` kills
   QEMU at the ``-daemonize`` fork, and ``elevateprivileges=deny`` kills it at
   the ``setsid`` that follows (both SIGSYS, exit status 1 and no message), so
@@ -38,6 +41,9 @@ ROOT_DISK_NODE = "disk0"
 SEED_NODE = "seed"
 NIC_NETDEV = "net0"
 SERIAL_CHARDEV = "serial0"
+GUEST_CHARDEV = "guest0"
+#: The name the guest finds its channel by (/sys/class/virtio-ports/*/name).
+GUEST_PORT_NAME = "org.gridvm.guest.0"
 
 
 def qemu_opt_value(value: str | Path) -> str:
@@ -76,6 +82,7 @@ def build_argv(spec: MachineSpec, qemu_binary: str = DEFAULT_QEMU_BINARY) -> lis
         "-qmp",
         f"unix:{qemu_opt_value(spec.qmp_socket)},server=on,wait=off",
         *_serial_args(spec),
+        *_guest_channel_args(spec),
         *_disk_args(spec),
         *_kernel_args(spec),
         *_network_args(spec),
@@ -100,6 +107,28 @@ def _serial_args(spec: MachineSpec) -> list[str]:
         ]
     )
     return ["-chardev", chardev, "-serial", f"chardev:{SERIAL_CHARDEV}"]
+
+
+def _guest_channel_args(spec: MachineSpec) -> list[str]:
+    if not spec.guest_channel:
+        return []
+    chardev = ",".join(
+        [
+            "socket",
+            f"id={GUEST_CHARDEV}",
+            f"path={qemu_opt_value(spec.guest_socket)}",
+            "server=on",
+            "wait=off",
+        ]
+    )
+    return [
+        "-device",
+        "virtio-serial-pci,id=vser0",
+        "-chardev",
+        chardev,
+        "-device",
+        f"virtserialport,bus=vser0.0,chardev={GUEST_CHARDEV},name={GUEST_PORT_NAME}",
+    ]
 
 
 def _blockdev(node: str, path: Path, fmt: str, *, read_only: bool) -> list[str]:

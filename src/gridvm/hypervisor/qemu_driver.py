@@ -211,7 +211,7 @@ class QemuDriver(HypervisorDriver):
     @staticmethod
     def _remove_runtime_files(spec: MachineSpec) -> None:
         # The console log stays: it is the VM's record.
-        for path in (spec.qmp_socket, spec.serial_socket, spec.pidfile):
+        for path in (spec.qmp_socket, spec.serial_socket, spec.guest_socket, spec.pidfile):
             path.unlink(missing_ok=True)
 
     def _lock(self, vm_id: str) -> threading.RLock:

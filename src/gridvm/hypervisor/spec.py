@@ -35,6 +35,7 @@ _MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
 # Short names keep unix socket paths well under the sun_path limit.
 QMP_SOCKET_NAME = "qmp.sock"
 SERIAL_SOCKET_NAME = "serial.sock"
+GUEST_SOCKET_NAME = "guest.sock"
 CONSOLE_LOG_NAME = "console.log"
 PIDFILE_NAME = "qemu.pid"
 
@@ -84,6 +85,9 @@ class MachineSpec:
     mac: str | None = None
     machine: str = "q35"
     extra_disks: tuple[ExtraDisk, ...] = ()
+    guest_channel: bool = False
+    """A virtio-serial port (``org.gridvm.guest.0``) on ``guest.sock``: the guest's line to
+    the server, relayed by the agent, which works without any network."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.vm_id, str) or not _VM_ID.fullmatch(self.vm_id):
@@ -129,7 +133,8 @@ class MachineSpec:
         for extra in self.extra_disks:
             if not isinstance(extra, ExtraDisk):
                 raise InvalidInput(f"extra_disks must hold ExtraDisk values, not {extra!r}")
-        longest = max(len(bytes(p)) for p in (self.qmp_socket, self.serial_socket))
+        sockets = (self.qmp_socket, self.serial_socket, self.guest_socket)
+        longest = max(len(bytes(p)) for p in sockets)
         if longest > UNIX_SOCKET_PATH_MAX:
             raise InvalidInput(
                 f"run_dir {self.run_dir} is too long for a unix socket path "
@@ -160,6 +165,10 @@ class MachineSpec:
     @property
     def serial_socket(self) -> Path:
         return self.run_dir / SERIAL_SOCKET_NAME
+
+    @property
+    def guest_socket(self) -> Path:
+        return self.run_dir / GUEST_SOCKET_NAME
 
     @property
     def console_log(self) -> Path:

@@ -83,6 +83,8 @@ class Assignment(Wire):
     save_id: str | None = None
     # Seconds the guest gets to power off after an ACPI request before it is forced off.
     stop_grace_s: int
+    # This boot's VM token, for the seed ISO: the guest reports to the server with it.
+    guest_token: str | None = Field(default=None, repr=False)
 
 
 class VmReport(Wire):

@@ -51,6 +51,16 @@ class LaunchFile(Wire):
     content_b64: str
 
 
+class RoleSpec(Wire):
+    """A role of a group-context deployment: ``count`` members that provide and require
+    named capabilities (``head`` x1 provides ``torque``, ``worker`` x4 requires it)."""
+
+    name: str
+    count: int = 1
+    provides: list[str] = Field(default_factory=list)
+    requires: list[str] = Field(default_factory=list)
+
+
 class VmCreate(Wire):
     image: str
     count: int = 1
@@ -71,6 +81,9 @@ class VmCreate(Wire):
     files: list[LaunchFile] = Field(default_factory=list)
     # Names of SSH public keys on the user's account to install in the guest.
     ssh_keys: list[str] = Field(default_factory=list)
+    # A group context: the deployment's members take these roles in order (count is
+    # their sum); each VM reaches the members of the roles it requires through the server.
+    roles: list[RoleSpec] | None = None
 
 
 class VmOut(Wire):
@@ -101,6 +114,13 @@ class VmOut(Wire):
     # vm save: the name of the image being made from this VM's disk, or why it failed.
     saving_as: str | None = None
     save_error: str | None = None
+    # Reported by the guest with its VM token (gridvm-guest ready / progress / publish).
+    role: str | None = None
+    ready_at: datetime | None = None
+    ip: str | None = None
+    progress: float | None = None
+    progress_message: str | None = None
+    published: dict[str, str] = Field(default_factory=dict)
 
 
 class VmSave(Wire):
@@ -113,6 +133,7 @@ class DeploymentOut(Wire):
     owner: str
     count: int
     max_running: int | None = None
+    roles: list[RoleSpec] | None = None
     created_at: datetime
     states: dict[str, int] = Field(default_factory=dict)
     vms: list[VmOut] = Field(default_factory=list)

@@ -30,6 +30,7 @@ from gridvm.schemas.hosts import HostState
 from gridvm.schemas.images import ImageOut
 from gridvm.schemas.vms import FINAL_STATES, LaunchFile, VmMode, VmState
 from gridvm.services.consoles import ConsoleStore
+from gridvm.services.guest_tokens import GuestTokens
 from gridvm.services.images import ImageService
 from gridvm.services.principal import Principal
 from gridvm.services.results import ResultStore
@@ -52,6 +53,7 @@ class AgentService:
         results: ResultStore,
         images: ImageService,
         secrets: SecretService,
+        guest_tokens: GuestTokens,
         poll_interval_s: float = 1.0,
     ) -> None:
         self.db = db
@@ -61,6 +63,7 @@ class AgentService:
         self.results = results
         self.images = images
         self.secrets = secrets
+        self.guest_tokens = guest_tokens
         self.poll_interval_s = poll_interval_s
 
     def register(self, who: Principal, reg: HostRegistration) -> RegistrationOut:
@@ -144,6 +147,7 @@ class AgentService:
                 "GRIDVM_ATTEMPT": str(vm.attempt),
                 "GRIDVM_VM_ID": vm.id,
                 "GRIDVM_DEPLOYMENT": vm.deployment_id,
+                **({"GRIDVM_ROLE": vm.role} if vm.role else {}),
             },
             output_bytes=self.limits.max_results_bytes_per_vm,
             ssh_public_keys=[str(k) for k in vm.launch.get("ssh_keys", [])],
@@ -151,6 +155,7 @@ class AgentService:
             save_as=vm.save_as,
             save_id=vm.save_id,
             stop_grace_s=self.limits.stop_grace_s,
+            guest_token=self.guest_tokens.issue(vm.id, vm.attempt, vm.boot),
         )
 
     def append_console(self, who: Principal, vm_id: str, offset: int, data: bytes) -> int:

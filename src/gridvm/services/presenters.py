@@ -60,6 +60,12 @@ def vm_out(vm: Vm) -> VmOut:
         results_bytes=vm.results_bytes,
         saving_as=vm.save_as,
         save_error=vm.save_error,
+        role=vm.role,
+        ready_at=vm.ready_at,
+        ip=vm.guest_ip,
+        progress=vm.progress,
+        progress_message=vm.progress_message,
+        published={str(k): str(v) for k, v in (vm.published or {}).items()},
     )
 
 

@@ -10,6 +10,8 @@ from gridvm.common.config import ServerConfig
 from gridvm.images.blobstore import BlobStore
 from gridvm.services.agents import AgentService
 from gridvm.services.consoles import ConsoleStore
+from gridvm.services.guest import GuestService
+from gridvm.services.guest_tokens import GuestTokens
 from gridvm.services.host_signals import HostSignals
 from gridvm.services.hosts import HostService
 from gridvm.services.identity import IdentityService
@@ -36,6 +38,7 @@ class ServerServices:
     scheduling: SchedulingService
     secrets: SecretService
     ssh_keys: SshKeyService
+    guest: GuestService
 
     wakeup: threading.Event
     signals: HostSignals
@@ -47,9 +50,9 @@ class ServerServices:
         consoles = ConsoleStore(config.console_dir)
         images = ImageService(db, blobs, config.limits)
         ssh_keys = SshKeyService(db)
-        secrets = SecretService(
-            db, load_or_create_key(config.secrets_key_file), config.limits.max_secret_bytes
-        )
+        site_key = load_or_create_key(config.secrets_key_file)
+        secrets = SecretService(db, site_key, config.limits.max_secret_bytes)
+        guest_tokens = GuestTokens(site_key)
         results = ResultStore(config.results_dir)
         wakeup = threading.Event()
         signals = HostSignals()
@@ -70,6 +73,7 @@ class ServerServices:
                 results,
                 images,
                 secrets,
+                guest_tokens,
                 config.scheduler_interval_s,
             ),
             scheduling=SchedulingService(
@@ -79,6 +83,7 @@ class ServerServices:
             signals=signals,
             secrets=secrets,
             ssh_keys=ssh_keys,
+            guest=GuestService(db, guest_tokens),
         )
 
     def prepare(self) -> None:

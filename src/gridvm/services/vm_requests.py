@@ -15,6 +15,10 @@ from gridvm.schemas.vms import LaunchFile, VmCreate
 
 ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 MAX_PARAM_ROW_BYTES = 16 * 1024
+# Role names end up in hostnames (NAME-ROLE-N): lower case, digits and '-'.
+ROLE_NAME_RE = re.compile(r"[a-z][a-z0-9-]{0,30}")
+CAPABILITY_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,31}")
+MAX_ROLES = 16
 
 
 def scan_rows(req: VmCreate) -> list[dict[str, str]]:
@@ -42,6 +46,52 @@ def scan_rows(req: VmCreate) -> list[dict[str, str]]:
                 hint="pass large inputs as files, not parameters",
             )
     return rows
+
+
+def member_roles(req: VmCreate) -> list[str]:
+    """The role of each member of a group-context deployment, in order (empty: no roles).
+
+    Every capability a role requires must be provided by some role, or its members
+    would wait for ever."""
+    if req.roles is None:
+        return []
+    if req.params is not None:
+        raise InvalidInput(
+            "a deployment has either roles or scan parameters, not both",
+            hint="run the scan and the group as two deployments",
+        )
+    if not 1 <= len(req.roles) <= MAX_ROLES:
+        raise InvalidInput(f"give 1 to {MAX_ROLES} roles, not {len(req.roles)}")
+    names: set[str] = set()
+    provided = {cap for role in req.roles for cap in role.provides}
+    for role in req.roles:
+        if not ROLE_NAME_RE.fullmatch(role.name) or role.name in names:
+            raise InvalidInput(
+                f"{role.name!r} is not a usable role name",
+                hint="use each name once: a lower-case letter, then letters, digits or '-'",
+            )
+        names.add(role.name)
+        if role.count < 1:
+            raise InvalidInput(f"role {role.name!r} needs a count of at least 1")
+        for cap in [*role.provides, *role.requires]:
+            if not CAPABILITY_RE.fullmatch(cap):
+                raise InvalidInput(
+                    f"{cap!r} (role {role.name}) is not a usable capability name",
+                    hint="use lower-case letters, digits, '_', '.' and '-'",
+                )
+        for cap in role.requires:
+            if cap not in provided:
+                raise InvalidInput(
+                    f"role {role.name!r} requires {cap!r}, which no role provides",
+                    hint=f"add a role that provides {cap!r}, or drop the requirement",
+                )
+    members = [role.name for role in req.roles for _ in range(role.count)]
+    if req.count not in (1, len(members)):
+        raise InvalidInput(
+            f"{req.count} VMs asked for, but the roles add up to {len(members)}",
+            hint="leave the count out: the roles' counts make the deployment",
+        )
+    return members
 
 
 def check_limits(req: VmCreate, limits: SiteLimits) -> None:

@@ -29,7 +29,13 @@ from gridvm.services.principal import Principal
 from gridvm.services.results import ResultStore
 from gridvm.services.secrets import SecretService
 from gridvm.services.ssh_keys import SshKeyService
-from gridvm.services.vm_requests import check_files, check_fits_some_host, check_limits, scan_rows
+from gridvm.services.vm_requests import (
+    check_files,
+    check_fits_some_host,
+    check_limits,
+    member_roles,
+    scan_rows,
+)
 from gridvm.store.db import Database
 from gridvm.store.models import Deployment, Host, Image, Vm, utcnow
 
@@ -54,10 +60,23 @@ def _deployment_out(s: Session, deployment: Deployment) -> DeploymentOut:
         owner=deployment.owner.name,
         count=deployment.count,
         max_running=deployment.max_running,
+        roles=deployment.roles,
         created_at=deployment.created_at,
         states=states,
         vms=[vm_out(vm) for vm in vms],
     )
+
+
+def _member_names(name: str, count: int, roles: list[str]) -> list[str]:
+    """VM names (and hostnames): NAME, NAME-0, NAME-1, ..., or NAME-ROLE-0 with roles."""
+    if roles:
+        seen: dict[str, int] = {}
+        names = []
+        for role in roles:
+            names.append(f"{name}-{role}-{seen.get(role, 0)}")
+            seen[role] = seen.get(role, 0) + 1
+        return names
+    return [name] if count == 1 else [f"{name}-{index}" for index in range(count)]
 
 
 class VmService:
@@ -86,8 +105,9 @@ class VmService:
     # --- requests ---------------------------------------------------------
     def create(self, who: Principal, req: VmCreate) -> DeploymentOut:
         rows = scan_rows(req)
-        if rows:
-            req = req.model_copy(update={"count": len(rows)})
+        roles = member_roles(req)
+        if rows or roles:
+            req = req.model_copy(update={"count": len(rows or roles)})
         check_limits(req, self.limits)
         launch = self._launch(who, req)
         with self.db.session() as s:
@@ -111,14 +131,16 @@ class VmService:
                 owner_id=who.user_id,
                 count=req.count,
                 max_running=req.max_running,
+                roles=[r.model_dump() for r in req.roles] if req.roles else None,
             )
             s.add(deployment)
             walltime = req.walltime_s or self.limits.default_walltime_s
-            for index in range(req.count):
+            for index, vm_name in enumerate(_member_names(name, req.count, roles)):
                 s.add(
                     Vm(
                         id=new_id("vm"),
-                        name=name if req.count == 1 else f"{name}-{index}",
+                        name=vm_name,
+                        role=roles[index] if roles else None,
                         owner_id=who.user_id,
                         group_id=who.primary_group_id,
                         deployment_id=deployment.id,
@@ -368,6 +390,9 @@ class VmService:
         vm.expires_at = None
         vm.ended_at = None
         vm.pending_reason = "waiting for the scheduler"
+        # The next boot reports afresh through the guest API (with a new VM token).
+        vm.ready_at = vm.guest_ip = vm.progress = vm.progress_message = None
+        vm.public_keys = vm.published = None
 
     @staticmethod
     def _end(vm: Vm, state: VmState, reason: str) -> None:

@@ -43,13 +43,18 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest revision (Alembic)."""
+def alembic_config(engine: Engine) -> Config:
+    """Alembic's configuration for our migrations, run on ``engine``."""
     script_location = resources.files("gridvm.store") / "migrations"
     config = Config()
     config.set_main_option("script_location", str(script_location))
     config.attributes["connection_engine"] = engine
-    command.upgrade(config, "head")
+    return config
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest revision (Alembic)."""
+    command.upgrade(alembic_config(engine), "head")
 
 
 class Database:

@@ -9,6 +9,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -168,6 +169,8 @@ class Deployment(Base):
     owner_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
     count: Mapped[int] = mapped_column(Integer)
     max_running: Mapped[int | None] = mapped_column(Integer)
+    # Group context: [{"name", "count", "provides": [...], "requires": [...]}], or None.
+    roles: Mapped[list[Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     owner: Mapped[User] = relationship(lazy="joined")
 
@@ -215,6 +218,15 @@ class Vm(Base):
     # Each save request has its own id, so a retry under the same name is a new request.
     save_id: Mapped[str | None] = mapped_column(String(32))
     save_error: Mapped[str | None] = mapped_column(Text)
+    # What the guest reported with its VM token (the guest API); reset at each boot.
+    role: Mapped[str | None] = mapped_column(String(64))
+    ready_at: Mapped[datetime | None]
+    guest_ip: Mapped[str | None] = mapped_column(String(64))
+    public_keys: Mapped[list[Any] | None] = mapped_column(JSON)
+    progress: Mapped[float | None] = mapped_column(Float)
+    progress_message: Mapped[str | None] = mapped_column(String(256))
+    # Key/value data the VM publishes for its peers (group context).
+    published: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     expires_at: Mapped[datetime | None]

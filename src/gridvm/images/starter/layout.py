@@ -29,6 +29,7 @@ ROOTFS_FILES: Mapping[str, tuple[str, int]] = {
     "power-button.sh": ("etc/acpi/PWRF/00000080", 0o755),
     "udhcpc.sh": ("etc/udhcpc/default.script", 0o755),
     "profile.sh": ("etc/profile", 0o644),
+    "gridvm-guest.sh": ("usr/bin/gridvm-guest", 0o755),
 }
 
 # Small configuration files written as text: path -> (content, mode).
