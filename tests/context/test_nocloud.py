@@ -8,9 +8,16 @@ from pathlib import Path
 
 import pycdlib
 import pytest
+import yaml
 
 from gridvm.common.errors import InvalidInput
-from gridvm.context.nocloud import MIN_SIZE, build_seed_iso, read_seed_iso, render_meta_data
+from gridvm.context.nocloud import (
+    MIN_SIZE,
+    build_seed_iso,
+    read_seed_iso,
+    render_meta_data,
+    render_network_config,
+)
 
 ODD_HOSTNAMES = [
     "plain-host",
@@ -187,3 +194,27 @@ def test_read_seed_iso_limits_file_size(tmp_path: Path) -> None:
     build(seed, user_data=b"x" * 5000)
     with pytest.raises(InvalidInput, match="user-data"):
         read_seed_iso(seed, max_file_bytes=4096)
+
+
+def test_network_config_names_the_nic_by_its_mac_for_dhcp() -> None:
+    config = yaml.safe_load(render_network_config("52:54:00:ab:cd:ef"))
+    assert config == {
+        "version": 2,
+        "ethernets": {
+            "eth0": {
+                "match": {"macaddress": "52:54:00:ab:cd:ef"},
+                "set-name": "eth0",
+                "dhcp4": True,
+            }
+        },
+    }
+    with pytest.raises(InvalidInput, match="invalid MAC"):
+        render_network_config("52:54:00:ab:cd:ef\nversion: 1")
+
+
+def test_the_vm_token_travels_in_its_own_file(tmp_path: Path) -> None:
+    files = build(tmp_path / "seed.iso", vm_token="gvt.vm-1.1.2.abc_-")
+    assert files["gridvm-token"] == b"gvt.vm-1.1.2.abc_-\n"
+    assert b"gvt." not in files["meta-data"] + files["user-data"]
+    with pytest.raises(InvalidInput, match="unexpected characters"):
+        build(tmp_path / "bad.iso", vm_token="gvt.x\nuser-data: evil")

@@ -69,6 +69,63 @@ def test_journey_1_a_scan_with_results_and_a_failed_row_redeployed(
         assert (tmp_path / "results" / f"scan-{index}" / "rate.txt").read_text() == f"{rate}\n"
 
 
+CLUSTER = """#!/bin/sh
+case "$GRIDVM_ROLE" in
+head)
+    gridvm-guest publish export /srv/data
+    gridvm-guest peers all 300 > "$GRIDVM_OUTPUT/workers.txt"
+    echo "head: $(wc -l < "$GRIDVM_OUTPUT/workers.txt") workers joined"
+    ;;
+worker)
+    head=$(gridvm-guest peers required 300 | awk '$2 == "head" {print $1}')
+    echo "worker $(hostname): head is $head, export $(gridvm-guest get "$head" export 60)"
+    ;;
+esac
+"""
+
+
+def test_journey_2_a_head_and_two_workers_find_each_other(cloud: Cloud, tmp_path: Path) -> None:
+    (tmp_path / "cluster.sh").write_text(CLUSTER)
+    ran = cloud.cli(
+        tmp_path,
+        "-o",
+        "json",
+        "vm",
+        "run",
+        "tiny",
+        "--role",
+        "head:1:provides=nfs,torque",
+        "--role",
+        "worker:2:requires=torque",
+        "--user-data",
+        str(tmp_path / "cluster.sh"),
+        "--memory",
+        "192M",
+        "--name",
+        "cluster",
+        "--wait",
+        "--timeout",
+        "10m",
+    )
+    assert ran.exit_code == 0, (ran.stdout, ran.stderr)
+    vms = {
+        vm["name"]: vm
+        for vm in json.loads(ok(cloud.cli(tmp_path, "-o", "json", "vm", "list")).stdout)
+    }
+    assert sorted(vms) == ["cluster-head-0", "cluster-worker-0", "cluster-worker-1"]
+    head = ok(cloud.cli(tmp_path, "vm", "console", vms["cluster-head-0"]["id"])).stdout
+    assert "head: 2 workers joined" in head, head[-1500:].replace("\n", "|")
+    ok(cloud.cli(tmp_path, "vm", "results", vms["cluster-head-0"]["id"], "-d", str(tmp_path / "r")))
+    workers = (tmp_path / "r" / "cluster-head-0" / "workers.txt").read_text().splitlines()
+    assert workers == [
+        "cluster-worker-0 worker cluster-worker-0 10.0.2.15 ready",
+        "cluster-worker-1 worker cluster-worker-1 10.0.2.15 ready",
+    ]
+    for name in ("cluster-worker-0", "cluster-worker-1"):
+        console = ok(cloud.cli(tmp_path, "vm", "console", vms[name]["id"])).stdout
+        assert f"worker {name}: head is cluster-head-0, export /srv/data" in console
+
+
 def test_run_a_batch_wait_and_read_the_consoles(cloud: Cloud, tmp_path: Path) -> None:
     job = tmp_path / "job.sh"
     job.write_text('#!/bin/sh\necho "hello from $(hostname)"\n')

@@ -20,8 +20,8 @@ from gridvm.schemas.agent import (
 
 API = "/api/v1/agent"
 GUEST_API = "/api/v1"
-# Guests may long-poll the server for two minutes (their group context).
-GUEST_TIMEOUT_S = 150.0
+# Guests may long-poll the server for five minutes (their group context).
+GUEST_TIMEOUT_S = 330.0
 log = logging.getLogger(__name__)
 
 

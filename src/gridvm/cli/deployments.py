@@ -65,12 +65,27 @@ def show_deployment(ctx: typer.Context, deployment_id: DeploymentId) -> None:
                 ("VMs", str(d.count)),
                 ("max running", "no limit" if d.max_running is None else str(d.max_running)),
                 ("states", _counts(d)),
+                ("roles", output.cell(_roles(d))),
             ]
         )
     )
     if d.vms:
         output.info("")
         vm_table(d.vms)
+
+
+def _roles(d: DeploymentOut) -> str | None:
+    if not d.roles:
+        return None
+    parts = []
+    for role in d.roles:
+        text = f"{role.name} x{role.count}"
+        if role.provides:
+            text += f" provides {','.join(role.provides)}"
+        if role.requires:
+            text += f" requires {','.join(role.requires)}"
+        parts.append(text)
+    return "; ".join(parts)
 
 
 @app.command("wait")

@@ -65,8 +65,24 @@ def results_text(vm: VmOut) -> str:
     return f"{format_size(vm.results_bytes)} (download with: gridvm vm results {vm.id} -d DIR)"
 
 
+def guest_text(vm: VmOut) -> str:
+    """What the guest reported with its VM token: ready (and when), its address."""
+    if vm.ready_at is None:
+        return "not reported ready"
+    address = f", address {vm.ip}" if vm.ip else ""
+    return f"ready {output.relative(vm.ready_at)}{address}"
+
+
+def progress_text(vm: VmOut) -> str | None:
+    if vm.progress is None and not vm.progress_message:
+        return None
+    percent = "" if vm.progress is None else f"{vm.progress:g}%"
+    return " ".join(part for part in (percent, vm.progress_message or "") if part)
+
+
 def vm_fields(vm: VmOut) -> None:
     disk = "size of the image" if vm.disk_gb is None else f"{vm.disk_gb} GiB"
+    published = ", ".join(f"{k}={v[:40]}" for k, v in sorted(vm.published.items()))
     output.show(
         output.fields(
             [
@@ -77,6 +93,10 @@ def vm_fields(vm: VmOut) -> None:
                 ("exit reason", output.cell(vm.exit_reason)),
                 ("exit status", exit_cell(vm.exit_status)),
                 ("results", results_text(vm)),
+                ("guest", guest_text(vm)),
+                ("progress", output.cell(progress_text(vm))),
+                ("role", output.cell(vm.role)),
+                ("published", output.cell(published or None)),
                 ("owner", vm.owner),
                 ("group", output.cell(vm.group)),
                 ("deployment", f"{vm.deployment} (VM #{vm.index})"),

@@ -14,6 +14,7 @@ from gridvm.cli import output
 from gridvm.cli.errors import exit_if, fail, for_each
 from gridvm.cli.params import read_param_file
 from gridvm.cli.results import download_results
+from gridvm.cli.roles import parse_role
 from gridvm.cli.state import client, wants_json
 from gridvm.cli.vm_views import memory_text, vm_fields, vm_table
 from gridvm.cli.waiting import Poll, Timeout, print_outcome, wait_with_bar
@@ -110,6 +111,16 @@ def run(
             help="a local file put at GUEST/PATH before the job runs (repeatable)",
         ),
     ] = None,
+    role: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--role",
+            metavar="NAME[:COUNT][:provides=A,B][:requires=C]",
+            help="a group context: COUNT VMs in role NAME (repeatable); each VM's job sees"
+            " $GRIDVM_ROLE and finds the VMs whose roles provide what it requires with"
+            " gridvm-guest peers",
+        ),
+    ] = None,
     walltime: Annotated[
         str | None,
         typer.Option("--walltime", "-t", help="lease, e.g. 10m, 2h, 1d (default: the site's)"),
@@ -148,6 +159,15 @@ def run(
                 hint="leave -n out: a parameter scan starts one VM per row",
             )
         count = len(params)
+    roles = [parse_role(spec) for spec in role] if role else None
+    if roles is not None:
+        members = sum(r.count for r in roles)
+        if count is not None and count != members:
+            fail(
+                f"-n {count} does not match the roles, which add up to {members} VMs",
+                hint="leave -n out: the roles' counts make the deployment",
+            )
+        count = members
     request = VmCreate(
         image=image,
         count=1 if count is None else count,
@@ -163,6 +183,7 @@ def run(
         secrets=secret or [],
         ssh_keys=ssh_key or [],
         files=[_launch_file(spec) for spec in file or []],
+        roles=roles,
     )
     timeout_s = None if timeout is None else parse_duration(timeout)
     gv = client(ctx)

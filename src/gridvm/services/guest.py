@@ -23,7 +23,7 @@ from gridvm.schemas.guest import (
     GuestSelf,
     Peer,
 )
-from gridvm.schemas.vms import FINAL_STATES, VmState
+from gridvm.schemas.vms import FINAL_STATES
 from gridvm.services.guest_tokens import GuestIdentity, GuestTokens
 from gridvm.services.ssh_keys import parse_public_key
 from gridvm.store.db import Database
@@ -165,7 +165,9 @@ def _self(vm: Vm) -> GuestSelf:
 
 
 def _is_ready(vm: Vm) -> bool:
-    return vm.ready_at is not None and vm.state == VmState.running.value
+    """Reported ready in its current boot (a member that has finished since stays ready: what
+    it published is still there; its ``state`` tells whether it still runs)."""
+    return vm.ready_at is not None
 
 
 def _context(

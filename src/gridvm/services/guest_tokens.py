@@ -1,6 +1,6 @@
 """Per-VM tokens: what a running guest shows the server to report about itself.
 
-A token names one boot of one VM (``gvm.<vm id>.<attempt>.<boot>.<MAC>``) and is
+A token names one boot of one VM (``gvt.<vm id>.<attempt>.<boot>.<MAC>``) and is
 signed with a key derived from the site's secrets key, so nothing is stored: the
 server recomputes the MAC, then checks that the VM is still on that attempt and
 boot and has not ended. A restart or redeploy therefore retires the old token.
@@ -20,9 +20,9 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from gridvm.common.errors import Unauthorized
 
-PREFIX = "gvm"
+PREFIX = "gvt"
 _TOKEN_RE = re.compile(
-    r"gvm\.([A-Za-z0-9_-]{1,32})\.([0-9]{1,9})\.([0-9]{1,9})\.([A-Za-z0-9_-]{43})"
+    r"gvt\.([A-Za-z0-9_-]{1,32})\.([0-9]{1,9})\.([0-9]{1,9})\.([A-Za-z0-9_-]{43})"
 )
 
 
@@ -33,10 +33,6 @@ class GuestIdentity:
     vm_id: str
     attempt: int
     boot: int
-
-
-def looks_like_guest_token(token: str) -> bool:
-    return token.startswith(PREFIX + ".")
 
 
 class GuestTokens:

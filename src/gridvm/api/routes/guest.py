@@ -1,6 +1,6 @@
 """The guest API: a running VM reports about itself and reads its group context.
 
-Only VM tokens get in (``gvm.…``, in the guest at /run/gridvm/token), and a VM
+Only VM tokens get in (``gvt.…``, in the guest at /run/gridvm/token), and a VM
 token speaks for its own VM only. Guests reach these endpoints through their
 host's agent (the virtio-serial guest channel) or directly where the network
 allows. Long waits are async sleeps between short checks, so a thousand waiting
@@ -27,7 +27,7 @@ from gridvm.services.guest_tokens import GuestIdentity
 router = APIRouter(prefix="/guest", tags=["guest"])
 
 POLL_S = 0.5
-MAX_WAIT_S = 120.0
+MAX_WAIT_S = 300.0
 
 
 def guest_identity(request: Request) -> GuestIdentity:

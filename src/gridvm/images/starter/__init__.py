@@ -22,8 +22,12 @@ How to start it:
   (raw, read-only): ISO 9660 with Rock Ridge or Joliet, volume label
   ``cidata`` (any case), padded to at least 1 MiB. Files: ``meta-data``
   (simple ``key: value`` lines; ``local-hostname`` is used, quotes are
-  stripped, an invalid name is ignored), ``user-data``; ``network-config``
-  is ignored.
+  stripped, an invalid name is ignored), ``user-data``, ``gridvm-token``
+  (the VM token, copied to /run/gridvm/token, 0600); ``network-config``
+  is ignored (every NIC gets DHCP).
+* Guest channel (optional): a virtio-serial port named ``org.gridvm.guest.0``;
+  ``/usr/bin/gridvm-guest`` speaks the framing of
+  :mod:`gridvm.agent.guest_relay` on it (ready, progress, publish, peers).
 * Network (optional): virtio-net PCI NICs get DHCP (busybox udhcpc), at most
   about 3 s, before the ready line. A NIC without a DHCP server only costs
   that wait.
@@ -43,7 +47,8 @@ What it does (the guest's /sbin/init, a busybox shell script):
 3. adds the keys of the seed's ``gridvm-ssh-keys`` (one per line) to
    /root/.ssh/authorized_keys; sets the hostname from ``local-hostname`` (else the last one, else
    ``tiny``) and writes /etc/hostname and /etc/hosts;
-4. brings up the network, then prints exactly ``gridvm-guest: ready``;
+4. brings up the network, then prints exactly ``gridvm-guest: ready`` and, with a
+   token, runs ``gridvm-guest ready`` in the background;
 5. if ``user-data`` starts with ``#!``: runs a copy (``/tmp/user-data``) in
    /root with ``HOME=/root``, ``PATH=/bin:/sbin:/usr/bin:/usr/sbin``, stdin
    /dev/null, stdout and stderr on the console, in its own session, with
