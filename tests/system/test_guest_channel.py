@@ -4,6 +4,8 @@ each other is README journey 2, in test_journeys.py.)"""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tests.system.cloud import Cloud
@@ -35,3 +37,23 @@ def test_a_guest_reports_ready_progress_and_data_with_its_vm_token(cloud: Cloud)
     assert "no VM 'nosuchvm' in this deployment" in console
     # The token is in the seed, never in the console.
     assert "gvt." not in console
+
+
+WAITING_JOB = """#!/bin/sh
+echo "asking soon"
+sleep 3
+gridvm-guest progress 90 "sent while the agent was away"
+echo "progress sent: $?"
+"""
+
+
+def test_a_guest_request_waits_for_an_agent_that_is_away(cloud: Cloud) -> None:
+    (vm,) = cloud.run(user_data=WAITING_JOB)
+    cloud.wait_console(vm["id"], "asking soon")
+    cloud.agent.kill()
+    time.sleep(6)  # the guest asks while no agent holds its channel
+    assert cloud.vm(vm["id"])["progress"] is None
+    cloud.agent.start()
+    cloud.wait(vm["id"], {"done"})
+    assert "progress sent: 0" in cloud.console(vm["id"])
+    assert cloud.vm(vm["id"])["progress_message"] == "sent while the agent was away"
