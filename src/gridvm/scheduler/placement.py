@@ -1,85 +1,273 @@
-"""First-fit placement by free cores and memory, preferring hosts that cache the image.
-
-VMs are taken in the order given (the caller decides priority). A host that
-gets a VM for an image counts as caching it for the rest of the pass, so a
-burst of VMs of one image lands on few hosts and each downloads it once.
+"""One scheduling pass: waiting VMs in priority order, each through the filters, the
+best of the remaining hosts by the weighers (at random among the top few), with
+quotas, gangs, affinity, reservations and EASY backfill. Pure: pictures in, decision out.
 """
 
 from __future__ import annotations
 
+import random
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Hashable, Mapping, Sequence
 
-from gridvm.scheduler.snapshot import Decision, HostSnapshot, VmDemand
+import numpy as np
 
+from gridvm.scheduler.backfill import Ends, Shadow, find_shadow
+from gridvm.scheduler.filters import DEFAULT_FILTERS, STATIC_FILTERS
+from gridvm.scheduler.pass_context import PassContext
+from gridvm.scheduler.policy import Policy
+from gridvm.scheduler.quotas import QuotaBook
+from gridvm.scheduler.snapshot import (
+    Decision,
+    HostSnapshot,
+    Reservation,
+    RunningVm,
+    VmDemand,
+)
+from gridvm.scheduler.table import HostTable, Mask
+from gridvm.scheduler.weighers import WEIGHERS
 
-@dataclass
-class _HostLoad:
-    snapshot: HostSnapshot
-    used_cores: int
-    used_memory_mb: int
-    images: set[str] = field(default_factory=set)
-
-    @property
-    def free_cores(self) -> int:
-        return self.snapshot.cores - self.used_cores
-
-    @property
-    def free_memory_mb(self) -> int:
-        return self.snapshot.memory_mb - self.used_memory_mb
-
-
-def _rejection(load: _HostLoad, vm: VmDemand) -> str | None:
-    """Why ``load`` cannot take ``vm`` now, as a short phrase, or None if it can."""
-    host = load.snapshot
-    if vm.pinned_host is not None and host.name != vm.pinned_host:
-        return "not the host holding its disk"
-    if not host.online:
-        return "offline"
-    if not host.enabled:
-        return "disabled (draining)"
-    if host.arch != vm.arch:
-        return f"of another architecture ({host.arch})"
-    if load.free_cores < vm.vcpus:
-        return "short of free cores"
-    if load.free_memory_mb < vm.memory_mb:
-        return "short of free memory"
-    return None
+_STATIC = tuple(f for f in DEFAULT_FILTERS if f.name in STATIC_FILTERS)
+_DYNAMIC = tuple(f for f in DEFAULT_FILTERS if f.name not in STATIC_FILTERS)
 
 
-def _weight(load: _HostLoad, vm: VmDemand) -> tuple[int, int, int, str]:
-    cached = 1 if vm.image_digest in load.images else 0
-    return (cached, load.free_cores, load.free_memory_mb, load.snapshot.name)
+def place(
+    pending: Sequence[VmDemand],
+    hosts: Sequence[HostSnapshot],
+    *,
+    now: float = 0.0,
+    policy: Policy | None = None,
+    priorities: Mapping[str, float] | None = None,
+    running: Sequence[RunningVm] = (),
+    reservations: Sequence[Reservation] = (),
+    quotas: QuotaBook | None = None,
+) -> Decision:
+    """Place what can be placed now. ``priorities`` (VM id -> number, higher first; see
+    gridvm.scheduler.priority) orders the VMs; without it they go in submission order."""
+    chosen = policy or Policy()
+    return _Pass(pending, hosts, now, chosen, priorities, running, reservations, quotas).run()
 
 
-def _reason(vm: VmDemand, causes: Counter[str], host_count: int) -> str:
-    want = f"{vm.vcpus} vCPU{'s' if vm.vcpus != 1 else ''} and {vm.memory_mb} MiB"
-    if host_count == 0:
-        return f"waiting for a host: no host is registered (needs {want})"
-    parts = [f"{n} host{' is' if n == 1 else 's are'} {cause}" for cause, n in causes.most_common()]
-    return f"no host can take {want} now: " + ", ".join(parts)
+class _Pass:
+    def __init__(
+        self,
+        pending: Sequence[VmDemand],
+        hosts: Sequence[HostSnapshot],
+        now: float,
+        policy: Policy,
+        priorities: Mapping[str, float] | None,
+        running: Sequence[RunningVm],
+        reservations: Sequence[Reservation],
+        quotas: QuotaBook | None,
+    ) -> None:
+        self.table = HostTable(hosts)
+        self.policy = policy
+        self.now = now
+        self.quotas = quotas
+        # Tie-breaking among equally good hosts, not security: a seeded PRNG is right.
+        self.rng = random.Random(policy.seed)  # noqa: S311
+        prio = priorities or {}
+        self.priorities = {vm.vm_id: prio.get(vm.vm_id, 0.0) for vm in pending}
+        # Ties go by submission time, then by the order given (stable sort).
+        self.order = sorted(pending, key=lambda vm: (-self.priorities[vm.vm_id], vm.submitted_at))
+        self.ctx = PassContext(now=now, reservations=tuple(reservations))
+        self.ends: Ends = {}
+        for r in running:
+            index = self.table.index.get(r.host)
+            if index is None:
+                continue
+            self.ends.setdefault(index, []).append((r.ends_at, r.vcpus, r.memory_mb))
+            if r.deployment:
+                members = self.ctx.members.setdefault(r.deployment, {})
+                members[index] = members.get(index, 0) + 1
+        self._lay_out_reservations(running)
+        self._static_masks: dict[Hashable, Mask] = {}
+        self.placements: dict[str, str] = {}
+        self.reasons: dict[str, str] = {}
+        self.shadow: Shadow | None = None
+        self.blocked_by: VmDemand | None = None  # the first waiting VM (no backfill)
+        self.multipliers = [(w, policy.multiplier(w.name)) for w in WEIGHERS]
 
+    # --- the pass ---------------------------------------------------------------------
+    def run(self) -> Decision:
+        for unit in self._units():
+            self._place_unit(unit)
+        return Decision(self.placements, self.reasons, dict(self.priorities))
 
-def place(pending: Sequence[VmDemand], hosts: Sequence[HostSnapshot]) -> Decision:
-    loads = [_HostLoad(h, h.used_cores, h.used_memory_mb, set(h.cached_images)) for h in hosts]
-    placements: dict[str, str] = {}
-    reasons: dict[str, str] = {}
-    for vm in pending:
-        causes: Counter[str] = Counter()
-        candidates: list[_HostLoad] = []
-        for load in loads:
-            why_not = _rejection(load, vm)
-            if why_not is None:
-                candidates.append(load)
+    def _units(self) -> list[list[VmDemand]]:
+        """VMs one by one in order, except that a gang's members go together, where its
+        first member comes."""
+        units: list[list[VmDemand]] = []
+        gangs: dict[str, list[VmDemand]] = {}
+        for vm in self.order:
+            if vm.gang and vm.deployment:
+                if vm.deployment not in gangs:
+                    gangs[vm.deployment] = []
+                    units.append(gangs[vm.deployment])
+                gangs[vm.deployment].append(vm)
             else:
-                causes[why_not] += 1
-        if not candidates:
-            reasons[vm.vm_id] = _reason(vm, causes, len(loads))
-            continue
-        best = max(candidates, key=lambda load: _weight(load, vm))
-        best.used_cores += vm.vcpus
-        best.used_memory_mb += vm.memory_mb
-        best.images.add(vm.image_digest)
-        placements[vm.vm_id] = best.snapshot.name
-    return Decision(placements=placements, reasons=reasons)
+                units.append([vm])
+        return units
+
+    def _place_unit(self, unit: list[VmDemand]) -> None:
+        if self.blocked_by is not None:
+            first = self.blocked_by
+            for vm in unit:
+                self.reasons[vm.vm_id] = (
+                    f"waiting behind {first.vm_id}, which has a higher priority"
+                    " (the site runs VMs strictly in priority order)"
+                )
+            return
+        if self.quotas is not None:
+            refusal = self.quotas.refusal(unit)
+            if refusal is not None:
+                for vm in unit:
+                    self.reasons[vm.vm_id] = refusal
+                return
+        taken: list[tuple[VmDemand, int]] = []
+        for vm in unit:
+            host = self._choose(vm)
+            if host is None:
+                why = self._why_not(vm)
+                for done, index in taken:
+                    self._give_back(done, index)
+                for member in unit:
+                    self.reasons[member.vm_id] = (
+                        why
+                        if len(unit) == 1
+                        else f"its gang of {len(unit)} cannot start together: {why}"
+                    )
+                self._note_blocked(vm)
+                return
+            self._take(vm, host)
+            taken.append((vm, host))
+        for vm, host in taken:
+            self.placements[vm.vm_id] = self.table.names[host]
+        if self.quotas is not None:
+            self.quotas.add(unit)
+
+    # --- choosing a host ---------------------------------------------------------------
+    def _static_mask(self, vm: VmDemand) -> Mask:
+        key = (vm.pinned_host, vm.arch, vm.zones, vm.selector)
+        mask = self._static_masks.get(key)
+        if mask is None:
+            mask = np.ones(self.table.size, dtype=np.bool_)
+            for f in _STATIC:
+                mask &= f(self.table, vm, self.ctx)
+            self._static_masks[key] = mask
+        return mask
+
+    def _candidates(self, vm: VmDemand) -> Mask:
+        mask = self._static_mask(vm).copy()
+        for f in _DYNAMIC:
+            if not mask.any():
+                break
+            mask &= f(self.table, vm, self.ctx)
+        if self.shadow is not None and mask[self.shadow.host]:
+            mask[self.shadow.host] = self.shadow.allows(vm, self.now)
+        return mask
+
+    def _choose(self, vm: VmDemand) -> int | None:
+        candidates = np.flatnonzero(self._candidates(vm))
+        if candidates.size == 0:
+            return None
+        weights = np.zeros(candidates.size, dtype=np.float64)
+        for weigher, multiplier in self.multipliers:
+            if multiplier:
+                weights += multiplier * weigher.measure(self.table, vm, candidates)
+        k = min(max(1, self.policy.top_k), candidates.size)
+        if k == 1:
+            return int(candidates[int(np.argmax(weights))])
+        top = np.argpartition(-weights, k - 1)[:k]
+        best = weights[top].max()
+        close = [int(candidates[i]) for i in top if weights[i] >= best - self.policy.tie_tolerance]
+        return self.rng.choice(sorted(close))
+
+    def _take(self, vm: VmDemand, host: int) -> None:
+        self.table.take(host, vm.vcpus, vm.memory_mb, vm.disk_gb, vm.image_digest)
+        self.ends.setdefault(host, []).append((self.now + vm.walltime_s, vm.vcpus, vm.memory_mb))
+        if vm.deployment:
+            members = self.ctx.members.setdefault(vm.deployment, {})
+            members[host] = members.get(host, 0) + 1
+        self._use_reservation(vm, host, +1)
+        if self.shadow is not None and host == self.shadow.host:
+            self.shadow.charge(vm, self.now)
+
+    def _give_back(self, vm: VmDemand, host: int) -> None:
+        self.table.give_back(host, vm.vcpus, vm.memory_mb, vm.disk_gb)
+        self.ends[host].remove((self.now + vm.walltime_s, vm.vcpus, vm.memory_mb))
+        if vm.deployment:
+            members = self.ctx.members[vm.deployment]
+            members[host] -= 1
+            if not members[host]:
+                del members[host]
+        self._use_reservation(vm, host, -1)
+
+    # --- when a VM must wait -------------------------------------------------------------
+    def _note_blocked(self, vm: VmDemand) -> None:
+        """The first VM that must wait for room reserves its place (backfill), or, with
+        backfill off, holds back everything behind it."""
+        if self.shadow is not None or self.blocked_by is not None:
+            return
+        static = self._static_mask(vm)
+        if not static.any():
+            return  # no host could ever take it: it holds nobody back
+        if not self.policy.backfill:
+            self.blocked_by = vm
+            return
+        self.shadow = find_shadow(self.table, vm, static, self.ends, self.now)
+
+    def _why_not(self, vm: VmDemand) -> str:
+        want = f"{vm.vcpus} vCPU{'s' if vm.vcpus != 1 else ''} and {vm.memory_mb} MiB"
+        if self.table.size == 0:
+            return f"waiting for a host: no host is registered (needs {want})"
+        causes: Counter[str] = Counter()
+        remaining = np.ones(self.table.size, dtype=np.bool_)
+        for f in DEFAULT_FILTERS:
+            ok = f(self.table, vm, self.ctx)
+            causes[f.reason] += int(np.count_nonzero(remaining & ~ok))
+            remaining &= ok
+        if self.shadow is not None and remaining[self.shadow.host]:
+            causes["kept free for a higher-priority VM (backfill)"] += 1
+        parts = [
+            f"{n} host{' is' if n == 1 else 's are'} {cause}"
+            for cause, n in causes.most_common()
+            if n
+        ]
+        return f"no host can take {want} now: " + ", ".join(parts)
+
+    # --- reservations -----------------------------------------------------------------------
+    def _lay_out_reservations(self, running: Sequence[RunningVm]) -> None:
+        """Put each reservation's cores on hosts (named ones, or all in name order), and
+        count what its group already runs there."""
+        by_name = sorted(range(self.table.size), key=lambda i: self.table.names[i])
+        for r in self.ctx.reservations:
+            hosts = (
+                [self.table.index[h] for h in r.hosts if h in self.table.index]
+                if r.hosts
+                else by_name
+            )
+            layout: dict[int, float] = {}
+            left = float(r.cores)
+            for host in hosts:
+                if left <= 0:
+                    break
+                cores = min(left, float(self.table.cores[host]))
+                layout[host] = cores
+                left -= cores
+            self.ctx.reserved_layout[r.id] = layout
+            use: dict[int, float] = {}
+            for vm in running:
+                index = self.table.index.get(vm.host)
+                if vm.group == r.group and index in layout and r.start <= self.now < r.end:
+                    use[index] = min(layout[index], use.get(index, 0.0) + vm.vcpus)
+            self.ctx.reservation_use[r.id] = use
+
+    def _use_reservation(self, vm: VmDemand, host: int, sign: int) -> None:
+        for r in self.ctx.reservations:
+            layout = self.ctx.reserved_layout.get(r.id, {})
+            if r.group != vm.group or host not in layout:
+                continue
+            if r.end <= self.now or r.start >= self.now + vm.walltime_s:
+                continue
+            use = self.ctx.reservation_use.setdefault(r.id, {})
+            use[host] = min(layout[host], max(0.0, use.get(host, 0.0) + sign * vm.vcpus))

@@ -1,0 +1,147 @@
+"""Whole passes over literal pictures: priority order, backfill, gangs, affinity,
+reservations, quotas, random choice among the best hosts."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from gridvm.scheduler import (
+    Affinity,
+    Policy,
+    QuotaBook,
+    QuotaLimit,
+    Reservation,
+    RunningVm,
+    place,
+)
+from tests.scheduler.helpers import host, vm
+
+HOUR = 3600
+
+
+def test_higher_priority_goes_first() -> None:
+    decision = place(
+        [vm("low", cpus=2), vm("high", cpus=2)],
+        [host("h", cores=2)],
+        priorities={"low": 1.0, "high": 5.0},
+    )
+    assert decision.placements == {"high": "h"}
+    assert decision.priorities == {"low": 1.0, "high": 5.0}
+
+
+def test_backfill_starts_a_short_vm_that_cannot_delay_the_first_waiting_one() -> None:
+    hosts = [host("h", cores=6, used_cores=2)]
+    running = [RunningVm("h", vcpus=2, memory_mb=256, ends_at=HOUR)]  # frees 2 cores in 1 h
+    pending = [
+        vm("big", cpus=6, walltime_s=HOUR),  # first in line: fits at t = 1 h
+        vm("short", cpus=2, walltime_s=HOUR // 2),  # ends before then: may start now
+        vm("long", cpus=2, walltime_s=2 * HOUR),  # would delay "big"
+    ]
+    decision = place(pending, hosts, now=0.0, running=running)
+    assert decision.placements == {"short": "h"}
+    assert "kept free for a higher-priority VM (backfill)" in decision.reasons["long"]
+
+
+def test_without_backfill_nothing_passes_the_first_waiting_vm() -> None:
+    decision = place(
+        [vm("big", cpus=4), vm("short", cpus=1, walltime_s=60)],
+        [host("h", cores=4, used_cores=2)],
+        policy=Policy(backfill=False),
+    )
+    assert decision.placements == {}
+    assert "waiting behind big" in decision.reasons["short"]
+
+
+def test_a_vm_no_host_could_ever_take_holds_nobody_back() -> None:
+    decision = place(
+        [vm("arm", arch="aarch64"), vm("x86")], [host("h")], policy=Policy(backfill=False)
+    )
+    assert decision.placements == {"x86": "h"}
+    assert "1 host is of another architecture" in decision.reasons["arm"]
+
+
+def test_a_gang_starts_whole_or_not_at_all() -> None:
+    gang = [vm(f"g{i}", cpus=4, deployment="d", gang=True) for i in range(3)]
+    decision = place(gang, [host("h0", cores=4), host("h1", cores=4)])
+    assert decision.placements == {}
+    assert decision.reasons["g0"].startswith("its gang of 3 cannot start together: ")
+    # The cores the partial gang took are free again for the next VM.
+    decision = place([*gang, vm("solo", cpus=4)], [host("h0", cores=4), host("h1", cores=4)])
+    assert list(decision.placements) == ["solo"]
+    whole = place(gang, [host(f"h{i}", cores=4) for i in range(3)])
+    assert sorted(whole.placements) == ["g0", "g1", "g2"]
+
+
+def test_anti_affinity_puts_members_on_different_hosts() -> None:
+    members = [vm(f"m{i}", deployment="d", affinity=Affinity.different_hosts) for i in range(3)]
+    decision = place(members, [host("h0"), host("h1"), host("h2")])
+    assert sorted(decision.placements.values()) == ["h0", "h1", "h2"]
+    crowded = place(members, [host("h0"), host("h1")])
+    assert len(crowded.placements) == 2
+    assert "holding another member of its deployment" in crowded.reasons["m2"]
+
+
+def test_affinity_puts_members_with_those_already_running() -> None:
+    members = [vm(f"m{i}", deployment="d", affinity=Affinity.same_host) for i in range(2)]
+    running = [RunningVm("h1", 1, 256, ends_at=HOUR, deployment="d")]
+    decision = place(members, [host("h0"), host("h1"), host("h2")], running=running)
+    assert set(decision.placements.values()) == {"h1"}
+
+
+def test_a_reservation_keeps_its_cores_for_its_group() -> None:
+    reservation = Reservation("r", group="cms", cores=8, start=0, end=4 * HOUR, hosts=("h0",))
+    hosts = [host("h0", cores=8), host("h1", cores=8, used_cores=8)]
+    decision = place(
+        [vm("atlas-vm", group="atlas"), vm("cms-vm", group="cms")],
+        hosts,
+        now=HOUR,
+        reservations=[reservation],
+    )
+    assert decision.placements == {"cms-vm": "h0"}
+    assert "1 host is reserved for another group" in decision.reasons["atlas-vm"]
+
+
+def test_a_reservation_in_the_future_is_usable_by_short_vms_only() -> None:
+    reservation = Reservation("r", group="cms", cores=8, start=2 * HOUR, end=4 * HOUR)
+    hosts = [host("h0", cores=8)]
+    short = place([vm("s", group="atlas", walltime_s=HOUR)], hosts, reservations=[reservation])
+    long = place([vm("l", group="atlas", walltime_s=3 * HOUR)], hosts, reservations=[reservation])
+    assert short.placements == {"s": "h0"}
+    assert long.placements == {}
+
+
+def test_quotas_hold_back_what_would_go_over() -> None:
+    book = QuotaBook({("group", "physics"): QuotaLimit(cores=3)}, {})
+    pending = [vm(f"v{i}", group="physics") for i in range(5)] + [vm("bio", group="bio")]
+    decision = place(pending, [host("h", cores=16)], quotas=book)
+    assert sorted(decision.placements) == ["bio", "v0", "v1", "v2"]
+    assert decision.reasons["v3"] == "group physics is at its quota: 3 of 3 cores in use"
+
+
+def test_random_choice_among_equally_good_hosts_spreads_a_herd() -> None:
+    hosts = [host(f"h{i}", cores=64) for i in range(4)]
+    policy = Policy(spread=0.0, cache_affinity=0.0, load=0.0, top_k=4, seed=7)
+    counts = Counter()
+    for round_ in range(40):
+        decision = place([vm(f"v{round_}")], hosts, policy=policy)
+        counts.update(decision.placements.values())
+        policy = Policy(spread=0.0, cache_affinity=0.0, load=0.0, top_k=4, seed=round_)
+    assert len(counts) == 4  # every host was picked at some point
+    deterministic = Policy(spread=0.0, cache_affinity=0.0, load=0.0, top_k=1)
+    assert place([vm("v")], hosts, policy=deterministic).placements == {"v": "h0"}
+
+
+def test_pack_fills_the_fullest_host_and_spread_the_emptiest() -> None:
+    hosts = [host("empty", cores=8), host("half", cores=8, used_cores=4)]
+    pack = Policy(spread=-1.0, cache_affinity=0.0, load=0.0, top_k=1)
+    spread = Policy(spread=1.0, cache_affinity=0.0, load=0.0, top_k=1)
+    assert place([vm("v")], hosts, policy=pack).placements == {"v": "half"}
+    assert place([vm("v")], hosts, policy=spread).placements == {"v": "empty"}
+
+
+def test_labels_and_zones_in_the_reason() -> None:
+    hosts = [host("a", zone="dmz"), host("b", labels={"gpu": "no"}), host("c", cores=1)]
+    want = vm("v", cpus=2, zones=frozenset({"trusted"}), selector="gpu = yes")
+    reason = place([want], hosts).reasons["v"]
+    assert "1 host is in a zone its image may not run in" in reason
+    assert "2 hosts are without the labels it asks for" in reason
