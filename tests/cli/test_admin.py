@@ -6,7 +6,7 @@ from tests.cli.conftest import Cli
 
 
 def test_an_admin_makes_a_user_whose_token_works_until_revoked(cli: Cli) -> None:
-    assert cli.ok("group", "create", "physics").stdout.strip() == "created group physics"
+    assert cli.ok("group", "create", "physics").stdout.strip() == "created group physics (1 shares)"
     assert (
         "created user alice in group physics"
         in cli.ok("user", "create", "alice", "--group", "physics").stdout

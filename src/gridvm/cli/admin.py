@@ -16,16 +16,42 @@ tokens = typer.Typer(help="API tokens.", no_args_is_help=True)
 
 
 # --- groups ------------------------------------------------------------------------
+GroupName = Annotated[str, typer.Argument(metavar="NAME", help="group name", show_default=False)]
+Shares = Annotated[
+    float, typer.Option("--shares", help="fair-share shares, relative to its sibling groups")
+]
+
+
 @groups.command("create")
 def create_group(
-    ctx: typer.Context, name: Annotated[str, typer.Argument(metavar="NAME", help="group name")]
+    ctx: typer.Context,
+    name: GroupName,
+    parent: Annotated[
+        str | None,
+        typer.Option("--parent", help="make it a sub-group of this group (fair-share tree)"),
+    ] = None,
+    shares: Shares = 1.0,
 ) -> None:
-    """Create a group."""
-    group = client(ctx).groups.create(name)
+    """Create a group (a VO), or a sub-group with --parent."""
+    group = client(ctx).groups.create(name, parent=parent, shares=shares)
     if wants_json(ctx):
         output.print_json(group)
     else:
-        output.info(f"created group {group.name}")
+        output.info(f"created group {group.path} ({group.shares:g} shares)")
+
+
+@groups.command("set-shares")
+def set_shares(
+    ctx: typer.Context,
+    name: GroupName,
+    shares: Annotated[float, typer.Argument(metavar="SHARES", help="fair-share shares")],
+) -> None:
+    """Set a group's fair-share shares (see them with: gridvm share)."""
+    group = client(ctx).groups.set_shares(name, shares)
+    if wants_json(ctx):
+        output.print_json(group)
+    else:
+        output.info(f"group {group.path} now has {group.shares:g} shares")
 
 
 @groups.command("list")
@@ -36,9 +62,15 @@ def list_groups(ctx: typer.Context) -> None:
         output.print_json(found)
         return
     rows = [
-        (g.name, output.cell(", ".join(g.members)), output.relative(g.created_at)) for g in found
+        (
+            g.path or g.name,
+            f"{g.shares:g}",
+            output.cell(", ".join(g.members)),
+            output.relative(g.created_at),
+        )
+        for g in found
     ]
-    output.show(output.table(("NAME", "MEMBERS", "CREATED"), rows))
+    output.show(output.table(("GROUP", "SHARES", "MEMBERS", "CREATED"), rows))
 
 
 # --- users ---------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from gridvm.cli import account, admin, deployments, hosts, images, secrets, vms
+from gridvm.cli import account, admin, deployments, hosts, images, scheduling, secrets, vms
 from gridvm.cli.errors import GridvmGroup
 from gridvm.cli.output import OutputFormat
 from gridvm.cli.state import CliState
@@ -63,3 +63,6 @@ app.add_typer(secrets.ssh_keys, name="ssh-key")
 app.add_typer(admin.groups, name="group")
 app.add_typer(admin.users, name="user")
 app.add_typer(admin.tokens, name="token")
+app.command("share")(scheduling.share)
+app.add_typer(scheduling.quotas, name="quota")
+app.add_typer(scheduling.reservations, name="reservation")

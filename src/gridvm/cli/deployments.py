@@ -66,12 +66,26 @@ def show_deployment(ctx: typer.Context, deployment_id: DeploymentId) -> None:
                 ("max running", "no limit" if d.max_running is None else str(d.max_running)),
                 ("states", _counts(d)),
                 ("roles", output.cell(_roles(d))),
+                ("placement", output.cell(_placement(d))),
             ]
         )
     )
     if d.vms:
         output.info("")
         vm_table(d.vms)
+
+
+def _placement(d: DeploymentOut) -> str | None:
+    wishes = []
+    if d.gang:
+        wishes.append("gang (all or none)")
+    if d.affinity.value != "none":
+        wishes.append(d.affinity.value)
+    if d.selector:
+        wishes.append(f"hosts with {d.selector}")
+    if d.queue_timeout_s is not None:
+        wishes.append(f"queue timeout {output.duration(d.queue_timeout_s)}")
+    return "; ".join(wishes) or None
 
 
 def _roles(d: DeploymentOut) -> str | None:

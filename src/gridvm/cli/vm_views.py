@@ -90,6 +90,7 @@ def vm_fields(vm: VmOut) -> None:
                 ("name", vm.name),
                 ("state", output.state_cell(vm.state)),
                 ("pending because", output.cell(vm.pending_reason)),
+                ("priority", output.cell(None if vm.priority is None else f"{vm.priority:.0f}")),
                 ("exit reason", output.cell(vm.exit_reason)),
                 ("exit status", exit_cell(vm.exit_status)),
                 ("results", results_text(vm)),

@@ -21,6 +21,7 @@ from gridvm.cli.waiting import Poll, Timeout, print_outcome, wait_with_bar
 from gridvm.client import DEFAULT_UNTIL, Client
 from gridvm.common.errors import InvalidInput
 from gridvm.common.units import parse_duration, parse_size
+from gridvm.schemas.scheduling import Affinity
 from gridvm.schemas.vms import DeploymentOut, LaunchFile, VmCreate, VmMode, VmOut, VmState
 
 app = typer.Typer(help="Virtual machines: run, list, stop, console, results.", no_args_is_help=True)
@@ -121,6 +122,28 @@ def run(
             " gridvm-guest peers",
         ),
     ] = None,
+    gang: Annotated[
+        bool, typer.Option("--gang", help="start all the VMs together or none of them")
+    ] = False,
+    affinity: Annotated[
+        Affinity,
+        typer.Option(
+            "--affinity", help="same-host: all on one host; different-hosts: no two on one"
+        ),
+    ] = Affinity.none,
+    require: Annotated[
+        str | None,
+        typer.Option(
+            "--require",
+            metavar="SELECTOR",
+            help="only hosts whose labels match, e.g. 'site in (a,b), cpu_flags contains avx2,"
+            " mem_gb >= 64'",
+        ),
+    ] = None,
+    queue_timeout: Annotated[
+        str | None,
+        typer.Option("--queue-timeout", help="fail the VMs still waiting after this long, e.g. 2h"),
+    ] = None,
     walltime: Annotated[
         str | None,
         typer.Option("--walltime", "-t", help="lease, e.g. 10m, 2h, 1d (default: the site's)"),
@@ -184,6 +207,10 @@ def run(
         ssh_keys=ssh_key or [],
         files=[_launch_file(spec) for spec in file or []],
         roles=roles,
+        gang=gang,
+        affinity=affinity,
+        selector=require,
+        queue_timeout_s=None if queue_timeout is None else parse_duration(queue_timeout),
     )
     timeout_s = None if timeout is None else parse_duration(timeout)
     gv = client(ctx)
@@ -330,6 +357,21 @@ _action_command(
     "suspend", lambda gv, i: gv.vms.suspend(i), "Pause running VMs (they keep their memory)."
 )
 _action_command("resume", lambda gv, i: gv.vms.resume(i), "Resume suspended VMs.")
+
+
+@app.command("extend")
+def extend(
+    ctx: typer.Context,
+    vm_id: VmId,
+    by: Annotated[str, typer.Option("--by", help="how much longer, e.g. 2h")],
+) -> None:
+    """Lengthen a VM's walltime (its lease), within the site's longest walltime."""
+    vm = client(ctx).vms.extend(vm_id, parse_duration(by))
+    if wants_json(ctx):
+        output.print_json(vm)
+        return
+    until = f", now until {output.timestamp(vm.expires_at)}" if vm.expires_at else ""
+    output.info(f"{vm.id}: walltime {output.duration(vm.walltime_s)}{until}")
 
 
 @app.command("save")

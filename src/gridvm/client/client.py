@@ -10,6 +10,7 @@ from pydantic import TypeAdapter
 from gridvm.client.hosts import Hosts
 from gridvm.client.identity import Groups, Tokens, Users
 from gridvm.client.images import Images
+from gridvm.client.scheduling import Quotas, Reservations, Share
 from gridvm.client.secrets import Secrets, SshKeys
 from gridvm.client.settings import check_token, load_settings, normalize_url
 from gridvm.client.transport import Transport
@@ -51,6 +52,9 @@ class Client:
         self.hosts = Hosts(self._t)
         self.secrets = Secrets(self._t)
         self.ssh_keys = SshKeys(self._t)
+        self.share = Share(self._t)
+        self.quotas = Quotas(self._t)
+        self.reservations = Reservations(self._t)
 
     @classmethod
     def from_settings(

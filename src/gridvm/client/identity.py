@@ -10,6 +10,7 @@ from gridvm.client.transport import Transport
 from gridvm.schemas.identity import (
     GroupCreate,
     GroupOut,
+    GroupUpdate,
     Role,
     TokenCreate,
     TokenCreated,
@@ -30,10 +31,15 @@ class Groups:
     def __init__(self, transport: Transport) -> None:
         self._t = transport
 
-    def create(self, name: str) -> GroupOut:
-        """Create a group (admins only)."""
-        body = GroupCreate(name=name).model_dump(mode="json")
+    def create(self, name: str, *, parent: str | None = None, shares: float = 1.0) -> GroupOut:
+        """Create a group (admins only), optionally as a sub-group of ``parent``."""
+        body = GroupCreate(name=name, parent=parent, shares=shares).model_dump(mode="json")
         return self._t.send("POST", "/groups", _GROUP, json=body)
+
+    def set_shares(self, name: str, shares: float) -> GroupOut:
+        """Set the group's fair-share shares (admins only)."""
+        body = GroupUpdate(shares=shares).model_dump(mode="json")
+        return self._t.send("PATCH", f"/groups/{quote(name, safe='')}", _GROUP, json=body)
 
     def list(self) -> list[GroupOut]:
         """All groups for an admin; your own groups otherwise."""

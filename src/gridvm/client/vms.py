@@ -12,6 +12,7 @@ from pydantic import TypeAdapter
 from gridvm.client.errors import TransferError
 from gridvm.client.files import CHUNK_SIZE, Progress, replacing
 from gridvm.client.transport import Transport
+from gridvm.schemas.scheduling import LeaseExtend
 from gridvm.schemas.vms import DeploymentOut, VmCreate, VmOut, VmState
 
 _VM = TypeAdapter(VmOut)
@@ -87,6 +88,11 @@ class Vms:
         """Save a stopped single-mode VM's disk as a new private image called ``name``;
         the image appears when the VM's host has sent it (``saving_as`` goes back to None)."""
         return self._t.send("POST", f"/vms/{_id(vm_id)}/save", _VM, json={"name": name})
+
+    def extend(self, vm_id: str, by_s: int) -> VmOut:
+        """Lengthen the VM's walltime (lease) by ``by_s`` seconds, within the site's limit."""
+        body = LeaseExtend(by_s=by_s).model_dump(mode="json")
+        return self._t.send("POST", f"/vms/{_id(vm_id)}/extend", _VM, json=body)
 
     def suspend(self, vm_id: str) -> VmOut:
         return self._act(vm_id, "suspend")

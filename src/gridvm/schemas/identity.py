@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
+from pydantic import Field
+
 from gridvm.schemas.base import Wire
 
 
@@ -17,12 +19,22 @@ class Role(StrEnum):
 
 class GroupCreate(Wire):
     name: str
+    # A sub-group of this group in the fair-share tree (its usage counts for the parent).
+    parent: str | None = None
+    shares: float = Field(default=1.0, ge=0)
+
+
+class GroupUpdate(Wire):
+    shares: float | None = Field(default=None, ge=0)
 
 
 class GroupOut(Wire):
     name: str
     created_at: datetime
     members: list[str] = []
+    parent: str | None = None
+    path: str = ""
+    shares: float = 1.0
 
 
 class UserCreate(Wire):

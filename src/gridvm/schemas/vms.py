@@ -8,6 +8,7 @@ from enum import StrEnum
 from pydantic import Field
 
 from gridvm.schemas.base import Wire
+from gridvm.schemas.scheduling import Affinity
 
 
 class VmMode(StrEnum):
@@ -84,6 +85,13 @@ class VmCreate(Wire):
     # A group context: the deployment's members take these roles in order (count is
     # their sum); each VM reaches the members of the roles it requires through the server.
     roles: list[RoleSpec] | None = None
+    # Placement: start all members together or none (gang), keep them on one host or on
+    # different hosts, only on hosts whose labels match (e.g. "site in (a,b), mem_gb >= 64").
+    gang: bool = False
+    affinity: Affinity = Affinity.none
+    selector: str | None = None
+    # Members still waiting this long after the request fail, with the reason they waited.
+    queue_timeout_s: int | None = None
 
 
 class VmOut(Wire):
@@ -121,6 +129,8 @@ class VmOut(Wire):
     progress: float | None = None
     progress_message: str | None = None
     published: dict[str, str] = Field(default_factory=dict)
+    # In the last scheduling pass that saw it waiting (higher goes first).
+    priority: float | None = None
 
 
 class VmSave(Wire):
@@ -134,6 +144,10 @@ class DeploymentOut(Wire):
     count: int
     max_running: int | None = None
     roles: list[RoleSpec] | None = None
+    gang: bool = False
+    affinity: Affinity = Affinity.none
+    selector: str | None = None
+    queue_timeout_s: int | None = None
     created_at: datetime
     states: dict[str, int] = Field(default_factory=dict)
     vms: list[VmOut] = Field(default_factory=list)

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from gridvm.common.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from gridvm.common.names import new_id, validate_name
 from gridvm.schemas.identity import GroupOut, Role, TokenCreated, TokenOut, UserOut, WhoAmI
+from gridvm.services.group_tree import group_paths
 from gridvm.services.principal import Principal
 from gridvm.store.db import Database
 from gridvm.store.models import Group, Membership, Token, User, utcnow
@@ -95,16 +96,61 @@ class IdentityService:
             return WhoAmI(name=user.name, role=Role(user.role), groups=user_out(user).groups)
 
     # --- groups ---------------------------------------------------------
-    def create_group(self, who: Principal, name: str) -> GroupOut:
+    def create_group(
+        self, who: Principal, name: str, parent: str | None = None, shares: float = 1.0
+    ) -> GroupOut:
         who.require_admin()
         validate_name(name, what="group name")
         with self.db.session() as s:
             if s.scalar(select(Group).where(Group.name == name)):
                 raise Conflict(f"group {name!r} exists already")
-            group = Group(id=new_id("grp"), name=name)
+            parent_id = None
+            if parent is not None:
+                parent_id = self._group(s, parent).id
+            group = Group(id=new_id("grp"), name=name, parent_id=parent_id, shares=shares)
             s.add(group)
             s.flush()
-            return GroupOut(name=group.name, created_at=group.created_at)
+            return self._group_out(s, group, [])
+
+    def update_group(self, who: Principal, name: str, shares: float | None) -> GroupOut:
+        """Set a group's fair-share shares (admins)."""
+        who.require_admin()
+        with self.db.session() as s:
+            group = self._group(s, name)
+            if shares is not None:
+                group.shares = shares
+            return self._group_out(s, group, self._members(s, group))
+
+    @staticmethod
+    def _group(s: Session, name: str) -> Group:
+        group = s.scalar(select(Group).where(Group.name == name))
+        if group is None:
+            raise NotFound(f"no group {name!r}", hint="see the groups with: gridvm group list")
+        return group
+
+    @staticmethod
+    def _members(s: Session, group: Group) -> list[str]:
+        return list(
+            s.scalars(
+                select(User.name)
+                .join(Membership, Membership.user_id == User.id)
+                .where(Membership.group_id == group.id)
+                .order_by(User.name)
+            ).all()
+        )
+
+    @staticmethod
+    def _group_out(s: Session, group: Group, members: list[str]) -> GroupOut:
+        paths = group_paths(s)
+        parent = s.get(Group, group.parent_id) if group.parent_id else None
+        return GroupOut(
+            name=group.name,
+            created_at=group.created_at,
+            members=members,
+            parent=parent.name if parent else None,
+            path=paths.get(group.id, group.name),
+            shares=group.shares,
+        )
 
     def list_groups(self, who: Principal) -> list[GroupOut]:
         with self.db.session() as s:
@@ -113,15 +159,7 @@ class IdentityService:
             for group in groups:
                 if not who.is_admin and group.id not in who.group_ids:
                     continue
-                members = s.scalars(
-                    select(User.name)
-                    .join(Membership, Membership.user_id == User.id)
-                    .where(Membership.group_id == group.id)
-                    .order_by(User.name)
-                ).all()
-                out.append(
-                    GroupOut(name=group.name, created_at=group.created_at, members=list(members))
-                )
+                out.append(self._group_out(s, group, self._members(s, group)))
             return out
 
     # --- users ----------------------------------------------------------

@@ -8,19 +8,33 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from gridvm.common.units import format_duration
-from gridvm.scheduler import HostSnapshot, VmDemand, place
+from gridvm.scheduler import (
+    Affinity,
+    HostSnapshot,
+    Policy,
+    QuotaBook,
+    Reservation,
+    RunningVm,
+    VmDemand,
+    fairshare_factors,
+    place,
+    priorities,
+)
 from gridvm.schemas.agent import DesiredState
 from gridvm.schemas.hosts import HostState
 from gridvm.schemas.vms import ACTIVE_STATES, FINAL_STATES, VmState
+from gridvm.services.fairshare import accrue_usage, tree_of
 from gridvm.services.hosts import host_usage, is_online
+from gridvm.services.quotas import active_usage, quota_limits
 from gridvm.store.db import Database
-from gridvm.store.models import Host, Vm, utcnow
+from gridvm.store.models import Host, SchedulerLock, User, Vm, utcnow
+from gridvm.store.models import Reservation as ReservationRow
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +46,10 @@ class SchedulingService:
         offline_after_s: float,
         notify_hosts: Callable[..., None] = lambda *hosts: None,
         lost_after_s: float = 600.0,
+        policy: Policy | None = None,
     ) -> None:
         self.db = db
+        self.policy = policy or Policy()
         self.offline_after_s = offline_after_s
         self.lost_after_s = lost_after_s
         self.notify_hosts = notify_hosts
@@ -41,6 +57,11 @@ class SchedulingService:
     def schedule_pass(self) -> int:
         """Place what can be placed; record why the rest waits. Returns the number placed."""
         with self.db.session() as s:
+            # Passes never overlap, even between several servers on one database.
+            s.get(SchedulerLock, 1, with_for_update=True)
+            now = utcnow()
+            paths, shares = tree_of(s)
+            usage = accrue_usage(s, now, self.policy.half_life_s)
             pending = (
                 s.scalars(
                     select(Vm)
@@ -53,38 +74,30 @@ class SchedulingService:
             )
             if not pending:
                 return 0
+            pending = self._time_out(pending, now)
             pending, held = _admit(s, pending)
             for vm, reason in held.items():
                 vm.pending_reason = reason
-            hosts = s.scalars(select(Host)).all()
-            now = utcnow()
-            usage = host_usage(s)
-            snapshots = [
-                HostSnapshot(
-                    name=h.id,
-                    cores=h.cores,
-                    memory_mb=h.memory_mb,
-                    used_cores=usage.get(h.id, (0, 0, 0))[0],
-                    used_memory_mb=usage.get(h.id, (0, 0, 0))[1],
-                    enabled=h.state == HostState.enabled.value,
-                    online=is_online(h, now, self.offline_after_s),
-                    arch=h.arch,
-                    cached_images=frozenset(h.cached_images.get("digests", [])),
-                )
-                for h in hosts
-            ]
-            demands = [
-                VmDemand(
-                    vm_id=vm.id,
-                    vcpus=vm.vcpus,
-                    memory_mb=vm.memory_mb,
-                    image_digest=vm.image.digest if vm.image else "",
-                    pinned_host=vm.pinned_host_id,
-                )
-                for vm in pending
-            ]
-            decision = place(demands, snapshots)
+            users = {str(i): str(n) for i, n in s.execute(select(User.id, User.name)).all()}
+            demands = [_demand(vm, paths, users) for vm in pending]
+            factors = fairshare_factors(
+                self.policy.fairshare,
+                shares,
+                {paths[g]: used for g, used in usage.items() if g in paths},
+            )
+            order = priorities(demands, factors, self.policy, now.timestamp())
+            decision = place(
+                demands,
+                self._hosts(s, now),
+                now=now.timestamp(),
+                policy=self.policy,
+                priorities=order,
+                running=_running(s, paths, now),
+                reservations=_reservations(s, paths, now),
+                quotas=QuotaBook(quota_limits(s, paths), active_usage(s, paths)),
+            )
             for vm in pending:
+                vm.priority = order.get(vm.id)
                 host_id = decision.placements.get(vm.id)
                 if host_id is not None:
                     vm.host_id = host_id
@@ -97,6 +110,42 @@ class SchedulingService:
             log.info("placed %d VMs", len(decision.placements))
             self.notify_hosts(*set(decision.placements.values()))
         return len(decision.placements)
+
+    def _hosts(self, s: Session, now: datetime) -> list[HostSnapshot]:
+        usage = host_usage(s)
+        return [
+            HostSnapshot(
+                name=h.id,
+                cores=h.cores,
+                memory_mb=h.memory_mb,
+                used_cores=usage.get(h.id, (0, 0, 0))[0],
+                used_memory_mb=usage.get(h.id, (0, 0, 0))[1],
+                enabled=h.state == HostState.enabled.value,
+                online=is_online(h, now, self.offline_after_s),
+                arch=h.arch,
+                labels={str(k): str(v) for k, v in h.labels.items()},
+                cached_images=frozenset(h.cached_images.get("digests", [])),
+            )
+            for h in s.scalars(select(Host))
+        ]
+
+    @staticmethod
+    def _time_out(pending: Sequence[Vm], now: datetime) -> list[Vm]:
+        """End the VMs that waited longer than their deployment's queue timeout."""
+        waiting = []
+        for vm in pending:
+            timeout = vm.deployment.queue_timeout_s
+            if timeout is not None and (now - vm.created_at).total_seconds() > timeout:
+                vm.state = VmState.failed.value
+                vm.ended_at = now
+                why = vm.pending_reason or "waiting for the scheduler"
+                vm.exit_reason = (
+                    f"still waiting after the queue timeout of {format_duration(timeout)}: {why}"
+                )
+                vm.pending_reason = None
+            else:
+                waiting.append(vm)
+        return waiting
 
     def lease_pass(self) -> int:
         """Ask every VM whose walltime has run out to power off. Returns how many."""
@@ -202,3 +251,61 @@ def _admit(s: Session, pending: Sequence[Vm]) -> tuple[list[Vm], dict[Vm, str]]:
         else:
             held[vm] = f"waiting its turn: {limit} VMs of this deployment may run at once"
     return admitted, held
+
+
+def _demand(vm: Vm, paths: dict[str, str], users: dict[str, str]) -> VmDemand:
+    d = vm.deployment
+    return VmDemand(
+        vm_id=vm.id,
+        vcpus=vm.vcpus,
+        memory_mb=vm.memory_mb,
+        image_digest=vm.image.digest if vm.image else "",
+        pinned_host=vm.pinned_host_id,
+        group=paths.get(vm.group_id or "", ""),
+        user=users.get(vm.owner_id, ""),
+        deployment=vm.deployment_id,
+        submitted_at=vm.created_at.timestamp(),
+        walltime_s=vm.walltime_s,
+        gang=d.gang,
+        affinity=Affinity(d.affinity),
+        selector=d.selector or "",
+    )
+
+
+def _running(s: Session, paths: dict[str, str], now: datetime) -> list[RunningVm]:
+    """VMs holding resources, with when their walltime ends (for backfill and affinity)."""
+    rows = s.execute(
+        select(
+            Vm.host_id, Vm.vcpus, Vm.memory_mb, Vm.expires_at, Vm.walltime_s,
+            Vm.group_id, Vm.deployment_id,
+        ).where(Vm.state.in_([st.value for st in ACTIVE_STATES]), Vm.host_id.is_not(None))
+    ).all()  # fmt: skip
+    out = []
+    for host_id, vcpus, memory, expires_at, walltime, group_id, deployment in rows:
+        ends = expires_at or now + timedelta(seconds=walltime)
+        out.append(
+            RunningVm(
+                host=str(host_id),
+                vcpus=int(vcpus),
+                memory_mb=int(memory),
+                ends_at=ends.timestamp(),
+                group=paths.get(group_id or "", ""),
+                deployment=str(deployment),
+            )
+        )
+    return out
+
+
+def _reservations(s: Session, paths: dict[str, str], now: datetime) -> list[Reservation]:
+    hosts = {str(n): str(i) for n, i in s.execute(select(Host.name, Host.id)).all()}
+    return [
+        Reservation(
+            id=r.id,
+            group=paths.get(r.group_id, ""),
+            cores=r.cores,
+            start=r.starts_at.timestamp(),
+            end=r.ends_at.timestamp(),
+            hosts=tuple(hosts[h] for h in r.hosts or [] if h in hosts),
+        )
+        for r in s.scalars(select(ReservationRow).where(ReservationRow.ends_at > now))
+    ]

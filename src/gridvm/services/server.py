@@ -8,14 +8,18 @@ from dataclasses import dataclass
 
 from gridvm.common.config import ServerConfig
 from gridvm.images.blobstore import BlobStore
+from gridvm.scheduler import Policy
 from gridvm.services.agents import AgentService
 from gridvm.services.consoles import ConsoleStore
+from gridvm.services.fairshare import FairShareService
 from gridvm.services.guest import GuestService
 from gridvm.services.guest_tokens import GuestTokens
 from gridvm.services.host_signals import HostSignals
 from gridvm.services.hosts import HostService
 from gridvm.services.identity import IdentityService
 from gridvm.services.images import ImageService
+from gridvm.services.quotas import QuotaService
+from gridvm.services.reservations import ReservationService
 from gridvm.services.results import ResultStore
 from gridvm.services.scheduling import SchedulingService
 from gridvm.services.secrets import SecretService, load_or_create_key
@@ -39,12 +43,16 @@ class ServerServices:
     secrets: SecretService
     ssh_keys: SshKeyService
     guest: GuestService
+    quotas: QuotaService
+    reservations: ReservationService
+    fairshare: FairShareService
 
     wakeup: threading.Event
     signals: HostSignals
 
     @classmethod
-    def from_config(cls, config: ServerConfig) -> ServerServices:
+    def from_config(cls, config: ServerConfig, policy: Policy | None = None) -> ServerServices:
+        policy = policy or Policy()
         db = Database(config.database)
         blobs = BlobStore(config.image_dir)
         consoles = ConsoleStore(config.console_dir)
@@ -77,13 +85,16 @@ class ServerServices:
                 config.scheduler_interval_s,
             ),
             scheduling=SchedulingService(
-                db, config.host_offline_after_s, signals.bump, config.host_lost_after_s
+                db, config.host_offline_after_s, signals.bump, config.host_lost_after_s, policy
             ),
             wakeup=wakeup,
             signals=signals,
             secrets=secrets,
             ssh_keys=ssh_keys,
             guest=GuestService(db, guest_tokens),
+            quotas=QuotaService(db, wakeup.set),
+            reservations=ReservationService(db, wakeup.set),
+            fairshare=FairShareService(db, policy),
         )
 
     def prepare(self) -> None:

@@ -11,6 +11,7 @@ from pathlib import PurePosixPath
 from gridvm.common.config import SiteLimits
 from gridvm.common.errors import InvalidInput
 from gridvm.common.units import format_duration, format_size
+from gridvm.scheduler.selectors import parse_selector
 from gridvm.schemas.vms import LaunchFile, VmCreate
 
 ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
@@ -92,6 +93,14 @@ def member_roles(req: VmCreate) -> list[str]:
             hint="leave the count out: the roles' counts make the deployment",
         )
     return members
+
+
+def check_placement(req: VmCreate) -> None:
+    """Placement wishes must make sense: a readable label selector, a positive timeout."""
+    if req.selector:
+        parse_selector(req.selector)
+    if req.queue_timeout_s is not None and req.queue_timeout_s < 1:
+        raise InvalidInput("the queue timeout must be at least one second")
 
 
 def check_limits(req: VmCreate, limits: SiteLimits) -> None:

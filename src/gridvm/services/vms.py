@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,9 @@ from sqlalchemy.orm import Session, object_session
 from gridvm.common.config import SiteLimits
 from gridvm.common.errors import Conflict, InvalidInput, NotFound
 from gridvm.common.names import new_id, validate_name
+from gridvm.common.units import format_duration
 from gridvm.schemas.agent import DesiredState
+from gridvm.schemas.scheduling import Affinity
 from gridvm.schemas.vms import (
     FINAL_STATES,
     DeploymentOut,
@@ -33,6 +36,7 @@ from gridvm.services.vm_requests import (
     check_files,
     check_fits_some_host,
     check_limits,
+    check_placement,
     member_roles,
     scan_rows,
 )
@@ -61,6 +65,10 @@ def _deployment_out(s: Session, deployment: Deployment) -> DeploymentOut:
         count=deployment.count,
         max_running=deployment.max_running,
         roles=deployment.roles,
+        gang=deployment.gang,
+        affinity=Affinity(deployment.affinity),
+        selector=deployment.selector,
+        queue_timeout_s=deployment.queue_timeout_s,
         created_at=deployment.created_at,
         states=states,
         vms=[vm_out(vm) for vm in vms],
@@ -109,6 +117,7 @@ class VmService:
         if rows or roles:
             req = req.model_copy(update={"count": len(rows or roles)})
         check_limits(req, self.limits)
+        check_placement(req)
         launch = self._launch(who, req)
         with self.db.session() as s:
             image = find_image(s, who, req.image)
@@ -132,6 +141,10 @@ class VmService:
                 count=req.count,
                 max_running=req.max_running,
                 roles=[r.model_dump() for r in req.roles] if req.roles else None,
+                gang=req.gang,
+                affinity=req.affinity.value,
+                selector=req.selector or None,
+                queue_timeout_s=req.queue_timeout_s,
             )
             s.add(deployment)
             walltime = req.walltime_s or self.limits.default_walltime_s
@@ -338,6 +351,26 @@ class VmService:
             self.results.delete(vm.id)
 
         return self._change(who, vm_id, redeploy)
+
+    def extend(self, who: Principal, vm_id: str, by_s: int) -> VmOut:
+        """Lengthen the VM's lease by ``by_s`` seconds, within the site's longest walltime."""
+
+        def extend(vm: Vm) -> None:
+            if vm.state in {s.value for s in FINAL_STATES} or vm.state == VmState.stopped.value:
+                raise Conflict(f"VM {vm_id} is {vm.state}: there is no lease to extend")
+            walltime = vm.walltime_s + by_s
+            if walltime > self.limits.max_walltime_s:
+                most = self.limits.max_walltime_s - vm.walltime_s
+                raise InvalidInput(
+                    f"a walltime of {format_duration(walltime)} is beyond the site's limit"
+                    f" of {format_duration(self.limits.max_walltime_s)}",
+                    hint=f"extend by at most {format_duration(max(0, most))}",
+                )
+            vm.walltime_s = walltime
+            if vm.expires_at is not None:
+                vm.expires_at += timedelta(seconds=by_s)
+
+        return self._change(who, vm_id, extend)
 
     def save(self, who: Principal, vm_id: str, name: str) -> VmOut:
         """Ask the VM's host to save its disk as a new private image called ``name``."""

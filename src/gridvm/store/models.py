@@ -55,7 +55,55 @@ class Group(Base):
     __tablename__ = "groups"
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
+    # The fair-share tree: a sub-group's usage counts against its parent too.
+    parent_id: Mapped[str | None] = mapped_column(ForeignKey("groups.id"))
+    shares: Mapped[float] = mapped_column(Float, default=1.0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class GroupUsage(Base):
+    """A group's decayed usage (its own VMs, not its sub-groups'), as of ``updated_at``."""
+
+    __tablename__ = "group_usage"
+    group_id: Mapped[str] = mapped_column(ForeignKey("groups.id"), primary_key=True)
+    core_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    memory_mb_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Quota(Base):
+    """Most a user or a group (with its sub-groups) may run at once; None: no limit."""
+
+    __tablename__ = "quotas"
+    __table_args__ = (UniqueConstraint("subject_kind", "subject_id", name="uq_quotas_subject"),)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    subject_kind: Mapped[str] = mapped_column(String(8))  # "user" or "group"
+    subject_id: Mapped[str] = mapped_column(String(32), index=True)
+    cores: Mapped[int | None] = mapped_column(Integer)
+    memory_mb: Mapped[int | None] = mapped_column(Integer)
+    vms: Mapped[int | None] = mapped_column(Integer)
+
+
+class Reservation(Base):
+    """Cores kept for a group over a time window, on named hosts or any."""
+
+    __tablename__ = "reservations"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    group_id: Mapped[str] = mapped_column(ForeignKey("groups.id"), index=True)
+    cores: Mapped[int] = mapped_column(Integer)
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime] = mapped_column(index=True)
+    hosts: Mapped[list[Any] | None] = mapped_column(JSON)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    group: Mapped[Group] = relationship(lazy="joined")
+
+
+class SchedulerLock(Base):
+    """One row, locked by each scheduling pass: passes of several servers never overlap."""
+
+    __tablename__ = "scheduler_lock"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
 
 
 class User(Base):
@@ -171,6 +219,12 @@ class Deployment(Base):
     max_running: Mapped[int | None] = mapped_column(Integer)
     # Group context: [{"name", "count", "provides": [...], "requires": [...]}], or None.
     roles: Mapped[list[Any] | None] = mapped_column(JSON)
+    # Placement wishes: all-or-nothing start, affinity between members, host labels.
+    gang: Mapped[bool] = mapped_column(default=False)
+    affinity: Mapped[str] = mapped_column(String(16), default="none")
+    selector: Mapped[str | None] = mapped_column(String(512))
+    # Members still pending this long after the request fail, with their last reason.
+    queue_timeout_s: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     owner: Mapped[User] = relationship(lazy="joined")
 
@@ -211,6 +265,8 @@ class Vm(Base):
     attempt: Mapped[int] = mapped_column(Integer, default=1)
     boot: Mapped[int] = mapped_column(Integer, default=1)
     pending_reason: Mapped[str | None] = mapped_column(Text)
+    # Its priority in the last scheduling pass that saw it waiting.
+    priority: Mapped[float | None] = mapped_column(Float)
     exit_reason: Mapped[str | None] = mapped_column(Text)
     exit_status: Mapped[int | None] = mapped_column(Integer)
     results_bytes: Mapped[int | None] = mapped_column(BigInteger)

@@ -8,6 +8,7 @@ from gridvm.api.deps import Caller, Services
 from gridvm.schemas.identity import (
     GroupCreate,
     GroupOut,
+    GroupUpdate,
     TokenCreate,
     TokenCreated,
     TokenOut,
@@ -32,7 +33,13 @@ def whoami(svc: Services, who: Caller) -> WhoAmI:
 
 @router.post("/groups", status_code=status.HTTP_201_CREATED, tags=["identity"])
 def create_group(body: GroupCreate, svc: Services, who: Caller) -> GroupOut:
-    return svc.identity.create_group(who, body.name)
+    return svc.identity.create_group(who, body.name, body.parent, body.shares)
+
+
+@router.patch("/groups/{name}", tags=["identity"])
+def update_group(name: str, body: GroupUpdate, svc: Services, who: Caller) -> GroupOut:
+    """Change a group's fair-share shares (admins)."""
+    return svc.identity.update_group(who, name, body.shares)
 
 
 @router.get("/groups", tags=["identity"])

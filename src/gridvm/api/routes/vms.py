@@ -6,6 +6,7 @@ from fastapi import APIRouter, Response, status
 from fastapi.responses import FileResponse
 
 from gridvm.api.deps import Caller, Services
+from gridvm.schemas.scheduling import LeaseExtend
 from gridvm.schemas.vms import DeploymentOut, VmCreate, VmOut, VmSave, VmState
 
 router = APIRouter(tags=["vms"])
@@ -76,6 +77,12 @@ def terminate(vm_id: str, svc: Services, who: Caller) -> VmOut:
 @router.post("/vms/{vm_id}/redeploy", status_code=status.HTTP_202_ACCEPTED)
 def redeploy(vm_id: str, svc: Services, who: Caller) -> VmOut:
     return svc.vms.redeploy(who, vm_id)
+
+
+@router.post("/vms/{vm_id}/extend")
+def extend(vm_id: str, body: LeaseExtend, svc: Services, who: Caller) -> VmOut:
+    """Lengthen the VM's walltime (its lease) by ``by_s`` seconds, within the site's limit."""
+    return svc.vms.extend(who, vm_id, body.by_s)
 
 
 @router.post("/vms/{vm_id}/save", status_code=status.HTTP_202_ACCEPTED)
