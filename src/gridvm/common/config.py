@@ -31,6 +31,16 @@ class SiteLimits:
 
 
 @dataclass(frozen=True)
+class SchedulingSettings:
+    """The site's scheduling choices (see gridvm.scheduler.Policy for all the knobs)."""
+
+    fairshare: str = "classic"  # or "fair-tree"
+    half_life_s: float = 7 * 86400.0
+    pack: bool = False  # fill hosts one after the other instead of spreading VMs
+    backfill: bool = True
+
+
+@dataclass(frozen=True)
 class ServerConfig:
     data_dir: Path
     database_url: str | None = None
@@ -38,6 +48,7 @@ class ServerConfig:
     port: int = 8750
     starter_dir: Path | None = None
     limits: SiteLimits = field(default_factory=SiteLimits)
+    scheduling: SchedulingSettings = field(default_factory=SchedulingSettings)
     scheduler_interval_s: float = 1.0
     # A host that has not synced for this long is offline and gets no new VMs.
     host_offline_after_s: float = 30.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -13,10 +14,10 @@ from typing import Annotated
 
 import typer
 
-from gridvm.common.config import AgentConfig, ServerConfig, SiteLimits
+from gridvm.common.config import AgentConfig, SchedulingSettings, ServerConfig, SiteLimits
 from gridvm.common.errors import GridvmError
 from gridvm.common.logs import setup_logging
-from gridvm.common.units import parse_size
+from gridvm.common.units import parse_duration, parse_size
 from gridvm.daemons.addresses import parse_listen
 
 DataDir = Annotated[Path, typer.Option("--data-dir", help="where state, images and logs live")]
@@ -47,6 +48,16 @@ def _starter_dir(given: Path | None) -> Path | None:
     return default.resolve() if default.is_dir() else None
 
 
+def _labels(specs: list[str]) -> dict[str, str]:
+    labels = {}
+    for spec in specs:
+        key, sep, value = spec.partition("=")
+        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_./-]{0,62}", key) or not value:
+            raise GridvmError(f"--label {spec!r}: expected KEY=VALUE, e.g. site=a")
+        labels[key] = value
+    return labels
+
+
 def _memory_mb(text: str | None) -> int | None:
     return None if text is None else parse_size(text, default_unit="M") // (1024 * 1024)
 
@@ -59,6 +70,22 @@ def server(
     ] = None,
     starter_dir: StarterDir = None,
     stop_grace: Annotated[int, typer.Option(help="seconds a VM gets to power off")] = 30,
+    fairshare: Annotated[
+        str, typer.Option("--fairshare", help="fair-share algorithm: classic or fair-tree")
+    ] = "classic",
+    half_life: Annotated[
+        str, typer.Option("--half-life", help="fair-share usage halves in this time, e.g. 7d")
+    ] = "7d",
+    pack: Annotated[
+        bool, typer.Option("--pack/--spread", help="fill hosts one by one, or spread VMs")
+    ] = False,
+    backfill: Annotated[
+        bool,
+        typer.Option(
+            "--backfill/--no-backfill",
+            help="let short VMs start ahead when they cannot delay the first waiting VM",
+        ),
+    ] = True,
 ) -> None:
     """Run the control plane: REST API, scheduler and lease loops."""
     from gridvm.daemons.processes import run_server
@@ -73,6 +100,12 @@ def server(
             port=port,
             starter_dir=_starter_dir(starter_dir),
             limits=SiteLimits(stop_grace_s=stop_grace),
+            scheduling=SchedulingSettings(
+                fairshare=fairshare,
+                half_life_s=parse_duration(half_life),
+                pack=pack,
+                backfill=backfill,
+            ),
         )
         run_server(config)
     except GridvmError as exc:
@@ -93,6 +126,14 @@ def agent(
     qemu_binary: Annotated[
         str, typer.Option(help="QEMU system emulator to run VMs with")
     ] = "qemu-system-x86_64",
+    label: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--label",
+            metavar="KEY=VALUE",
+            help="a host label VMs can ask for (--require), e.g. site=a, cpu_flags=avx2,sse4",
+        ),
+    ] = None,
 ) -> None:
     """Run the host agent: registers this host and runs the VMs the server assigns to it."""
     from gridvm.daemons.processes import run_agent
@@ -115,6 +156,7 @@ def agent(
             cache_limit_bytes=parse_size(cache_size),
             poll_interval_s=poll_interval,
             qemu_binary=qemu_binary,
+            labels=_labels(label or []),
         )
         run_agent(config)
     except GridvmError as exc:

@@ -6,9 +6,10 @@ import logging
 import threading
 from dataclasses import dataclass
 
-from gridvm.common.config import ServerConfig
+from gridvm.common.config import SchedulingSettings, ServerConfig
+from gridvm.common.errors import InvalidInput
 from gridvm.images.blobstore import BlobStore
-from gridvm.scheduler import Policy
+from gridvm.scheduler import FairShareAlgorithm, Policy
 from gridvm.services.agents import AgentService
 from gridvm.services.consoles import ConsoleStore
 from gridvm.services.fairshare import FairShareService
@@ -28,6 +29,24 @@ from gridvm.services.vms import VmService
 from gridvm.store.db import Database
 
 log = logging.getLogger(__name__)
+
+
+def policy_of(settings: SchedulingSettings) -> Policy:
+    try:
+        algorithm = FairShareAlgorithm(settings.fairshare)
+    except ValueError:
+        known = ", ".join(a.value for a in FairShareAlgorithm)
+        raise InvalidInput(
+            f"unknown fair-share algorithm {settings.fairshare!r}", hint=known
+        ) from None
+    if settings.half_life_s <= 0:
+        raise InvalidInput("the fair-share half-life must be positive")
+    return Policy(
+        spread=-1.0 if settings.pack else 1.0,
+        fairshare=algorithm,
+        half_life_s=settings.half_life_s,
+        backfill=settings.backfill,
+    )
 
 
 @dataclass
@@ -51,8 +70,8 @@ class ServerServices:
     signals: HostSignals
 
     @classmethod
-    def from_config(cls, config: ServerConfig, policy: Policy | None = None) -> ServerServices:
-        policy = policy or Policy()
+    def from_config(cls, config: ServerConfig) -> ServerServices:
+        policy = policy_of(config.scheduling)
         db = Database(config.database)
         blobs = BlobStore(config.image_dir)
         consoles = ConsoleStore(config.console_dir)

@@ -1,0 +1,36 @@
+"""Options of ``gridvm server`` and ``gridvm agent`` that are refused before anything starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import gridvm.main  # noqa: F401 - adds the daemon commands to the app
+from gridvm.cli.app import app
+from gridvm.common.config import SchedulingSettings
+from gridvm.common.errors import InvalidInput
+from gridvm.scheduler import FairShareAlgorithm
+from gridvm.services.server import policy_of
+
+
+@pytest.mark.parametrize("label", ["site", "=a", "9x=1", "site="])
+def test_a_bad_host_label_stops_the_agent_with_the_reason(label: str, tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app,
+        ["agent", "--server", "http://127.0.0.1:9", "--data-dir", str(tmp_path), "--label", label],
+        env={"GRIDVM_AGENT_TOKEN": "gvm_x"},
+    )
+    assert result.exit_code == 1
+    assert "expected KEY=VALUE" in result.stderr
+
+
+def test_the_servers_scheduling_options_make_its_policy() -> None:
+    policy = policy_of(SchedulingSettings(fairshare="fair-tree", half_life_s=3600, pack=True))
+    assert policy.fairshare == FairShareAlgorithm.fair_tree
+    assert (policy.half_life_s, policy.spread, policy.backfill) == (3600, -1.0, True)
+    with pytest.raises(InvalidInput, match="unknown fair-share algorithm 'fifo'"):
+        policy_of(SchedulingSettings(fairshare="fifo"))
+    with pytest.raises(InvalidInput, match="half-life must be positive"):
+        policy_of(SchedulingSettings(half_life_s=0))
