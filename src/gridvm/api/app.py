@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from gridvm import __version__
 from gridvm.api.errors import install_error_handlers
-from gridvm.api.routes import agent, guest, hosts, identity, images, secrets, vms
+from gridvm.api.routes import agent, consoles, guest, hosts, identity, images, secrets, vms
 from gridvm.services.server import BackgroundLoops, ServerServices
 
 API_PREFIX = "/api/v1"
@@ -38,6 +38,6 @@ def create_app(services: ServerServices, *, run_loops: bool = True) -> FastAPI:
     )
     app.state.services = services
     install_error_handlers(app)
-    for module in (identity, images, vms, hosts, secrets, agent, guest):
+    for module in (identity, images, vms, consoles, hosts, secrets, agent, guest):
         app.include_router(module.router, prefix=API_PREFIX)
     return app

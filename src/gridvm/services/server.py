@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 from gridvm.common.config import ServerConfig
 from gridvm.images.blobstore import BlobStore
 from gridvm.services.agents import AgentService
+from gridvm.services.console_sessions import ConsoleSessions
 from gridvm.services.consoles import ConsoleStore
 from gridvm.services.guest import GuestService
 from gridvm.services.guest_tokens import GuestTokens
@@ -39,6 +41,8 @@ class ServerServices:
     secrets: SecretService
     ssh_keys: SshKeyService
     guest: GuestService
+    # Attached consoles being set up or in use (their peers are the API's websockets).
+    console_sessions: ConsoleSessions[Any]
 
     wakeup: threading.Event
     signals: HostSignals
@@ -56,6 +60,9 @@ class ServerServices:
         results = ResultStore(config.results_dir)
         wakeup = threading.Event()
         signals = HostSignals()
+        console_sessions: ConsoleSessions[Any] = ConsoleSessions(
+            db, signals.bump, config.console_agent_timeout_s
+        )
         return cls(
             config=config,
             db=db,
@@ -75,6 +82,7 @@ class ServerServices:
                 secrets,
                 guest_tokens,
                 config.scheduler_interval_s,
+                console_sessions.waiting,
             ),
             scheduling=SchedulingService(
                 db, config.host_offline_after_s, signals.bump, config.host_lost_after_s
@@ -84,6 +92,7 @@ class ServerServices:
             secrets=secrets,
             ssh_keys=ssh_keys,
             guest=GuestService(db, guest_tokens),
+            console_sessions=console_sessions,
         )
 
     def prepare(self) -> None:
