@@ -255,3 +255,24 @@ def test_a_host_whose_agent_never_comes_times_out(tmp_path: Path) -> None:
         # attached again.
         assert sync(agent)["console_sessions"] == []
         assert refused(server, vm_id, server.admin_token)[0] == 504
+
+
+def test_an_agent_that_leaves_or_mumbles_before_its_greeting_refuses_the_attach(
+    server: RunningServer, tmp_path: Path, pool: ThreadPoolExecutor
+) -> None:
+    vm_id, agent = running_vm(server, tmp_path, server.client())
+    for greet, message in [
+        (None, "the host's agent left before it had the serial port"),
+        (b"\x00", "the host's agent sent no valid greeting (expected a text message)"),
+        ("hello", "the host's agent sent no valid greeting (not a console greeting)"),
+    ]:
+        user_side = pool.submit(refused, server, vm_id, server.admin_token)
+        order = session_order(agent, vm_id)
+        host_side = open_ws(
+            server, f"/agent/console-sessions/{order['session_id']}", token_of(agent)
+        )
+        if greet is not None:
+            host_side.send(greet)
+        host_side.close()
+        status, body = user_side.result(timeout=30)
+        assert (status, body["message"]) == (502, message)

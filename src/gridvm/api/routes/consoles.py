@@ -83,8 +83,12 @@ async def agent_end(websocket: WebSocket, session_id: str, svc: Services, who: A
             await session.ended.wait()
         else:
             sessions.refuse(session, hello.message or "the host could not open the serial port")
-    except (TimeoutError, WebSocketDisconnect, ValueError) as exc:
-        sessions.refuse(session, f"the host's agent did not say it was ready ({exc or 'timeout'})")
+    except TimeoutError:
+        sessions.refuse(session, "the host's agent did not say whether it had the serial port")
+    except WebSocketDisconnect:
+        sessions.refuse(session, "the host's agent left before it had the serial port")
+    except ValueError as exc:
+        sessions.refuse(session, f"the host's agent sent no valid greeting ({exc})")
     finally:
         await _close(websocket, CLOSE_NORMAL, "the session ended")
 
