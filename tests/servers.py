@@ -47,6 +47,7 @@ def run_server(
     scheduler_interval_s: float = 0.2,
     host_offline_after_s: float = 30.0,
     database_url: str | None = None,
+    console_agent_timeout_s: float = 10.0,
 ) -> Iterator[RunningServer]:
     port = free_port()
     config = ServerConfig(
@@ -57,6 +58,7 @@ def run_server(
         limits=limits or SiteLimits(),
         scheduler_interval_s=scheduler_interval_s,
         host_offline_after_s=host_offline_after_s,
+        console_agent_timeout_s=console_agent_timeout_s,
     )
     services = ServerServices.from_config(config)
     services.prepare()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -124,6 +125,105 @@ def test_journey_2_a_head_and_two_workers_find_each_other(cloud: Cloud, tmp_path
     for name in ("cluster-worker-0", "cluster-worker-1"):
         console = ok(cloud.cli(tmp_path, "vm", "console", vms[name]["id"])).stdout
         assert f"worker {name}: head is cluster-head-0, export /srv/data" in console
+
+
+CUSTOMISE = (
+    "mkdir -p /opt/tool && echo 'calibration 42' > /opt/tool/config && sync"
+    " && echo customised-$((40+2))\n"
+)
+USE_TOOL = '#!/bin/sh\necho "$(cat /opt/tool/config) x $FACTOR" > "$GRIDVM_OUTPUT/out.txt"\n'
+
+
+def wait_for_prompt(cloud: Cloud, vm_id: str, boot: int) -> None:
+    """Until the shell of the VM's ``boot``-th boot has printed its prompt (the log goes on
+    across boots of a single-mode VM)."""
+    deadline = time.monotonic() + 120
+    while True:
+        boots = cloud.console(vm_id).split("gridvm-guest: ready")
+        if len(boots) > boot and "root@dev:" in boots[boot]:
+            return
+        assert time.monotonic() < deadline, cloud.console(vm_id)
+        time.sleep(0.5)
+
+
+def test_journey_3_a_single_mode_vm_customised_through_its_console_saved_then_scanned(
+    cloud: Cloud, tmp_path: Path
+) -> None:
+    ran = cloud.cli(
+        tmp_path,
+        "-o",
+        "json",
+        "vm",
+        "run",
+        "tiny",
+        "--mode",
+        "single",
+        "--memory",
+        "192M",
+        "--name",
+        "dev",
+    )
+    vm_id = json.loads(ok(ran).stdout)["vms"][0]["id"]
+    cloud.wait(vm_id, {"running"})
+    wait_for_prompt(cloud, vm_id, boot=1)
+    # Customise it by hand through its console (piped here; a person would type it).
+    typed = ok(
+        cloud.cli(tmp_path, "vm", "console", vm_id, "--attach", "--linger", "10", stdin=CUSTOMISE)
+    )
+    assert "customised-42" in typed.stdout
+    # Stopped and started again, it keeps the change.
+    ok(cloud.cli(tmp_path, "vm", "stop", vm_id))
+    ok(cloud.cli(tmp_path, "vm", "wait", vm_id, "--timeout", "5m"))
+    ok(cloud.cli(tmp_path, "vm", "start", vm_id))
+    cloud.wait(vm_id, {"running"})
+    wait_for_prompt(cloud, vm_id, boot=2)
+    shown = ok(
+        cloud.cli(
+            tmp_path,
+            "vm",
+            "console",
+            vm_id,
+            "--attach",
+            "--linger",
+            "10",
+            stdin="cat /opt/tool/config\n",
+        )
+    )
+    assert "\ncalibration 42\n" in shown.stdout
+    # Stopped, its disk becomes a private image...
+    ok(cloud.cli(tmp_path, "vm", "stop", vm_id))
+    ok(cloud.cli(tmp_path, "vm", "wait", vm_id, "--timeout", "5m"))
+    saved = ok(cloud.cli(tmp_path, "-o", "json", "vm", "save", vm_id, "--name", "calibrated"))
+    image = json.loads(saved.stdout)
+    assert (image["name"], image["visibility"]) == ("calibrated", "private")
+    # ... that a scan runs on.
+    (tmp_path / "params.csv").write_text("FACTOR\n1\n2\n")
+    (tmp_path / "use.sh").write_text(USE_TOOL)
+    scan = cloud.cli(
+        tmp_path,
+        "-o",
+        "json",
+        "vm",
+        "run",
+        "calibrated",
+        "--param-file",
+        str(tmp_path / "params.csv"),
+        "--user-data",
+        str(tmp_path / "use.sh"),
+        "--memory",
+        "192M",
+        "--name",
+        "scan",
+        "--wait",
+        "--timeout",
+        "10m",
+    )
+    deployment = json.loads(ok(scan).stdout)
+    assert sorted(vm["state"] for vm in deployment["vms"]) == ["done", "done"]
+    ok(cloud.cli(tmp_path, "vm", "results", deployment["id"], "-d", str(tmp_path / "results")))
+    for index, factor in enumerate(("1", "2")):
+        out = tmp_path / "results" / f"scan-{index}" / "out.txt"
+        assert out.read_text() == f"calibration 42 x {factor}\n"
 
 
 def test_run_a_batch_wait_and_read_the_consoles(cloud: Cloud, tmp_path: Path) -> None:

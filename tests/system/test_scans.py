@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import io
 import tarfile
-import time
 
 import pytest
 
@@ -83,39 +82,6 @@ def test_a_job_without_output_has_no_results(cloud: Cloud) -> None:
     missing = cloud.admin.get(f"/api/v1/vms/{vm['id']}/results")
     assert missing.status_code == 404
     assert "no results" in missing.json()["message"]
-
-
-def test_customise_save_and_scan(cloud: Cloud) -> None:
-    """The issue's third journey: a single-mode VM is customised, saved, then scanned."""
-    setup = (
-        "#!/bin/sh\n"
-        "mkdir -p /opt/tool && echo 'calibration 42' > /opt/tool/config && echo customised\n"
-    )
-    vm = cloud.run(mode="single", user_data=setup, name="builder")[0]
-    cloud.wait(vm["id"], {"stopped"})
-    assert "customised" in cloud.console(vm["id"])
-    asked = cloud.admin.post(f"/api/v1/vms/{vm['id']}/save", json={"name": "calibrated"})
-    assert asked.status_code == 202, asked.text
-    deadline = time.monotonic() + 120
-    while (state := cloud.vm(vm["id"]))["saving_as"] is not None:
-        assert time.monotonic() < deadline, state
-        time.sleep(0.5)
-    assert state["save_error"] is None
-    image = cloud.admin.get("/api/v1/images/calibrated").json()
-    assert image["boot_mode"] == "kernel" and image["visibility"] == "private"
-    job = '#!/bin/sh\necho "$(cat /opt/tool/config) x $FACTOR" > "$GRIDVM_OUTPUT/out.txt"\n'
-    made = cloud.admin.post(
-        "/api/v1/vms",
-        json={
-            "image": "calibrated",
-            "memory_mb": 192,
-            "user_data": job,
-            "params": [{"FACTOR": "1"}, {"FACTOR": "2"}],
-        },
-    ).json()
-    for member, factor in zip(made["vms"], ("1", "2"), strict=True):
-        assert cloud.wait(member["id"], {"done", "failed"})["state"] == "done"
-        assert results_of(cloud, member["id"]) == {"out.txt": f"calibration 42 x {factor}\n"}
 
 
 def test_secrets_and_files_reach_the_job_and_only_its_iso(cloud: Cloud) -> None:

@@ -2,8 +2,9 @@
 
 Each round: look at every local VM (QEMU via QMP), ship new console output,
 report to the server, receive the wanted state of every VM of this host, and
-act. Slow actions (staging and booting) run in a thread pool so one large
-image download does not hold up the rest of the host.
+act; each attached console the server asks for gets a relay thread. Slow
+actions (staging and booting) run in a thread pool so one large image download
+does not hold up the rest of the host.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ import logging
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 
+from gridvm.agent.console_relay import ConsoleRelays
 from gridvm.agent.consoles import ship_console
 from gridvm.agent.guest_relay import GuestAnswer, GuestRelays, GuestRequest
 from gridvm.agent.host_facts import host_registration
@@ -24,7 +27,7 @@ from gridvm.agent.records import RecordStore, VmRecord
 from gridvm.common.config import AgentConfig
 from gridvm.common.errors import GridvmError
 from gridvm.hypervisor.qemu_driver import QemuDriver
-from gridvm.hypervisor.spec import CONSOLE_LOG_NAME, GUEST_SOCKET_NAME
+from gridvm.hypervisor.spec import CONSOLE_LOG_NAME, GUEST_SOCKET_NAME, SERIAL_SOCKET_NAME
 from gridvm.images.cache import ImageCache
 from gridvm.schemas.agent import LocalState, SyncRequest, SyncResponse, VmReport
 
@@ -58,6 +61,7 @@ class Agent:
         self._pool = ThreadPoolExecutor(
             max_workers=STAGING_THREADS, thread_name_prefix="gridvm-stage"
         )
+        self.console_relays = ConsoleRelays(self.link.open_console)
         self._busy: dict[str, Future[None]] = {}
         self._console_offsets: dict[str, int] = {}
         self._generation: int | None = None
@@ -92,6 +96,7 @@ class Agent:
             # The sync itself waits for news (long poll); this pause only stops a hot loop.
             self._stop.wait(MIN_PAUSE_S)
         self.guest_relays.stop_all()
+        self.console_relays.close_all()
         self._pool.shutdown(wait=True)
 
     def stop(self) -> None:
@@ -143,6 +148,9 @@ class Agent:
         )
         self._generation = response.generation
         self._console_offsets = dict(response.console_offsets)
+        self.console_relays.open(
+            response.console_sessions, functools.partial(_serial_socket, self.records, records)
+        )
         wanted = {a.vm_id: a for a in response.assignments}
         busy = frozenset(self._busy) | self.records.broken
         actions = plan(wanted, records, runtime, busy, time.time(), disks)
@@ -215,3 +223,11 @@ class Agent:
                 )
             except (GridvmError, OSError) as exc:
                 log.warning("console of %s not sent: %s", vm_id, exc)
+
+
+def _serial_socket(store: RecordStore, records: dict[str, VmRecord], vm_id: str) -> Path | None:
+    """The serial socket of VM ``vm_id`` if QEMU runs it on this host."""
+    record = records.get(vm_id)
+    if record is None or record.state not in LIVE:
+        return None
+    return store.dir_of(vm_id) / SERIAL_SOCKET_NAME

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.sync.client import ClientConnection, connect
 
 from gridvm.common.errors import GridvmError, ToolFailed
 from gridvm.schemas.agent import (
@@ -17,6 +19,7 @@ from gridvm.schemas.agent import (
     SyncRequest,
     SyncResponse,
 )
+from gridvm.schemas.consoles import MAX_MESSAGE_BYTES
 
 API = "/api/v1/agent"
 GUEST_API = "/api/v1"
@@ -27,9 +30,12 @@ log = logging.getLogger(__name__)
 
 class ServerLink:
     def __init__(self, server_url: str, token: str, timeout: float = 30.0) -> None:
+        self._ws_base = "ws" + server_url.rstrip("/").removeprefix("http")
+        self._auth = {"Authorization": f"Bearer {token}"}
+        self._timeout = timeout
         self._http = httpx.Client(
             base_url=server_url.rstrip("/"),
-            headers={"Authorization": f"Bearer {token}"},
+            headers=self._auth,
             timeout=timeout,
         )
         # Guest requests carry the guest's own VM token, never the agent's.
@@ -94,6 +100,27 @@ class ServerLink:
         """Send a saved VM's flattened disk (streamed from the file)."""
         with disk.open("rb") as f:
             self._send("PUT", f"{API}/vms/{vm_id}/disk-image", content=f, timeout=None)
+
+    def open_console(self, session_id: str) -> ClientConnection:
+        """This host's end of an attached console session (a websocket to the server)."""
+        path = f"{API}/console-sessions/{session_id}"
+        try:
+            return connect(
+                self._ws_base + path,
+                additional_headers=self._auth,
+                open_timeout=self._timeout,
+                max_size=MAX_MESSAGE_BYTES,
+                compression=None,
+                legacy=True,
+            )
+        except InvalidStatus as exc:
+            answer = exc.response
+            raise GridvmError(
+                f"server answered {answer.status_code} to {path}: "
+                + (answer.body or b"").decode(errors="replace")[:300]
+            ) from exc
+        except (OSError, InvalidURI, InvalidHandshake) as exc:
+            raise GridvmError(f"cannot open {path} on the server: {exc}") from exc
 
     def download_blob(self, digest: str, target: Path) -> None:
         """Stream blob ``digest`` into ``target``, checking the digest on the way."""

@@ -11,6 +11,7 @@ from gridvm import __version__
 from gridvm.api.errors import install_error_handlers
 from gridvm.api.routes import (
     agent,
+    consoles,
     guest,
     hosts,
     identity,
@@ -47,6 +48,6 @@ def create_app(services: ServerServices, *, run_loops: bool = True) -> FastAPI:
     )
     app.state.services = services
     install_error_handlers(app)
-    for module in (identity, images, vms, hosts, secrets, scheduling, agent, guest):
+    for module in (identity, images, vms, consoles, hosts, secrets, scheduling, agent, guest):
         app.include_router(module.router, prefix=API_PREFIX)
     return app

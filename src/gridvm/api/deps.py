@@ -1,36 +1,41 @@
-"""Request dependencies: the services and the caller's identity."""
+"""Request dependencies: the services and the caller's identity.
+
+They take the connection (``HTTPConnection``), so websocket endpoints authenticate
+exactly like HTTP ones: a bearer token in the Authorization header of the handshake.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
+from starlette.requests import HTTPConnection
 
 from gridvm.services.principal import Principal
 from gridvm.services.server import ServerServices
 
 
-def services(request: Request) -> ServerServices:
-    svc = request.app.state.services
+def services(conn: HTTPConnection) -> ServerServices:
+    svc = conn.app.state.services
     assert isinstance(svc, ServerServices)
     return svc
 
 
-def _authenticated(request: Request) -> Principal:
-    header = request.headers.get("authorization", "")
+def _authenticated(conn: HTTPConnection) -> Principal:
+    header = conn.headers.get("authorization", "")
     scheme, _, secret = header.partition(" ")
     token = secret.strip() if scheme.lower() == "bearer" else None
-    return services(request).identity.authenticate(token)
+    return services(conn).identity.authenticate(token)
 
 
-def user_principal(request: Request) -> Principal:
-    who = _authenticated(request)
+def user_principal(conn: HTTPConnection) -> Principal:
+    who = _authenticated(conn)
     who.require_user()
     return who
 
 
-def agent_principal(request: Request) -> Principal:
-    who = _authenticated(request)
+def agent_principal(conn: HTTPConnection) -> Principal:
+    who = _authenticated(conn)
     who.require_agent()
     return who
 

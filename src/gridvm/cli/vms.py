@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from gridvm.cli import output
+from gridvm.cli.attach import attach_console
 from gridvm.cli.errors import exit_if, fail, for_each
 from gridvm.cli.params import read_param_file
 from gridvm.cli.results import download_results
@@ -416,12 +417,35 @@ def console(
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="keep printing until the VM ends")
     ] = False,
+    attach: Annotated[
+        bool,
+        typer.Option(
+            "--attach",
+            help="interactive console of the running VM (Ctrl-] detaches); its output"
+            " still goes to the log",
+        ),
+    ] = False,
+    linger: Annotated[
+        float,
+        typer.Option(
+            "--linger",
+            min=0,
+            metavar="SECONDS",
+            help="with --attach and input from a pipe or file: after the input ends, detach"
+            " once the console has been quiet this long",
+        ),
+    ] = 2.0,
     poll: Annotated[
         float, typer.Option("--poll", help="seconds between checks", hidden=True)
     ] = 1.0,
 ) -> None:
-    """Print a VM's serial console output."""
+    """Print a VM's serial console output, or attach to it (--attach)."""
     gv = client(ctx)
+    if attach:
+        if follow:
+            fail("--attach and --follow do not go together", hint="--attach prints as it comes")
+        attach_console(gv, vm_id, linger)
+        return
     offset = 0
     ended = False
     last = b"\n"

@@ -9,11 +9,13 @@
 """
 
 from gridvm.client.client import DEFAULT_TIMEOUT, Client
+from gridvm.client.consoles import ConsoleAttachment
 from gridvm.client.errors import (
     ApiError,
     AuthenticationFailed,
     ConfigError,
     ConflictError,
+    ConsoleClosed,
     DestinationNotEmpty,
     InvalidRequest,
     NotFoundError,
@@ -37,6 +39,8 @@ __all__ = [
     "Client",
     "ConfigError",
     "ConflictError",
+    "ConsoleAttachment",
+    "ConsoleClosed",
     "DestinationNotEmpty",
     "InvalidRequest",
     "NotFoundError",

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from gridvm.common.errors import GridvmError
+from gridvm.schemas.consoles import CLOSE_GOING_AWAY, CLOSE_NORMAL
 from gridvm.schemas.vms import VmOut
 
 
@@ -76,6 +77,25 @@ class ProtocolError(ApiError):
 
 class TransferError(ApiError):
     """An upload or download broke off or arrived damaged."""
+
+
+class ConsoleClosed(GridvmError):
+    """An attached console ended; ``close_code`` is the websocket close code.
+
+    ``normal`` is true for an orderly end: you detached, the VM's serial port closed
+    (the VM stopped), or the server or host agent stopped. Otherwise the
+    connection broke off or the session failed; the message says how.
+    """
+
+    code = "console_closed"
+
+    def __init__(self, message: str, hint: str | None = None, *, close_code: int) -> None:
+        super().__init__(message, hint)
+        self.close_code = close_code
+
+    @property
+    def normal(self) -> bool:
+        return self.close_code in (CLOSE_NORMAL, CLOSE_GOING_AWAY)
 
 
 class UnsafeArchive(GridvmError):

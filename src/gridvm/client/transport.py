@@ -8,6 +8,8 @@ from typing import Any, TypeVar
 
 import httpx
 from pydantic import TypeAdapter, ValidationError
+from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.sync.client import ClientConnection, connect
 
 from gridvm import __version__
 from gridvm.client.errors import (
@@ -38,12 +40,13 @@ class Transport:
     ) -> None:
         self.url = url
         self.timeout = timeout
+        self._headers = {
+            "Authorization": f"Bearer {token}",
+            "User-Agent": f"gridvm-client/{__version__}",
+        }
         self._http = httpx.Client(
             base_url=url + API_PREFIX,
-            headers={
-                "Authorization": f"Bearer {token}",
-                "User-Agent": f"gridvm-client/{__version__}",
-            },
+            headers=self._headers,
             timeout=timeout,
             transport=transport,
         )
@@ -98,6 +101,46 @@ class Transport:
                 response.read()
                 raise api_error(response)
             yield response
+
+    # --- websockets -----------------------------------------------------------
+    def websocket(self, path: str, *, max_size: int) -> ClientConnection:
+        """Open a websocket to ``path`` with this token; a refused handshake raises the
+        ``ApiError`` its HTTP answer stands for. ``max_size`` limits incoming messages."""
+        url = "ws" + (self.url + API_PREFIX + path).removeprefix("http")
+        try:
+            return connect(
+                url,
+                additional_headers={"Authorization": self._headers["Authorization"]},
+                user_agent_header=self._headers["User-Agent"],
+                open_timeout=self.timeout,
+                max_size=max_size,
+                compression=None,
+                legacy=True,
+            )
+        except InvalidStatus as exc:
+            answer = exc.response
+            raise api_error(
+                httpx.Response(
+                    answer.status_code,
+                    headers=list(answer.headers.raw_items()),
+                    content=bytes(answer.body or b""),
+                    request=httpx.Request("GET", url),
+                )
+            ) from exc
+        except TimeoutError as exc:
+            raise ServerUnreachable(
+                f"gridvm at {self.url} did not open the websocket {path} in time",
+                hint="the server may be overloaded; try again, or pass a longer timeout",
+            ) from exc
+        except OSError as exc:
+            raise ServerUnreachable(
+                f"cannot reach gridvm at {self.url}: {_reason(exc)}", hint=SERVER_HINT
+            ) from exc
+        except (InvalidURI, InvalidHandshake) as exc:
+            raise ProtocolError(
+                f"gridvm at {self.url} did not open the websocket {path}: {_reason(exc)}",
+                hint="is the URL the gridvm server and not a proxy?",
+            ) from exc
 
     @contextmanager
     def _translate_errors(self, method: str, path: str) -> Iterator[None]:

@@ -9,9 +9,11 @@ from urllib.parse import quote
 
 from pydantic import TypeAdapter
 
+from gridvm.client.consoles import ConsoleAttachment
 from gridvm.client.errors import TransferError
 from gridvm.client.files import CHUNK_SIZE, Progress, replacing
 from gridvm.client.transport import Transport
+from gridvm.schemas.consoles import MAX_MESSAGE_BYTES
 from gridvm.schemas.scheduling import LeaseExtend
 from gridvm.schemas.vms import DeploymentOut, VmCreate, VmOut, VmState
 
@@ -104,6 +106,19 @@ class Vms:
         """The VM's serial console output from byte ``offset`` on."""
         path = f"/vms/{_id(vm_id)}/console"
         return self._t.request("GET", path, params={"offset": offset}).content
+
+    def attach(self, vm_id: str) -> ConsoleAttachment:
+        """Attach to the serial console of a running VM, through the server.
+
+        Returns once the VM's host has joined (a few seconds at most); raises
+        ``ConflictError`` if the VM is not running or someone is attached already,
+        ``NotFoundError`` if there is no such VM of yours, ``ServerError`` if its host
+        did not answer. One attached console per VM at a time.
+        """
+        connection = self._t.websocket(
+            f"/vms/{_id(vm_id)}/console/attach", max_size=MAX_MESSAGE_BYTES
+        )
+        return ConsoleAttachment(vm_id, connection)
 
     def results(
         self,

@@ -54,6 +54,8 @@ class ServerConfig:
     host_offline_after_s: float = 30.0
     # After this long offline the host is lost: its VMs are failed and their resources freed.
     host_lost_after_s: float = 600.0
+    # How long an attached console waits for the VM's host agent to open its end.
+    console_agent_timeout_s: float = 10.0
 
     @property
     def database(self) -> str:

@@ -31,6 +31,8 @@ def build_server(config: ServerConfig) -> uvicorn.Server:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=5,
+        # Attached consoles send small messages (at most 64 KiB, see schemas.consoles).
+        ws_max_size=1024 * 1024,
     )
     return uvicorn.Server(uv_config)
 

@@ -13,6 +13,7 @@ from enum import StrEnum
 from pydantic import Field
 
 from gridvm.schemas.base import Wire
+from gridvm.schemas.consoles import ConsoleSessionOrder
 from gridvm.schemas.vms import LaunchFile, VmMode
 
 
@@ -115,6 +116,8 @@ class SyncResponse(Wire):
     generation: int = 0
     assignments: list[Assignment]
     console_offsets: dict[str, int] = Field(default_factory=dict)
+    # Users waiting for an attached console of a VM of this host (see schemas.consoles).
+    console_sessions: list[ConsoleSessionOrder] = Field(default_factory=list)
 
 
 class RegistrationOut(Wire):

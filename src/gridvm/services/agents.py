@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 from pathlib import Path
 
@@ -26,6 +26,7 @@ from gridvm.schemas.agent import (
     SyncResponse,
     VmReport,
 )
+from gridvm.schemas.consoles import ConsoleSessionOrder
 from gridvm.schemas.hosts import HostState
 from gridvm.schemas.images import ImageOut
 from gridvm.schemas.vms import FINAL_STATES, LaunchFile, VmMode, VmState
@@ -55,6 +56,7 @@ class AgentService:
         secrets: SecretService,
         guest_tokens: GuestTokens,
         poll_interval_s: float = 1.0,
+        console_sessions: Callable[[str], list[ConsoleSessionOrder]] = lambda host_id: [],
     ) -> None:
         self.db = db
         self.blobs = blobs
@@ -65,6 +67,8 @@ class AgentService:
         self.secrets = secrets
         self.guest_tokens = guest_tokens
         self.poll_interval_s = poll_interval_s
+        # The attached consoles a host's agent should open (by host id).
+        self.console_sessions = console_sessions
 
     def register(self, who: Principal, reg: HostRegistration) -> RegistrationOut:
         """Register or refresh a host; ``who`` must be the agent bound to it."""
@@ -113,7 +117,12 @@ class AgentService:
             host = s.get_one(Host, host_id)
             assignments = [self._assignment(vm) for vm in _assigned(s, host)]
         offsets = {a.vm_id: self.consoles.offset(a.vm_id) for a in assignments}
-        return SyncResponse(generation=generation, assignments=assignments, console_offsets=offsets)
+        return SyncResponse(
+            generation=generation,
+            assignments=assignments,
+            console_offsets=offsets,
+            console_sessions=self.console_sessions(host_id),
+        )
 
     def _assignment(self, vm: Vm) -> Assignment:
         image = vm.image

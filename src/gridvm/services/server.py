@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 from gridvm.common.config import SchedulingSettings, ServerConfig
 from gridvm.common.errors import InvalidInput
 from gridvm.images.blobstore import BlobStore
 from gridvm.scheduler import FairShareAlgorithm, Policy
 from gridvm.services.agents import AgentService
+from gridvm.services.console_sessions import ConsoleSessions
 from gridvm.services.consoles import ConsoleStore
 from gridvm.services.fairshare import FairShareService
 from gridvm.services.guest import GuestService
@@ -65,6 +67,8 @@ class ServerServices:
     quotas: QuotaService
     reservations: ReservationService
     fairshare: FairShareService
+    # Attached consoles being set up or in use (their peers are the API's websockets).
+    console_sessions: ConsoleSessions[Any]
 
     wakeup: threading.Event
     signals: HostSignals
@@ -83,6 +87,9 @@ class ServerServices:
         results = ResultStore(config.results_dir)
         wakeup = threading.Event()
         signals = HostSignals()
+        console_sessions: ConsoleSessions[Any] = ConsoleSessions(
+            db, signals.bump, config.console_agent_timeout_s
+        )
         return cls(
             config=config,
             db=db,
@@ -102,6 +109,7 @@ class ServerServices:
                 secrets,
                 guest_tokens,
                 config.scheduler_interval_s,
+                console_sessions.waiting,
             ),
             scheduling=SchedulingService(
                 db, config.host_offline_after_s, signals.bump, config.host_lost_after_s, policy
@@ -114,6 +122,7 @@ class ServerServices:
             quotas=QuotaService(db, wakeup.set),
             reservations=ReservationService(db, wakeup.set),
             fairshare=FairShareService(db, policy),
+            console_sessions=console_sessions,
         )
 
     def prepare(self) -> None:
