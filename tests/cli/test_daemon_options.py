@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,20 @@ from gridvm.scheduler import FairShareAlgorithm
 from gridvm.services.server import policy_of
 
 
+@pytest.fixture
+def logging_restored() -> Iterator[None]:
+    """The daemon commands set up logging on the runner's stderr, which closes after the
+    run: put the test process's handlers back, or later log lines hit a closed file."""
+    loggers = [logging.getLogger(n) for n in ("", "uvicorn", "uvicorn.error", "uvicorn.access")]
+    saved = [(lg, lg.handlers[:], lg.level, lg.propagate) for lg in loggers]
+    yield
+    for logger, handlers, level, propagate in saved:
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
+        logger.propagate = propagate
+
+
+@pytest.mark.usefixtures("logging_restored")
 @pytest.mark.parametrize("label", ["site", "=a", "9x=1", "site="])
 def test_a_bad_host_label_stops_the_agent_with_the_reason(label: str, tmp_path: Path) -> None:
     result = CliRunner().invoke(
