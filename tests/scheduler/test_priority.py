@@ -16,4 +16,4 @@ def test_priority_adds_weighted_fairshare_age_and_size() -> None:
     got = priorities(pending, {"a": 0.5, "b": 0.25}, policy, now=1000)
     assert got["young-big"] == pytest.approx(500 + 0 + 10)
     assert got["old-small"] == pytest.approx(250 + 50 + 2.5)
-    assert got["ancient"] == pytest.approx(1000 + 100 + 2.5)  # age capped; c unknown: factor 1
+    assert got["ancient"] == pytest.approx(500 + 100 + 2.5)  # age capped; c unknown: 0.5

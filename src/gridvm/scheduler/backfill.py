@@ -8,12 +8,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from gridvm.scheduler.snapshot import VmDemand
 from gridvm.scheduler.table import HostTable, Mask
 
-# Per host index: (ends_at, vcpus, memory_mb) of each VM holding resources there.
-Ends = dict[int, list[tuple[float, int, int]]]
+
+@dataclass(frozen=True)
+class Holdings:
+    """Every VM holding resources, as columns: its host index, end time, cores, memory."""
+
+    host: npt.NDArray[np.intp]
+    ends_at: npt.NDArray[np.float64]
+    vcpus: npt.NDArray[np.float64]
+    memory_mb: npt.NDArray[np.float64]
 
 
 @dataclass
@@ -41,34 +49,54 @@ class Shadow:
 
 
 def find_shadow(
-    table: HostTable, vm: VmDemand, allowed: Mask, ends: Ends, now: float
+    table: HostTable, vm: VmDemand, allowed: Mask, held: Holdings, now: float
 ) -> Shadow | None:
     """The earliest (time, host) at which ``vm`` fits among the ``allowed`` hosts as the
-    VMs there end; None if it never fits (it needs more than any allowed host has)."""
-    best: Shadow | None = None
-    fits_at_all = allowed & (table.cores >= vm.vcpus) & (table.memory_mb >= vm.memory_mb)
-    for host in np.flatnonzero(fits_at_all):
-        free_cores = float(table.free_cores[host])
-        free_memory = float(table.free_memory_mb[host])
-        when = now
-        if free_cores < vm.vcpus or free_memory < vm.memory_mb:
-            when = np.inf
-            for ends_at, cores, memory in sorted(ends.get(int(host), [])):
-                free_cores += cores
-                free_memory += memory
-                if free_cores >= vm.vcpus and free_memory >= vm.memory_mb:
-                    when = max(ends_at, now)
-                    break
-        if when == np.inf:
-            continue
-        if best is None or when < best.time:
-            best = Shadow(
-                vm.vm_id,
-                int(host),
-                float(when),
-                vm.vcpus,
-                vm.memory_mb,
-                free_cores - vm.vcpus,
-                free_memory - vm.memory_mb,
-            )
-    return best
+    VMs there end; None if it never fits (it needs more than any allowed host has).
+
+    Vectorised: the holdings are sorted by host, then end time; a running sum per host
+    of what ends gives each host's free room after each end."""
+    fits_now = allowed & (table.free_cores >= vm.vcpus) & (table.free_memory_mb >= vm.memory_mb)
+    if fits_now.any():
+        first_fit = int(np.flatnonzero(fits_now)[0])
+        return Shadow(
+            vm.vm_id,
+            first_fit,
+            now,
+            vm.vcpus,
+            vm.memory_mb,
+            float(table.free_cores[first_fit]) - vm.vcpus,
+            float(table.free_memory_mb[first_fit]) - vm.memory_mb,
+        )
+    keep = allowed[held.host]
+    if not keep.any():
+        return None
+    host, ends, cores, memory = (
+        held.host[keep],
+        held.ends_at[keep],
+        held.vcpus[keep],
+        held.memory_mb[keep],
+    )
+    order = np.lexsort((ends, host))
+    host, ends, cores, memory = host[order], ends[order], cores[order], memory[order]
+    # Running sums restarted at each host: total so far minus the total before the host.
+    starts = np.flatnonzero(np.r_[True, host[1:] != host[:-1]])
+    run_cores, run_memory = np.cumsum(cores), np.cumsum(memory)
+    first = np.repeat(starts, np.diff(np.r_[starts, host.size]))
+    freed_cores = run_cores - run_cores[first] + cores[first]
+    freed_memory = run_memory - run_memory[first] + memory[first]
+    room_cores = table.free_cores[host] + freed_cores
+    room_memory = table.free_memory_mb[host] + freed_memory
+    ok = np.flatnonzero((room_cores >= vm.vcpus) & (room_memory >= vm.memory_mb))
+    if ok.size == 0:
+        return None
+    best = int(ok[np.argmin(ends[ok])])
+    return Shadow(
+        vm.vm_id,
+        int(host[best]),
+        max(float(ends[best]), now),
+        vm.vcpus,
+        vm.memory_mb,
+        float(room_cores[best]) - vm.vcpus,
+        float(room_memory[best]) - vm.memory_mb,
+    )

@@ -11,12 +11,13 @@ from collections.abc import Hashable, Mapping, Sequence
 
 import numpy as np
 
-from gridvm.scheduler.backfill import Ends, Shadow, find_shadow
+from gridvm.scheduler.backfill import Holdings, Shadow, find_shadow
 from gridvm.scheduler.filters import DEFAULT_FILTERS, STATIC_FILTERS
 from gridvm.scheduler.pass_context import PassContext
 from gridvm.scheduler.policy import Policy
 from gridvm.scheduler.quotas import QuotaBook
 from gridvm.scheduler.snapshot import (
+    Affinity,
     Decision,
     HostSnapshot,
     Reservation,
@@ -25,6 +26,7 @@ from gridvm.scheduler.snapshot import (
 )
 from gridvm.scheduler.table import HostTable, Mask
 from gridvm.scheduler.weighers import WEIGHERS
+from gridvm.scheduler.weighers.base import Indexes
 
 _STATIC = tuple(f for f in DEFAULT_FILTERS if f.name in STATIC_FILTERS)
 _DYNAMIC = tuple(f for f in DEFAULT_FILTERS if f.name not in STATIC_FILTERS)
@@ -70,16 +72,20 @@ class _Pass:
         # Ties go by submission time, then by the order given (stable sort).
         self.order = sorted(pending, key=lambda vm: (-self.priorities[vm.vm_id], vm.submitted_at))
         self.ctx = PassContext(now=now, reservations=tuple(reservations))
-        self.ends: Ends = {}
-        for r in running:
-            index = self.table.index.get(r.host)
-            if index is None:
-                continue
-            self.ends.setdefault(index, []).append((r.ends_at, r.vcpus, r.memory_mb))
-            if r.deployment:
-                members = self.ctx.members.setdefault(r.deployment, {})
-                members[index] = members.get(index, 0) + 1
-        self._lay_out_reservations(running)
+        self.running = running
+        self._held: Holdings | None = None  # built when backfill first needs it
+        self.placed: list[tuple[int, VmDemand]] = []
+        if any(vm.affinity != Affinity.none for vm in pending):
+            for r in running:
+                index = self.table.index.get(r.host)
+                if index is not None and r.deployment:
+                    members = self.ctx.members.setdefault(r.deployment, {})
+                    members[index] = members.get(index, 0) + 1
+        if reservations:
+            self._lay_out_reservations(running)
+        # Shapes that found no host this pass: room only shrinks as a pass goes on, so a
+        # VM asking as much or more of the same hosts cannot fit either (see _known_to_fail).
+        self._failed: dict[Hashable, list[tuple[int, int, int, int, str]]] = {}
         self._static_masks: dict[Hashable, Mask] = {}
         self.placements: dict[str, str] = {}
         self.reasons: dict[str, str] = {}
@@ -125,9 +131,12 @@ class _Pass:
                 return
         taken: list[tuple[VmDemand, int]] = []
         for vm in unit:
-            host = self._choose(vm)
+            known = self._known_to_fail(vm)
+            host = None if known is not None else self._choose(vm)
             if host is None:
-                why = self._why_not(vm)
+                why = known if known is not None else self._why_not(vm)
+                if known is None and len(unit) == 1:
+                    self._remember_failure(vm, why)
                 for done, index in taken:
                     self._give_back(done, index)
                 for member in unit:
@@ -145,6 +154,38 @@ class _Pass:
         if self.quotas is not None:
             self.quotas.add(unit)
 
+    # --- shapes known not to fit ------------------------------------------------------
+    def _failure_key(self, vm: VmDemand) -> Hashable | None:
+        """What decides a VM's fate besides its size, or None when it is not comparable
+        (affinity depends on where its deployment's members are)."""
+        if vm.affinity != Affinity.none:
+            return None
+        return (vm.pinned_host, vm.arch, vm.zones, vm.selector)
+
+    def _known_to_fail(self, vm: VmDemand) -> str | None:
+        """The reason an earlier VM of this pass failed, if it asked no more than ``vm``
+        of the same hosts (and, with reservations or backfill, ran no longer)."""
+        key = self._failure_key(vm)
+        if key is None:
+            return None
+        for cores, memory, disk, walltime, reason in self._failed.get(key, ()):
+            if (
+                vm.vcpus >= cores
+                and vm.memory_mb >= memory
+                and vm.disk_gb >= disk
+                and vm.walltime_s >= walltime
+            ):
+                return reason
+        return None
+
+    def _remember_failure(self, vm: VmDemand, reason: str) -> None:
+        key = self._failure_key(vm)
+        if key is None or (self.ctx.reservations and vm.group):
+            return  # with reservations, a VM's group changes what it may use
+        failed = self._failed.setdefault(key, [])
+        if len(failed) < 32:
+            failed.append((vm.vcpus, vm.memory_mb, vm.disk_gb, vm.walltime_s, reason))
+
     # --- choosing a host ---------------------------------------------------------------
     def _static_mask(self, vm: VmDemand) -> Mask:
         key = (vm.pinned_host, vm.arch, vm.zones, vm.selector)
@@ -157,34 +198,43 @@ class _Pass:
         return mask
 
     def _candidates(self, vm: VmDemand) -> Mask:
-        mask = self._static_mask(vm).copy()
+        mask = self._static_mask(vm) & (self.table.free_cores >= vm.vcpus)
+        mask &= self.table.free_memory_mb >= vm.memory_mb
         for f in _DYNAMIC:
-            if not mask.any():
-                break
-            mask &= f(self.table, vm, self.ctx)
+            if f.name not in ("cores", "memory") and f.applies(self.table, vm, self.ctx):
+                mask &= f(self.table, vm, self.ctx)
         if self.shadow is not None and mask[self.shadow.host]:
             mask[self.shadow.host] = self.shadow.allows(vm, self.now)
         return mask
 
     def _choose(self, vm: VmDemand) -> int | None:
-        candidates = np.flatnonzero(self._candidates(vm))
-        if candidates.size == 0:
+        mask = self._candidates(vm)
+        count = int(np.count_nonzero(mask))
+        if count == 0:
             return None
-        weights = np.zeros(candidates.size, dtype=np.float64)
+        # Most hosts are candidates early in a pass: weighing them all and masking the
+        # rest out is cheaper than gathering the candidates first.
+        hosts: Indexes | slice = slice(None) if count * 4 > mask.size else np.flatnonzero(mask)
+        weights = np.zeros(mask.size if isinstance(hosts, slice) else hosts.size)
         for weigher, multiplier in self.multipliers:
-            if multiplier:
-                weights += multiplier * weigher.measure(self.table, vm, candidates)
-        k = min(max(1, self.policy.top_k), candidates.size)
+            if multiplier and weigher.varies(self.table, vm):
+                weights += multiplier * weigher.measure(self.table, vm, hosts)
+        if isinstance(hosts, slice):
+            weights[~mask] = -np.inf
+            index = np.arange(mask.size)
+        else:
+            index = hosts
+        k = min(max(1, self.policy.top_k), count)
         if k == 1:
-            return int(candidates[int(np.argmax(weights))])
+            return int(index[int(np.argmax(weights))])
         top = np.argpartition(-weights, k - 1)[:k]
         best = weights[top].max()
-        close = [int(candidates[i]) for i in top if weights[i] >= best - self.policy.tie_tolerance]
+        close = [int(index[i]) for i in top if weights[i] >= best - self.policy.tie_tolerance]
         return self.rng.choice(sorted(close))
 
     def _take(self, vm: VmDemand, host: int) -> None:
         self.table.take(host, vm.vcpus, vm.memory_mb, vm.disk_gb, vm.image_digest)
-        self.ends.setdefault(host, []).append((self.now + vm.walltime_s, vm.vcpus, vm.memory_mb))
+        self.placed.append((host, vm))
         if vm.deployment:
             members = self.ctx.members.setdefault(vm.deployment, {})
             members[host] = members.get(host, 0) + 1
@@ -194,7 +244,7 @@ class _Pass:
 
     def _give_back(self, vm: VmDemand, host: int) -> None:
         self.table.give_back(host, vm.vcpus, vm.memory_mb, vm.disk_gb)
-        self.ends[host].remove((self.now + vm.walltime_s, vm.vcpus, vm.memory_mb))
+        self.placed.remove((host, vm))
         if vm.deployment:
             members = self.ctx.members[vm.deployment]
             members[host] -= 1
@@ -214,7 +264,25 @@ class _Pass:
         if not self.policy.backfill:
             self.blocked_by = vm
             return
-        self.shadow = find_shadow(self.table, vm, static, self.ends, self.now)
+        self.shadow = find_shadow(self.table, vm, static, self._holdings(), self.now)
+
+    def _holdings(self) -> Holdings:
+        """What holds resources now: the running VMs and those placed so far this pass."""
+        if self._held is None:
+            index, running, n = self.table.index, self.running, len(self.running)
+            hosts = np.fromiter((index.get(r.host, -1) for r in running), np.intp, count=n)
+            ends = np.fromiter((r.ends_at for r in running), np.float64, count=n)
+            cores = np.fromiter((r.vcpus for r in running), np.float64, count=n)
+            memory = np.fromiter((r.memory_mb for r in running), np.float64, count=n)
+            known = hosts >= 0
+            self._held = Holdings(hosts[known], ends[known], cores[known], memory[known])
+        placed = self.placed
+        return Holdings(
+            np.r_[self._held.host, np.array([h for h, _ in placed], dtype=np.intp)],
+            np.r_[self._held.ends_at, [self.now + v.walltime_s for _, v in placed]],
+            np.r_[self._held.vcpus, [float(v.vcpus) for _, v in placed]],
+            np.r_[self._held.memory_mb, [float(v.memory_mb) for _, v in placed]],
+        )
 
     def _why_not(self, vm: VmDemand) -> str:
         want = f"{vm.vcpus} vCPU{'s' if vm.vcpus != 1 else ''} and {vm.memory_mb} MiB"
@@ -223,6 +291,8 @@ class _Pass:
         causes: Counter[str] = Counter()
         remaining = np.ones(self.table.size, dtype=np.bool_)
         for f in DEFAULT_FILTERS:
+            if not f.applies(self.table, vm, self.ctx):
+                continue
             ok = f(self.table, vm, self.ctx)
             causes[f.reason] += int(np.count_nonzero(remaining & ~ok))
             remaining &= ok

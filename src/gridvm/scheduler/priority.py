@@ -15,13 +15,14 @@ def priorities(
     policy: Policy,
     now: float,
 ) -> dict[str, float]:
-    """VM id -> priority. A group missing from ``fairshare`` gets factor 1 (no usage)."""
+    """VM id -> priority. A group missing from ``fairshare`` gets factor 0.5, as if it
+    had used exactly its share: neither ahead of nor behind the groups that have one."""
     largest = max((vm.vcpus for vm in pending), default=1)
     result = {}
     for vm in pending:
         age = min(max(0.0, now - vm.submitted_at) / policy.max_age_s, 1.0)
         size = vm.vcpus / largest
-        fs = fairshare.get(vm.group, 1.0)
+        fs = fairshare.get(vm.group, 0.5)
         result[vm.vm_id] = (
             policy.weight_fairshare * fs + policy.weight_age * age + policy.weight_size * size
         )

@@ -28,37 +28,34 @@ class HostTable:
         self.cores = np.array([h.cores for h in hosts], dtype=np.float64)
         self.memory_mb = np.array([h.memory_mb for h in hosts], dtype=np.float64)
         self.disk_gb = np.array([h.disk_gb for h in hosts], dtype=np.float64)
-        self.used_cores = np.array([h.used_cores for h in hosts], dtype=np.float64)
-        self.used_memory_mb = np.array([h.used_memory_mb for h in hosts], dtype=np.float64)
-        self.used_disk_gb = np.array([h.used_disk_gb for h in hosts], dtype=np.float64)
+        # Kept up to date as VMs are placed (not derived on each use: a pass asks often).
+        self.free_cores = self.cores - np.array([h.used_cores for h in hosts], dtype=np.float64)
+        self.free_memory_mb = self.memory_mb - np.array(
+            [h.used_memory_mb for h in hosts], dtype=np.float64
+        )
+        self.free_disk_gb = self.disk_gb - np.array(
+            [h.used_disk_gb for h in hosts], dtype=np.float64
+        )
+        self.tracks_disk = bool((self.disk_gb > 0).any())
         self.load = np.array([h.load for h in hosts], dtype=np.float64)
+        self.load_known = bool(self.load.any())
         self._static: dict[Hashable, Mask] = {}
         self._cached: dict[str, Mask] = {}
+        self._any_cached: dict[str, bool] = {}
 
     # --- usage -------------------------------------------------------------------------
-    @property
-    def free_cores(self) -> Floats:
-        return self.cores - self.used_cores
-
-    @property
-    def free_memory_mb(self) -> Floats:
-        return self.memory_mb - self.used_memory_mb
-
-    @property
-    def free_disk_gb(self) -> Floats:
-        return self.disk_gb - self.used_disk_gb
-
     def take(self, host: int, vcpus: int, memory_mb: int, disk_gb: int, image: str) -> None:
-        self.used_cores[host] += vcpus
-        self.used_memory_mb[host] += memory_mb
-        self.used_disk_gb[host] += disk_gb
+        self.free_cores[host] -= vcpus
+        self.free_memory_mb[host] -= memory_mb
+        self.free_disk_gb[host] -= disk_gb
         # The host will fetch the image: it counts as cached for the rest of the pass.
         self.cached(image)[host] = True
+        self._any_cached[image] = True
 
     def give_back(self, host: int, vcpus: int, memory_mb: int, disk_gb: int) -> None:
-        self.used_cores[host] -= vcpus
-        self.used_memory_mb[host] -= memory_mb
-        self.used_disk_gb[host] -= disk_gb
+        self.free_cores[host] += vcpus
+        self.free_memory_mb[host] += memory_mb
+        self.free_disk_gb[host] += disk_gb
 
     # --- static facts --------------------------------------------------------------------
     def static_mask(self, key: Hashable, compute: Callable[[HostSnapshot], bool]) -> Mask:
@@ -68,6 +65,12 @@ class HostTable:
             mask = np.fromiter((compute(h) for h in self.hosts), dtype=np.bool_, count=self.size)
             self._static[key] = mask
         return mask
+
+    def any_cached(self, image: str) -> bool:
+        known = self._any_cached.get(image)
+        if known is None:
+            known = self._any_cached[image] = bool(self.cached(image).any())
+        return known
 
     def cached(self, image: str) -> Mask:
         """Hosts that have ``image`` (or will, having been given a VM of it this pass)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from gridvm.scheduler.filters.base import HostFilter
@@ -27,7 +29,19 @@ def _different_hosts(table: HostTable, vm: VmDemand, ctx: PassContext) -> Mask:
     return mask
 
 
-SAME_HOST = HostFilter("same-host", "not the host of its deployment", _same_host)
+def _wants(affinity: Affinity) -> Callable[[HostTable, VmDemand, PassContext], bool]:
+    def applies(table: HostTable, vm: VmDemand, ctx: PassContext) -> bool:
+        return vm.affinity == affinity and bool(ctx.members.get(vm.deployment))
+
+    return applies
+
+
+SAME_HOST = HostFilter(
+    "same-host", "not the host of its deployment", _same_host, _wants(Affinity.same_host)
+)
 DIFFERENT_HOSTS = HostFilter(
-    "different-hosts", "holding another member of its deployment", _different_hosts
+    "different-hosts",
+    "holding another member of its deployment",
+    _different_hosts,
+    _wants(Affinity.different_hosts),
 )

@@ -23,4 +23,10 @@ def _disk(table: HostTable, vm: VmDemand, ctx: PassContext) -> Mask:
 
 CORES = HostFilter("cores", "short of free cores", _cores)
 MEMORY = HostFilter("memory", "short of free memory", _memory)
-DISK = HostFilter("disk", "short of free disk", _disk)
+
+
+def _disk_applies(table: HostTable, vm: VmDemand, ctx: PassContext) -> bool:
+    return vm.disk_gb > 0 and table.tracks_disk
+
+
+DISK = HostFilter("disk", "short of free disk", _disk, _disk_applies)

@@ -34,4 +34,10 @@ def _reservations(table: HostTable, vm: VmDemand, ctx: PassContext) -> Mask:
     return table.free_cores - held_for_others(table, vm, ctx) >= vm.vcpus
 
 
-RESERVATIONS = HostFilter("reservations", "reserved for another group", _reservations)
+def _any_reservation(table: HostTable, vm: VmDemand, ctx: PassContext) -> bool:
+    return bool(ctx.reservations)
+
+
+RESERVATIONS = HostFilter(
+    "reservations", "reserved for another group", _reservations, _any_reservation
+)

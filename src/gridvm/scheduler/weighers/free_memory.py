@@ -6,12 +6,12 @@ import numpy as np
 
 from gridvm.scheduler.snapshot import VmDemand
 from gridvm.scheduler.table import Floats, HostTable
-from gridvm.scheduler.weighers.base import Indexes, Weigher
+from gridvm.scheduler.weighers.base import Hosts, Weigher
 
 
-def _free_memory_fraction(table: HostTable, vm: VmDemand, hosts: Indexes) -> Floats:
+def _free_memory_fraction(table: HostTable, vm: VmDemand, hosts: Hosts) -> Floats:
     memory = table.memory_mb[hosts]
-    left = memory - table.used_memory_mb[hosts] - vm.memory_mb
+    left = table.free_memory_mb[hosts] - vm.memory_mb
     return np.divide(left, memory, out=np.zeros_like(left), where=memory > 0)
 
 

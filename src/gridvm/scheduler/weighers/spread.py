@@ -7,12 +7,12 @@ import numpy as np
 
 from gridvm.scheduler.snapshot import VmDemand
 from gridvm.scheduler.table import Floats, HostTable
-from gridvm.scheduler.weighers.base import Indexes, Weigher
+from gridvm.scheduler.weighers.base import Hosts, Weigher
 
 
-def _free_core_fraction(table: HostTable, vm: VmDemand, hosts: Indexes) -> Floats:
+def _free_core_fraction(table: HostTable, vm: VmDemand, hosts: Hosts) -> Floats:
     cores = table.cores[hosts]
-    left = cores - table.used_cores[hosts] - vm.vcpus
+    left = table.free_cores[hosts] - vm.vcpus
     return np.divide(left, cores, out=np.zeros_like(left), where=cores > 0)
 
 
