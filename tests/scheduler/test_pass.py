@@ -145,3 +145,39 @@ def test_labels_and_zones_in_the_reason() -> None:
     reason = place([want], hosts).reasons["v"]
     assert "1 host is in a zone its image may not run in" in reason
     assert "2 hosts are without the labels it asks for" in reason
+
+
+def test_after_a_vm_fails_smaller_ones_still_fit_and_larger_ones_share_its_reason() -> None:
+    hosts = [host("h", cores=4, used_cores=2)]
+    decision = place(
+        [vm("big", cpus=4, walltime_s=60), vm("bigger", cpus=8), vm("small", cpus=2)],
+        hosts,
+        policy=Policy(backfill=False),
+    )
+    assert decision.reasons["bigger"].startswith("waiting behind big")
+    decision = place([vm("big", cpus=4), vm("bigger", cpus=4, mem=512), vm("small")], hosts)
+    assert decision.reasons["bigger"] == decision.reasons["big"]
+    assert decision.placements == {"small": "h"}
+
+
+def test_the_shadow_is_on_the_host_that_frees_room_first() -> None:
+    hosts = [host("late", cores=4, used_cores=4), host("soon", cores=4, used_cores=4)]
+    running = [
+        RunningVm("late", vcpus=4, memory_mb=256, ends_at=5 * HOUR),
+        RunningVm("soon", vcpus=2, memory_mb=256, ends_at=HOUR),
+        RunningVm("soon", vcpus=2, memory_mb=256, ends_at=2 * HOUR),
+    ]
+    # "top" needs 4 cores: "soon" has them at 2 h, "late" at 5 h. A 3 h VM may not take
+    # cores on "soon" (it would delay "top") but nothing is free anyway; once 2 cores
+    # are free on "soon" at 1 h, a 30-minute VM could use them, a 3 h one could not.
+    later = [RunningVm("late", 4, 256, ends_at=5 * HOUR), RunningVm("soon", 2, 256, 2 * HOUR)]
+    hosts_at_1h = [host("late", cores=4, used_cores=4), host("soon", cores=4, used_cores=2)]
+    pending = [
+        vm("top", cpus=4, walltime_s=HOUR),
+        vm("long", cpus=2, walltime_s=3 * HOUR),
+        vm("short", cpus=2, walltime_s=HOUR // 2),
+    ]
+    assert place(pending, hosts, now=0, running=running).placements == {}
+    decision = place(pending, hosts_at_1h, now=HOUR, running=later)
+    assert decision.placements == {"short": "soon"}
+    assert "kept free for a higher-priority VM (backfill)" in decision.reasons["long"]
