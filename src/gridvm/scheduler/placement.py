@@ -97,7 +97,22 @@ class _Pass:
     def run(self) -> Decision:
         for unit in self._units():
             self._place_unit(unit)
+        self._say_who_is_ahead()
         return Decision(self.placements, self.reasons, dict(self.priorities))
+
+    def _say_who_is_ahead(self) -> None:
+        """A VM waiting for room also learns how many waiting VMs go before it."""
+        ahead = 0
+        for vm in self.order:
+            reason = self.reasons.get(vm.vm_id)
+            if reason is None:
+                continue
+            if ahead and reason.startswith("no host can take"):
+                self.reasons[vm.vm_id] = (
+                    f"{reason}; {ahead} waiting VM{'s go' if ahead != 1 else ' goes'} first"
+                    " (higher priority or earlier)"
+                )
+            ahead += 1
 
     def _units(self) -> list[list[VmDemand]]:
         """VMs one by one in order, except that a gang's members go together, where its
