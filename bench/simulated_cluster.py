@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 
 from gridvm.scheduler import (
     Decision,
+    FairShareInputs,
     HostSnapshot,
     Policy,
     RunningVm,
@@ -384,7 +385,13 @@ class SimulatedCluster:
         factors = fairshare_factors(policy.fairshare, self.shares, usage)
         order = priorities(demands, factors, policy, now)
         decision = place(
-            demands, snapshots, now=now, policy=policy, priorities=order, running=running
+            demands,
+            snapshots,
+            now=now,
+            policy=policy,
+            priorities=order,
+            running=running,
+            fairshare=FairShareInputs(self.shares, usage),
         )
         seconds = time.perf_counter() - started
         if self.profile is not None:

@@ -7,6 +7,7 @@ from collections import Counter
 
 from gridvm.scheduler import (
     Affinity,
+    FairShareInputs,
     Policy,
     QuotaBook,
     QuotaLimit,
@@ -184,3 +185,28 @@ def test_the_shadow_is_on_the_host_that_frees_room_first() -> None:
     decision = place(pending, hosts_at_1h, now=HOUR, running=later)
     assert decision.placements == {"short": "soon"}
     assert "kept free for a higher-priority VM (backfill)" in decision.reasons["long"]
+
+
+def test_live_fair_share_divides_freed_cores_by_the_shares() -> None:
+    pending = [vm(f"a{i}", group="a", walltime_s=HOUR) for i in range(20)] + [
+        vm(f"b{i}", group="b", walltime_s=HOUR) for i in range(20)
+    ]
+    hosts = [host("h", cores=12, mem=64 * 1024)]
+    usage = {"a": 100.0, "b": 100.0}
+    static = place(pending, hosts, priorities={v.vm_id: 1.0 for v in pending})
+    assert Counter(v[0] for v in static.placements) == {"a": 12}  # all to the first
+    live = place(pending, hosts, fairshare=FairShareInputs({"a": 2, "b": 1}, usage))
+    assert Counter(v[0] for v in live.placements) == {"a": 8, "b": 4}
+
+
+def test_running_vms_count_as_committed_usage_in_the_ranking() -> None:
+    # b has no decayed usage yet but already holds 4 cores for 10 h: a goes first.
+    running = [RunningVm("h", 4, 1024, ends_at=10 * HOUR, group="b")]
+    pending = [vm("b-next", group="b"), vm("a-next", group="a")]
+    decision = place(
+        pending,
+        [host("h", cores=5, used_cores=4)],
+        running=running,
+        fairshare=FairShareInputs({"a": 1, "b": 1}, {}),
+    )
+    assert decision.placements == {"a-next": "h"}

@@ -6,6 +6,7 @@ from gridvm.scheduler.placement import place
 from gridvm.scheduler.policy import FairShareAlgorithm, Policy
 from gridvm.scheduler.priority import priorities
 from gridvm.scheduler.quotas import QuotaBook, QuotaLimit, Usage
+from gridvm.scheduler.ranking import FairShareInputs
 from gridvm.scheduler.snapshot import (
     Affinity,
     Decision,
@@ -19,6 +20,7 @@ __all__ = [
     "Affinity",
     "Decision",
     "FairShareAlgorithm",
+    "FairShareInputs",
     "HostSnapshot",
     "Policy",
     "QuotaBook",

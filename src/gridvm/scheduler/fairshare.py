@@ -32,7 +32,7 @@ def parent_of(path: str) -> str:
     return path.rsplit("/", 1)[0] if "/" in path else ""
 
 
-def _complete(shares: Mapping[str, float]) -> dict[str, float]:
+def complete_tree(shares: Mapping[str, float]) -> dict[str, float]:
     """Every group and every group above one, with a share (1 where none is set)."""
     tree = dict(shares)
     for path in list(shares):
@@ -78,7 +78,7 @@ def normalised_shares(tree: Mapping[str, float]) -> dict[str, float]:
 
 
 def classic_factors(shares: Mapping[str, float], usage: Mapping[str, float]) -> dict[str, float]:
-    tree = _complete(shares)
+    tree = complete_tree(shares)
     used = subtree_usage(tree, usage)
     roots = [p for p in tree if "/" not in p]
     total = sum(used[r] for r in roots)
@@ -92,7 +92,7 @@ def classic_factors(shares: Mapping[str, float], usage: Mapping[str, float]) -> 
 
 
 def fair_tree_factors(shares: Mapping[str, float], usage: Mapping[str, float]) -> dict[str, float]:
-    tree = _complete(shares)
+    tree = complete_tree(shares)
     used = subtree_usage(tree, usage)
     children = _children(tree)
     order: list[str] = []

@@ -16,6 +16,8 @@ from gridvm.scheduler.filters import DEFAULT_FILTERS, STATIC_FILTERS
 from gridvm.scheduler.pass_context import PassContext
 from gridvm.scheduler.policy import Policy
 from gridvm.scheduler.quotas import QuotaBook
+from gridvm.scheduler.ranking import FairShareInputs, ranking_for
+from gridvm.scheduler.running import read_running
 from gridvm.scheduler.snapshot import (
     Affinity,
     Decision,
@@ -42,11 +44,16 @@ def place(
     running: Sequence[RunningVm] = (),
     reservations: Sequence[Reservation] = (),
     quotas: QuotaBook | None = None,
+    fairshare: FairShareInputs | None = None,
 ) -> Decision:
     """Place what can be placed now. ``priorities`` (VM id -> number, higher first; see
-    gridvm.scheduler.priority) orders the VMs; without it they go in submission order."""
+    gridvm.scheduler.priority) orders the VMs; without it they go in submission order.
+    With ``fairshare`` (and classic fair share), groups are re-ranked as the pass
+    commits cores to them (see gridvm.scheduler.ranking)."""
     chosen = policy or Policy()
-    return _Pass(pending, hosts, now, chosen, priorities, running, reservations, quotas).run()
+    return _Pass(
+        pending, hosts, now, chosen, priorities, running, reservations, quotas, fairshare
+    ).run()
 
 
 class _Pass:
@@ -60,8 +67,11 @@ class _Pass:
         running: Sequence[RunningVm],
         reservations: Sequence[Reservation],
         quotas: QuotaBook | None,
+        fairshare: FairShareInputs | None,
     ) -> None:
         self.table = HostTable(hosts)
+        self.fairshare = fairshare
+        self.considered: list[VmDemand] = []
         self.policy = policy
         self.now = now
         self.quotas = quotas
@@ -73,7 +83,7 @@ class _Pass:
         self.order = sorted(pending, key=lambda vm: (-self.priorities[vm.vm_id], vm.submitted_at))
         self.ctx = PassContext(now=now, reservations=tuple(reservations))
         self.running = running
-        self._held: Holdings | None = None  # built when backfill first needs it
+        self._running_read: tuple[Holdings, dict[str, float]] | None = None  # when needed
         self.placed: list[tuple[int, VmDemand]] = []
         if any(vm.affinity != Affinity.none for vm in pending):
             for r in running:
@@ -95,15 +105,19 @@ class _Pass:
 
     # --- the pass ---------------------------------------------------------------------
     def run(self) -> Decision:
-        for unit in self._units():
-            self._place_unit(unit)
+        committed = self._read_running()[1] if self.fairshare is not None else {}
+        ranking = ranking_for(self.order, self.fairshare, committed, self.policy, self.now)
+        for unit in ranking:
+            self.considered += unit
+            if self._place_unit(unit):
+                ranking.placed(unit)
         self._say_who_is_ahead()
         return Decision(self.placements, self.reasons, dict(self.priorities))
 
     def _say_who_is_ahead(self) -> None:
         """A VM waiting for room also learns how many waiting VMs go before it."""
         ahead = 0
-        for vm in self.order:
+        for vm in self.considered:
             reason = self.reasons.get(vm.vm_id)
             if reason is None:
                 continue
@@ -114,22 +128,8 @@ class _Pass:
                 )
             ahead += 1
 
-    def _units(self) -> list[list[VmDemand]]:
-        """VMs one by one in order, except that a gang's members go together, where its
-        first member comes."""
-        units: list[list[VmDemand]] = []
-        gangs: dict[str, list[VmDemand]] = {}
-        for vm in self.order:
-            if vm.gang and vm.deployment:
-                if vm.deployment not in gangs:
-                    gangs[vm.deployment] = []
-                    units.append(gangs[vm.deployment])
-                gangs[vm.deployment].append(vm)
-            else:
-                units.append([vm])
-        return units
-
-    def _place_unit(self, unit: list[VmDemand]) -> None:
+    def _place_unit(self, unit: list[VmDemand]) -> bool:
+        """Place the whole unit or none of it; says whether it was placed."""
         if self.blocked_by is not None:
             first = self.blocked_by
             for vm in unit:
@@ -137,13 +137,13 @@ class _Pass:
                     f"waiting behind {first.vm_id}, which has a higher priority"
                     " (the site runs VMs strictly in priority order)"
                 )
-            return
+            return False
         if self.quotas is not None:
             refusal = self.quotas.refusal(unit)
             if refusal is not None:
                 for vm in unit:
                     self.reasons[vm.vm_id] = refusal
-                return
+                return False
         taken: list[tuple[VmDemand, int]] = []
         for vm in unit:
             known = self._known_to_fail(vm)
@@ -161,13 +161,14 @@ class _Pass:
                         else f"its gang of {len(unit)} cannot start together: {why}"
                     )
                 self._note_blocked(vm)
-                return
+                return False
             self._take(vm, host)
             taken.append((vm, host))
         for vm, host in taken:
             self.placements[vm.vm_id] = self.table.names[host]
         if self.quotas is not None:
             self.quotas.add(unit)
+        return True
 
     # --- shapes known not to fit ------------------------------------------------------
     def _failure_key(self, vm: VmDemand) -> Hashable | None:
@@ -283,21 +284,19 @@ class _Pass:
 
     def _holdings(self) -> Holdings:
         """What holds resources now: the running VMs and those placed so far this pass."""
-        if self._held is None:
-            index, running, n = self.table.index, self.running, len(self.running)
-            hosts = np.fromiter((index.get(r.host, -1) for r in running), np.intp, count=n)
-            ends = np.fromiter((r.ends_at for r in running), np.float64, count=n)
-            cores = np.fromiter((r.vcpus for r in running), np.float64, count=n)
-            memory = np.fromiter((r.memory_mb for r in running), np.float64, count=n)
-            known = hosts >= 0
-            self._held = Holdings(hosts[known], ends[known], cores[known], memory[known])
+        held = self._read_running()[0]
         placed = self.placed
         return Holdings(
-            np.r_[self._held.host, np.array([h for h, _ in placed], dtype=np.intp)],
-            np.r_[self._held.ends_at, [self.now + v.walltime_s for _, v in placed]],
-            np.r_[self._held.vcpus, [float(v.vcpus) for _, v in placed]],
-            np.r_[self._held.memory_mb, [float(v.memory_mb) for _, v in placed]],
+            np.r_[held.host, np.array([h for h, _ in placed], dtype=np.intp)],
+            np.r_[held.ends_at, [self.now + v.walltime_s for _, v in placed]],
+            np.r_[held.vcpus, [float(v.vcpus) for _, v in placed]],
+            np.r_[held.memory_mb, [float(v.memory_mb) for _, v in placed]],
         )
+
+    def _read_running(self) -> tuple[Holdings, dict[str, float]]:
+        if self._running_read is None:
+            self._running_read = read_running(self.running, self.table.index, self.now)
+        return self._running_read
 
     def _why_not(self, vm: VmDemand) -> str:
         want = f"{vm.vcpus} vCPU{'s' if vm.vcpus != 1 else ''} and {vm.memory_mb} MiB"

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class HostSnapshot:
     name: str
     cores: int
@@ -40,7 +40,7 @@ class Affinity(StrEnum):
     different_hosts = "different-hosts"  # no two members on one host
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class VmDemand:
     vm_id: str
     vcpus: int
@@ -63,7 +63,7 @@ class VmDemand:
     affinity: Affinity = Affinity.none
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RunningVm:
     """A VM holding resources now; what backfill and affinity need to know of it."""
 
@@ -75,7 +75,7 @@ class RunningVm:
     deployment: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Reservation:
     """``cores`` cores kept for ``group`` from ``start`` to ``end`` (seconds since the
     epoch), on the named hosts or on any host (``hosts`` empty)."""
@@ -88,7 +88,7 @@ class Reservation:
     hosts: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Decision:
     """Where each placed VM goes, and for every VM left waiting, why in words."""
 

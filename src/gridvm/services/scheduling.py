@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from gridvm.common.units import format_duration
 from gridvm.scheduler import (
     Affinity,
+    FairShareInputs,
     HostSnapshot,
     Policy,
     QuotaBook,
@@ -80,11 +81,8 @@ class SchedulingService:
                 vm.pending_reason = reason
             users = {str(i): str(n) for i, n in s.execute(select(User.id, User.name)).all()}
             demands = [_demand(vm, paths, users) for vm in pending]
-            factors = fairshare_factors(
-                self.policy.fairshare,
-                shares,
-                {paths[g]: used for g, used in usage.items() if g in paths},
-            )
+            used_by_path = {paths[g]: used for g, used in usage.items() if g in paths}
+            factors = fairshare_factors(self.policy.fairshare, shares, used_by_path)
             order = priorities(demands, factors, self.policy, now.timestamp())
             decision = place(
                 demands,
@@ -95,6 +93,7 @@ class SchedulingService:
                 running=_running(s, paths, now),
                 reservations=_reservations(s, paths, now),
                 quotas=QuotaBook(quota_limits(s, paths), active_usage(s, paths)),
+                fairshare=FairShareInputs(shares, used_by_path),
             )
             for vm in pending:
                 vm.priority = order.get(vm.id)
