@@ -334,3 +334,36 @@ def test_a_gang_waits_until_all_members_fit(server: RunningServer, admin: httpx.
     assert states(admin, deployment) == {"pending": 3}
     register_host(server, "node2", cores=2)
     eventually(lambda: states(admin, deployment) == {"scheduled": 3})
+
+
+def test_user_images_run_only_on_hosts_that_serve_the_dmz(
+    server: RunningServer, admin: httpx.Client
+) -> None:
+    agent = register_host(server)  # serves both zones
+    registration = {
+        "name": "node1",
+        "address": "127.0.0.1",
+        "arch": "x86_64",
+        "accelerator": "tcg",
+        "cores": 8,
+        "memory_mb": 8192,
+        "disk_bytes": 10 * 2**30,
+    }
+    trusted_only = agent.post("/api/v1/agent/register", json={**registration, "zones": ["trusted"]})
+    assert trusted_only.status_code == 200, trusted_only.text
+    assert admin.get("/api/v1/hosts/node1").json()["zones"] == ["trusted"]
+    deployment = run(admin)["id"]  # "base" was uploaded: trust class user
+    eventually(
+        lambda: (
+            "1 host is in a zone its image may not run in"
+            in (
+                admin.get(f"/api/v1/deployments/{deployment}").json()["vms"][0]["pending_reason"]
+                or ""
+            )
+        )
+    )
+    both = agent.post("/api/v1/agent/register", json=registration)
+    assert both.status_code == 200
+    eventually(lambda: states(admin, deployment) == {"scheduled": 1})
+    none = agent.post("/api/v1/agent/register", json={**registration, "zones": []})
+    assert none.status_code == 422

@@ -42,6 +42,17 @@ def test_a_bad_host_label_stops_the_agent_with_the_reason(label: str, tmp_path: 
     assert "expected KEY=VALUE" in result.stderr
 
 
+@pytest.mark.usefixtures("logging_restored")
+def test_an_unknown_zone_stops_the_agent_with_the_reason(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app,
+        ["agent", "--server", "http://127.0.0.1:9", "--data-dir", str(tmp_path), "--zone", "lab"],
+        env={"GRIDVM_AGENT_TOKEN": "gvm_x"},
+    )
+    assert result.exit_code == 1
+    assert "--zone 'lab': the zones are trusted and dmz" in result.stderr
+
+
 def test_the_servers_scheduling_options_make_its_policy() -> None:
     policy = policy_of(SchedulingSettings(fairshare="fair-tree", half_life_s=3600, pack=True))
     assert policy.fairshare == FairShareAlgorithm.fair_tree

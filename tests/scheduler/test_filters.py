@@ -44,15 +44,19 @@ def test_host_state_arch_zone_and_labels() -> None:
             host("off", online=False),
             host("drain", enabled=False),
             host("arm", arch="aarch64"),
-            host("dmz", zone="dmz", labels={"site": "b"}),
-            host("ok", labels={"site": "a", "mem_gb": "128"}),
+            host("dmz", zones=frozenset({"dmz"}), labels={"site": "b"}),
+            host("ok", zones=frozenset({"trusted"}), labels={"site": "a", "mem_gb": "128"}),
         ]
     )
     assert allowed(ONLINE(table, vm("v"), CTX), table) == ["drain", "arm", "dmz", "ok"]
     assert allowed(ENABLED(table, vm("v"), CTX), table) == ["off", "arm", "dmz", "ok"]
     assert "arm" not in allowed(ARCH(table, vm("v"), CTX), table)
     assert allowed(ARCH(table, vm("v", arch="aarch64"), CTX), table) == ["arm"]
-    assert allowed(ZONE(table, vm("v", zones=frozenset({"dmz"})), CTX), table) == ["dmz"]
+    # Hosts serve both zones unless told otherwise; "ok" serves only the trusted one.
+    only_dmz = vm("v", zones=frozenset({"dmz"}))
+    assert allowed(ZONE(table, only_dmz, CTX), table) == ["off", "drain", "arm", "dmz"]
+    only_trusted = vm("v", zones=frozenset({"trusted"}))
+    assert allowed(ZONE(table, only_trusted, CTX), table) == ["off", "drain", "arm", "ok"]
     assert len(allowed(ZONE(table, vm("v"), CTX), table)) == 5  # no zone asked: any
     picky = vm("v", selector="site in (a,b), mem_gb >= 64")
     assert allowed(LABELS(table, picky, CTX), table) == ["ok"]

@@ -141,7 +141,11 @@ def test_pack_fills_the_fullest_host_and_spread_the_emptiest() -> None:
 
 
 def test_labels_and_zones_in_the_reason() -> None:
-    hosts = [host("a", zone="dmz"), host("b", labels={"gpu": "no"}), host("c", cores=1)]
+    hosts = [
+        host("a", zones=frozenset({"dmz"})),
+        host("b", labels={"gpu": "no"}),
+        host("c", cores=1),
+    ]
     want = vm("v", cpus=2, zones=frozenset({"trusted"}), selector="gpu = yes")
     reason = place([want], hosts).reasons["v"]
     assert "1 host is in a zone its image may not run in" in reason

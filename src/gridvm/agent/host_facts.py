@@ -11,6 +11,7 @@ from pathlib import Path
 from gridvm.common.config import AgentConfig
 from gridvm.hypervisor.accel import detect_accelerator
 from gridvm.schemas.agent import HostRegistration
+from gridvm.schemas.hosts import Zone
 
 
 def memory_mb() -> int:
@@ -32,4 +33,5 @@ def host_registration(config: AgentConfig) -> HostRegistration:
         memory_mb=config.memory_mb or memory_mb(),
         disk_bytes=shutil.disk_usage(config.data_dir).free,
         labels=dict(config.labels),
+        zones=[Zone(z) for z in config.zones],
     )

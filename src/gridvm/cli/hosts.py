@@ -58,6 +58,7 @@ def host_fields(h: HostOut) -> None:
                 ("VMs", str(h.vms)),
                 ("cached images", output.cell(", ".join(h.cached_images))),
                 ("labels", output.cell(labels)),
+                ("zones", ", ".join(z.value for z in h.zones)),
                 ("last seen", output.timestamp(h.last_seen_at)),
                 ("registered", output.timestamp(h.registered_at)),
             ]

@@ -98,6 +98,7 @@ class AgentConfig:
     poll_interval_s: float = 1.0
     qemu_binary: str = "qemu-system-x86_64"
     labels: dict[str, str] = field(default_factory=dict)
+    zones: tuple[str, ...] = ("trusted", "dmz")
 
     @property
     def cache_dir(self) -> Path:

@@ -58,6 +58,13 @@ def _labels(specs: list[str]) -> dict[str, str]:
     return labels
 
 
+def _zones(names: list[str]) -> tuple[str, ...]:
+    for name in names:
+        if name not in ("trusted", "dmz"):
+            raise GridvmError(f"--zone {name!r}: the zones are trusted and dmz")
+    return tuple(sorted(set(names)))
+
+
 def _memory_mb(text: str | None) -> int | None:
     return None if text is None else parse_size(text, default_unit="M") // (1024 * 1024)
 
@@ -126,6 +133,10 @@ def agent(
     qemu_binary: Annotated[
         str, typer.Option(help="QEMU system emulator to run VMs with")
     ] = "qemu-system-x86_64",
+    zone: Annotated[
+        list[str] | None,
+        typer.Option("--zone", help="a network zone this host serves: trusted, dmz (default both)"),
+    ] = None,
     label: Annotated[
         list[str] | None,
         typer.Option(
@@ -157,6 +168,7 @@ def agent(
             poll_interval_s=poll_interval,
             qemu_binary=qemu_binary,
             labels=_labels(label or []),
+            zones=_zones(zone or ["trusted", "dmz"]),
         )
         run_agent(config)
     except GridvmError as exc:

@@ -20,7 +20,8 @@ class HostSnapshot:
     enabled: bool = True  # False: disabled or draining, keeps its VMs, gets no new ones
     online: bool = True
     arch: str = "x86_64"
-    zone: str = "trusted"
+    # Network zones the host serves (a bridge per zone: see the networking layer).
+    zones: frozenset[str] = frozenset({"trusted", "dmz"})
     labels: Mapping[str, str] = field(default_factory=dict)
     cached_images: frozenset[str] = field(default_factory=frozenset)
     load: float = 0.0  # busy fraction of its cores (0 idle, 1 all busy), from the agent

@@ -14,6 +14,7 @@ from pydantic import Field
 
 from gridvm.schemas.base import Wire
 from gridvm.schemas.consoles import ConsoleSessionOrder
+from gridvm.schemas.hosts import Zone
 from gridvm.schemas.vms import LaunchFile, VmMode
 
 
@@ -26,6 +27,8 @@ class HostRegistration(Wire):
     memory_mb: int
     disk_bytes: int
     labels: dict[str, str] = Field(default_factory=dict)
+    # The network zones this host serves VMs in.
+    zones: list[Zone] = Field(default_factory=lambda: [Zone.trusted, Zone.dmz], min_length=1)
 
 
 class DesiredState(StrEnum):

@@ -5,12 +5,26 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
+from pydantic import Field
+
 from gridvm.schemas.base import Wire
 
 
 class HostState(StrEnum):
     enabled = "enabled"
     disabled = "disabled"  # draining: keeps its VMs, gets no new ones
+
+
+class Zone(StrEnum):
+    trusted = "trusted"  # site and certified images
+    dmz = "dmz"  # any image, user images only here
+
+
+ZONES_BY_TRUST: dict[str, frozenset[str]] = {
+    "site": frozenset({"trusted", "dmz"}),
+    "certified": frozenset({"trusted", "dmz"}),
+    "user": frozenset({"dmz"}),
+}
 
 
 class HostOut(Wire):
@@ -28,5 +42,6 @@ class HostOut(Wire):
     vms: int
     cached_images: list[str]
     labels: dict[str, str]
+    zones: list[Zone] = Field(default_factory=lambda: [Zone.trusted, Zone.dmz])
     last_seen_at: datetime | None
     registered_at: datetime

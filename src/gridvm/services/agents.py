@@ -87,6 +87,7 @@ class AgentService:
             host.memory_mb = reg.memory_mb
             host.disk_bytes = reg.disk_bytes
             host.labels = dict(reg.labels)
+            host.zones = sorted({z.value for z in reg.zones})
             host.cached_images = host.cached_images or {"digests": []}
             host.last_seen_at = utcnow()
         return RegistrationOut(host=reg.name, poll_interval_s=self.poll_interval_s)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from gridvm.schemas.hosts import HostOut, HostState
+from gridvm.schemas.hosts import HostOut, HostState, Zone
 from gridvm.schemas.images import BootMode, ImageOut, TrustClass, Visibility
 from gridvm.schemas.vms import VmMode, VmOut, VmState
 from gridvm.store.models import Host, Image, Vm
@@ -96,6 +96,7 @@ def host_out(
         vms=vms,
         cached_images=sorted(host.cached_images.get("digests", [])),
         labels={str(k): str(v) for k, v in host.labels.items()},
+        zones=[Zone(z) for z in host.zones or [z.value for z in Zone]],
         last_seen_at=last_seen,
         registered_at=host.registered_at,
     )

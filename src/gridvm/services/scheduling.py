@@ -28,7 +28,7 @@ from gridvm.scheduler import (
     priorities,
 )
 from gridvm.schemas.agent import DesiredState
-from gridvm.schemas.hosts import HostState
+from gridvm.schemas.hosts import ZONES_BY_TRUST, HostState, Zone
 from gridvm.schemas.vms import ACTIVE_STATES, FINAL_STATES, VmState
 from gridvm.services.fairshare import accrue_usage, tree_of
 from gridvm.services.hosts import host_usage, is_online
@@ -123,6 +123,7 @@ class SchedulingService:
                 online=is_online(h, now, self.offline_after_s),
                 arch=h.arch,
                 labels={str(k): str(v) for k, v in h.labels.items()},
+                zones=frozenset(h.zones or [z.value for z in Zone]),
                 cached_images=frozenset(h.cached_images.get("digests", [])),
             )
             for h in s.scalars(select(Host))
@@ -268,6 +269,7 @@ def _demand(vm: Vm, paths: dict[str, str], users: dict[str, str]) -> VmDemand:
         gang=d.gang,
         affinity=Affinity(d.affinity),
         selector=d.selector or "",
+        zones=ZONES_BY_TRUST.get(vm.image.trust, frozenset()) if vm.image else frozenset(),
     )
 
 

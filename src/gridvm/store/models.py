@@ -205,6 +205,8 @@ class Host(Base):
     memory_mb: Mapped[int] = mapped_column(Integer)
     disk_bytes: Mapped[int] = mapped_column(BigInteger)
     labels: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Zones served (None: all); see gridvm.schemas.hosts.Zone.
+    zones: Mapped[list[Any] | None] = mapped_column(JSON)
     cached_images: Mapped[dict[str, Any]] = mapped_column(default=dict)
     registered_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen_at: Mapped[datetime | None]
