@@ -40,6 +40,7 @@ def test_a_request_frame_is_read_with_its_body() -> None:
         (f"1 PATCH /guest/self 0 json {TOKEN}", "malformed"),
         (f"1 GET /api/v1/vms 0 json {TOKEN}", "malformed"),  # only the guest API
         (f"1 GET /guest/../vms 0 json {TOKEN}", "'..'"),
+        (f"1 GET /guest/%2E%2e/vms 0 json {TOKEN}", "'..'"),
         (f"1 PUT /guest/data/k {MAX_BODY + 1} text {TOKEN}", "at most"),
         ("1 GET /guest/self 0 json token with spaces", "malformed"),
         (f"1 GET /guest/self 0 xml {TOKEN}", "malformed"),

@@ -49,3 +49,14 @@ def test_an_unreadable_record_is_named_not_fatal(tmp_path: Path) -> None:
     (tmp_path / "vm-2" / "record.json").write_text("")  # a power cut before fsync
     assert list(store.load_all()) == ["vm-1"]
     assert store.broken == {"vm-2"}
+
+
+def test_records_hold_the_vm_token_so_only_the_agent_reads_them(tmp_path: Path) -> None:
+    store = RecordStore(tmp_path / "vms")
+    r = record(assignment(), LocalState.running)
+    r.assignment = r.assignment.model_copy(update={"guest_token": "gvt.secret"})
+    store.save(r)
+    assert (tmp_path / "vms").stat().st_mode & 0o777 == 0o700
+    assert store.dir_of(r.vm_id).stat().st_mode & 0o777 == 0o700
+    assert (store.dir_of(r.vm_id) / "record.json").stat().st_mode & 0o777 == 0o600
+    assert "gvt.secret" not in repr(r.assignment)

@@ -263,6 +263,11 @@ def test_roles_make_named_members_with_their_role_in_the_environment(
         ({"roles": [{"name": "a", "count": 2}], "count": 3}, "the roles add up to 2"),
         ({"roles": [{"name": "a"}], "params": [{"X": "1"}]}, "roles or scan parameters"),
         ({"roles": [{"name": "a", "count": 5000}]}, "cannot start 5000 VMs"),
+        ({"roles": [{"name": "a", "count": 10**9}]}, "less than or equal to 100000"),
+        (
+            {"name": "n" * 60, "roles": [{"name": "worker"}]},
+            "would be longer than 63 characters",
+        ),
     ],
 )
 def test_bad_roles_are_refused_and_nothing_is_made(
@@ -286,3 +291,14 @@ def test_another_users_vm_token_cannot_read_this_users_deployment(
     # Alice holds no VM token of this deployment; hers would name her own VM only.
     assert alice.get("/api/v1/guest/context").status_code == 401
     assert guests["c-head-0"].get("/api/v1/guest/self").json()["name"] == "c-head-0"
+
+
+def test_a_vm_publishes_at_most_64_kib_in_all(server: RunningServer, admin: httpx.Client) -> None:
+    agent = register_host(server)
+    (vm,) = admin.post("/api/v1/vms", json={"image": "base"}).json()["vms"]
+    guest = boot(server, agent, vm)
+    assert guest.put("/api/v1/guest/data/one", content=b"x" * 40_000).status_code == 204
+    refused = guest.put("/api/v1/guest/data/two", content=b"y" * 40_000)
+    assert refused.status_code == 413
+    assert "65536 bytes in all" in refused.json()["message"]
+    assert list(admin.get(f"/api/v1/vms/{vm['id']}").json()["published"]) == ["one"]

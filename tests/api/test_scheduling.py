@@ -254,6 +254,7 @@ def test_reservations_keep_cores_for_their_group(
         ({"group": "physics", "cores": 99}, "cannot reserve 99 cores: the site has 8"),
         ({"group": "physics", "cores": 1, "hosts": ["ghost"]}, "no host 'ghost'"),
         ({"group": "physics", "cores": 1, "ends_at": when(-10)}, "end after it starts"),
+        ({"group": "physics", "cores": 10**12}, "less than or equal to"),
     ],
 )
 def test_bad_reservations_are_refused(
@@ -367,3 +368,36 @@ def test_user_images_run_only_on_hosts_that_serve_the_dmz(
     eventually(lambda: states(admin, deployment) == {"scheduled": 1})
     none = agent.post("/api/v1/agent/register", json={**registration, "zones": []})
     assert none.status_code == 422
+
+
+def test_reservations_cannot_overbook_a_window(server: RunningServer, admin: httpx.Client) -> None:
+    make_user(server, "alice", group="physics")
+    register_host(server)  # 8 cores
+    window = {"starts_at": when(3600), "ends_at": when(7200)}
+    first = admin.post("/api/v1/reservations", json={"group": "physics", "cores": 6, **window})
+    assert first.status_code == 201
+    over = admin.post("/api/v1/reservations", json={"group": "physics", "cores": 4, **window})
+    assert over.status_code == 422
+    assert "6 of 8 are reserved in that window already" in over.json()["message"]
+    later = {"starts_at": when(7200), "ends_at": when(9000)}
+    assert (
+        admin.post(
+            "/api/v1/reservations", json={"group": "physics", "cores": 8, **later}
+        ).status_code
+        == 201
+    )
+
+
+def test_a_restarted_single_mode_vm_is_never_failed_by_the_queue_timeout(
+    server: RunningServer, admin: httpx.Client
+) -> None:
+    agent = register_host(server)
+    (vm,) = run(admin, mode="single", queue_timeout_s=1)["vms"]
+    assigned(agent, vm["id"])
+    sync(agent, [report(vm, "running")])
+    admin.post(f"/api/v1/vms/{vm['id']}/stop")
+    sync(agent, [report(vm, "stopped", "stopped")])
+    eventually(lambda: admin.get(f"/api/v1/vms/{vm['id']}").json()["state"] == "stopped")
+    time.sleep(2)  # longer than the queue timeout since the request
+    assert admin.post(f"/api/v1/vms/{vm['id']}/start").status_code == 202
+    eventually(lambda: admin.get(f"/api/v1/vms/{vm['id']}").json()["state"] == "scheduled")

@@ -214,3 +214,22 @@ def test_running_vms_count_as_committed_usage_in_the_ranking() -> None:
         fairshare=FairShareInputs({"a": 1, "b": 1}, {}),
     )
     assert decision.placements == {"a-next": "h"}
+
+
+def test_overlapping_reservations_take_different_cores() -> None:
+    both = [
+        Reservation("ra", group="a", cores=8, start=0, end=4 * HOUR),
+        Reservation("rb", group="b", cores=8, start=0, end=4 * HOUR),
+    ]
+    hosts = [host("h0", cores=8), host("h1", cores=8), host("h2", cores=8)]
+    pending = [vm("a1", cpus=8, group="a"), vm("b1", cpus=8, group="b"), vm("c1", group="c")]
+    decision = place(pending, hosts, now=HOUR, reservations=both)
+    assert decision.placements == {"a1": "h0", "b1": "h1", "c1": "h2"}
+
+
+def test_a_waiting_gang_keeps_no_host_idle() -> None:
+    hosts = [host("x", cores=8), host("y", cores=8, used_cores=7)]
+    running = [RunningVm("y", 7, 256, ends_at=2 * HOUR)]
+    gang = [vm(f"g{i}", cpus=8, deployment="d", gang=True) for i in range(2)]
+    decision = place([*gang, vm("job", cpus=8, walltime_s=HOUR)], hosts, running=running)
+    assert decision.placements == {"job": "x"}

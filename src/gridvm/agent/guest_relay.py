@@ -79,7 +79,7 @@ def parse_header(line: bytes) -> tuple[str, str, str, int, str, str]:
         raise FrameError(
             request_id, "malformed request line: ID METHOD /guest/... LENGTH TYPE TOKEN"
         )
-    if ".." in match[3]:
+    if ".." in match[3] or "%2e" in match[3].lower():
         raise FrameError(request_id, "the path must not contain '..'")
     length = int(match[4])
     if length > MAX_BODY:

@@ -39,7 +39,13 @@ class ServerLink:
             timeout=timeout,
         )
         # Guest requests carry the guest's own VM token, never the agent's.
-        self._guest_http = httpx.Client(base_url=server_url.rstrip("/"), timeout=GUEST_TIMEOUT_S)
+        # Each VM may hold a long poll open: room for many at once, so one VM's wait never
+        # queues another's report behind the pool.
+        self._guest_http = httpx.Client(
+            base_url=server_url.rstrip("/"),
+            timeout=GUEST_TIMEOUT_S,
+            limits=httpx.Limits(max_connections=2048, max_keepalive_connections=32),
+        )
 
     def close(self) -> None:
         self._http.close()

@@ -77,7 +77,9 @@ class VmRecord:
 class RecordStore:
     def __init__(self, root: Path) -> None:
         self.root = root
-        root.mkdir(parents=True, exist_ok=True)
+        # VM directories hold seed ISOs and records with the VM's token: owner only.
+        root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        root.chmod(0o700)
         # VM ids whose record the last load_all could not read: leave them alone (acting
         # as if they had no record would start them afresh over a kept disk).
         self.broken: frozenset[str] = frozenset()
@@ -89,9 +91,10 @@ class RecordStore:
 
     def save(self, record: VmRecord) -> None:
         directory = self.dir_of(record.vm_id)
-        directory.mkdir(parents=True, exist_ok=True)
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         tmp = directory / (RECORD + ".tmp")
-        with tmp.open("w") as f:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
             f.write(record.to_json())
             f.flush()
             os.fsync(f.fileno())  # a power cut must not leave an empty record

@@ -160,7 +160,8 @@ class _Pass:
                         if len(unit) == 1
                         else f"its gang of {len(unit)} cannot start together: {why}"
                     )
-                self._note_blocked(vm)
+                if len(unit) == 1:
+                    self._note_blocked(vm)
                 return False
             self._take(vm, host)
             taken.append((vm, host))
@@ -280,6 +281,10 @@ class _Pass:
         if not self.policy.backfill:
             self.blocked_by = vm
             return
+        if vm.affinity != Affinity.none or self.ctx.reservations:
+            # Where it may go then depends on more than room as VMs end: no shadow (a host
+            # kept free for it could be one it may never use).
+            return
         self.shadow = find_shadow(self.table, vm, static, self._holdings(), self.now)
 
     def _holdings(self) -> Holdings:
@@ -324,20 +329,29 @@ class _Pass:
         """Put each reservation's cores on hosts (named ones, or all in name order), and
         count what its group already runs there."""
         by_name = sorted(range(self.table.size), key=lambda i: self.table.names[i])
-        for r in self.ctx.reservations:
+        laid: list[tuple[Reservation, dict[int, float]]] = []
+        for r in sorted(self.ctx.reservations, key=lambda r: (r.start, r.id)):
             hosts = (
                 [self.table.index[h] for h in r.hosts if h in self.table.index]
                 if r.hosts
                 else by_name
             )
+            # Cores an overlapping reservation laid out already are not laid out twice.
+            taken: dict[int, float] = {}
+            for other, other_layout in laid:
+                if other.start < r.end and r.start < other.end:
+                    for host, cores in other_layout.items():
+                        taken[host] = taken.get(host, 0.0) + cores
             layout: dict[int, float] = {}
             left = float(r.cores)
             for host in hosts:
                 if left <= 0:
                     break
-                cores = min(left, float(self.table.cores[host]))
-                layout[host] = cores
-                left -= cores
+                cores = min(left, float(self.table.cores[host]) - taken.get(host, 0.0))
+                if cores > 0:
+                    layout[host] = cores
+                    left -= cores
+            laid.append((r, layout))
             self.ctx.reserved_layout[r.id] = layout
             use: dict[int, float] = {}
             for vm in running:

@@ -101,7 +101,9 @@ class LiveRanking:
                 self.used[path] += core_seconds
 
     def factor(self, group: str) -> float:
-        share = self.norm.get(group, 0.0)
+        if group not in self.norm:
+            return 0.5  # no group: as if at its share (as gridvm.scheduler.priority does)
+        share = self.norm[group]
         if share <= 0:
             return 0.0
         usage = self.used.get(group, 0.0) / self.total if self.total > 0 else 0.0

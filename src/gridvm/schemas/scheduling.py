@@ -18,9 +18,9 @@ class QuotaSubject(StrEnum):
 class QuotaSet(Wire):
     """Most that may run at once; a field left out (null) sets no limit on it."""
 
-    cores: int | None = Field(default=None, ge=0)
-    memory_mb: int | None = Field(default=None, ge=0)
-    vms: int | None = Field(default=None, ge=0)
+    cores: int | None = Field(default=None, ge=0, le=2**31 - 1)
+    memory_mb: int | None = Field(default=None, ge=0, le=2**31 - 1)
+    vms: int | None = Field(default=None, ge=0, le=2**31 - 1)
 
 
 class QuotaOut(Wire):
@@ -56,7 +56,7 @@ class ShareTree(Wire):
 
 class ReservationCreate(Wire):
     group: str
-    cores: int = Field(ge=1)
+    cores: int = Field(ge=1, le=2**31 - 1)
     starts_at: datetime
     ends_at: datetime
     hosts: list[str] = Field(default_factory=list)
@@ -74,7 +74,7 @@ class ReservationOut(Wire):
 
 
 class LeaseExtend(Wire):
-    by_s: int = Field(ge=1)
+    by_s: int = Field(ge=1, le=2**31 - 1)
 
 
 class Affinity(StrEnum):

@@ -57,7 +57,7 @@ class RoleSpec(Wire):
     named capabilities (``head`` x1 provides ``torque``, ``worker`` x4 requires it)."""
 
     name: str
-    count: int = 1
+    count: int = Field(default=1, le=100_000)
     provides: list[str] = Field(default_factory=list)
     requires: list[str] = Field(default_factory=list)
 
@@ -89,9 +89,9 @@ class VmCreate(Wire):
     # different hosts, only on hosts whose labels match (e.g. "site in (a,b), mem_gb >= 64").
     gang: bool = False
     affinity: Affinity = Affinity.none
-    selector: str | None = None
+    selector: str | None = Field(default=None, max_length=512)
     # Members still waiting this long after the request fail, with the reason they waited.
-    queue_timeout_s: int | None = None
+    queue_timeout_s: int | None = Field(default=None, le=366 * 86400)
 
 
 class VmOut(Wire):

@@ -32,6 +32,7 @@ from gridvm.store.models import Vm, utcnow
 DATA_KEY_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
 MAX_VALUE_BYTES = 64 * 1024
 MAX_KEYS = 64
+MAX_PUBLISHED_BYTES = 64 * 1024
 MAX_PUBLIC_KEYS = 16
 _IP_RE = re.compile(r"[0-9A-Fa-f.:]{2,45}")
 _FINAL = {s.value for s in FINAL_STATES}
@@ -108,6 +109,12 @@ class GuestService:
             if key not in data and len(data) >= MAX_KEYS:
                 raise InvalidInput(f"a VM may publish at most {MAX_KEYS} keys")
             data[key] = text
+            total = sum(len(k) + len(v.encode()) for k, v in data.items())
+            if total > MAX_PUBLISHED_BYTES:
+                raise PayloadTooLarge(
+                    f"a VM may publish {MAX_PUBLISHED_BYTES} bytes in all; this would make {total}",
+                    hint="publish less, or remove keys with gridvm-guest unpublish",
+                )
             vm.published = data
 
     def unpublish(self, ident: GuestIdentity, key: str) -> None:

@@ -66,6 +66,25 @@ class ReservationService:
                     f"cannot reserve {body.cores} cores: {where} {capacity}",
                     hint=f"reserve at most {capacity} cores",
                 )
+            overlapping = s.scalars(
+                select(Reservation).where(
+                    Reservation.starts_at < body.ends_at, Reservation.ends_at > body.starts_at
+                )
+            ).all()
+            named = set(body.hosts)
+            booked = sum(
+                r.cores
+                for r in overlapping
+                # On named hosts only reservations that may use them compete.
+                if not named or not r.hosts or named & set(r.hosts)
+            )
+            if booked + body.cores > capacity:
+                free = max(0, capacity - booked)
+                raise InvalidInput(
+                    f"cannot reserve {body.cores} cores: {booked} of {capacity} are reserved"
+                    " in that window already",
+                    hint=f"reserve at most {free} cores then, or choose another window",
+                )
             r = Reservation(
                 id=new_id("rsv"),
                 group_id=group.id,

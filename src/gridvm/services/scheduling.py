@@ -75,10 +75,12 @@ class SchedulingService:
             )
             if not pending:
                 return 0
-            pending = self._time_out(pending, now)
             pending, held = _admit(s, pending)
+            pending = self._time_out(pending, now)
             for vm, reason in held.items():
                 vm.pending_reason = reason
+                # Waiting for its own deployment's turn is not waiting in the queue.
+                vm.queued_at = now
             users = {str(i): str(n) for i, n in s.execute(select(User.id, User.name)).all()}
             demands = [_demand(vm, paths, users) for vm in pending]
             used_by_path = {paths[g]: used for g, used in usage.items() if g in paths}
@@ -135,7 +137,10 @@ class SchedulingService:
         waiting = []
         for vm in pending:
             timeout = vm.deployment.queue_timeout_s
-            if timeout is not None and (now - vm.created_at).total_seconds() > timeout:
+            since = vm.queued_at or vm.created_at
+            # A stopped single-mode VM starting again keeps its disk: it is never failed.
+            restart = vm.pinned_host_id is not None
+            if timeout is not None and not restart and (now - since).total_seconds() > timeout:
                 vm.state = VmState.failed.value
                 vm.ended_at = now
                 why = vm.pending_reason or "waiting for the scheduler"

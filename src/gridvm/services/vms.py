@@ -75,6 +75,10 @@ def _deployment_out(s: Session, deployment: Deployment) -> DeploymentOut:
     )
 
 
+# VM names are the guests' hostnames: a DNS label is at most 63 characters.
+MAX_HOSTNAME = 63
+
+
 def _member_names(name: str, count: int, roles: list[str]) -> list[str]:
     """VM names (and hostnames): NAME, NAME-0, NAME-1, ..., or NAME-ROLE-0 with roles."""
     if roles:
@@ -83,6 +87,12 @@ def _member_names(name: str, count: int, roles: list[str]) -> list[str]:
         for role in roles:
             names.append(f"{name}-{role}-{seen.get(role, 0)}")
             seen[role] = seen.get(role, 0) + 1
+        longest = max(names, key=len)
+        if len(longest) > MAX_HOSTNAME:
+            raise InvalidInput(
+                f"VM names such as {longest!r} would be longer than {MAX_HOSTNAME} characters",
+                hint="use a shorter --name or shorter role names",
+            )
         return names
     return [name] if count == 1 else [f"{name}-{index}" for index in range(count)]
 
@@ -423,6 +433,7 @@ class VmService:
         vm.expires_at = None
         vm.ended_at = None
         vm.pending_reason = "waiting for the scheduler"
+        vm.queued_at = utcnow()
         # The next boot reports afresh through the guest API (with a new VM token).
         vm.ready_at = vm.guest_ip = vm.progress = vm.progress_message = None
         vm.public_keys = vm.published = None

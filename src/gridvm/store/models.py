@@ -267,6 +267,9 @@ class Vm(Base):
     attempt: Mapped[int] = mapped_column(Integer, default=1)
     boot: Mapped[int] = mapped_column(Integer, default=1)
     pending_reason: Mapped[str | None] = mapped_column(Text)
+    # When it last began to wait for a host (the request, a redeploy): queue timeouts count
+    # from here. None: since created_at.
+    queued_at: Mapped[datetime | None]
     # Its priority in the last scheduling pass that saw it waiting.
     priority: Mapped[float | None] = mapped_column(Float)
     exit_reason: Mapped[str | None] = mapped_column(Text)
