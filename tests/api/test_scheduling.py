@@ -110,6 +110,10 @@ def test_a_group_quota_holds_back_what_would_go_over(
             "used_cores": 2,
             "used_memory_mb": 512,
             "used_vms": 2,
+            "image_bytes": None,
+            "images": None,
+            "used_image_bytes": 0,
+            "used_images": 0,
         }
     ]
     admin.put("/api/v1/quotas/group/physics", json={"cores": 4})

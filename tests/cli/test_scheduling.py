@@ -48,6 +48,12 @@ def test_quotas_set_show_and_remove(cli: Cli, server: RunningServer) -> None:
         "removed the quota of group physics" in cli.ok("quota", "rm", "--group", "physics").stdout
     )
     assert [q["kind"] for q in cli.json("quota", "show")] == ["user"]
+    stored = cli.ok("quota", "set", "--user", "admin", "--image-storage", "10G", "--images", "5")
+    assert "0 B / 10 GiB    0 / 5" in stored.stdout
+    quotas = cli.json("quota", "show")
+    assert [(q["kind"], q["image_bytes"], q["images"]) for q in quotas] == [
+        ("user", 10 * 1024**3, 5)
+    ]
 
 
 @pytest.mark.parametrize(

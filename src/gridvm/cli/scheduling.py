@@ -75,10 +75,14 @@ def _quota_rows(found: list[QuotaOut]) -> None:
             f"{format_size(q.used_memory_mb * MIB)} / "
             + ("no limit" if q.memory_mb is None else format_size(q.memory_mb * MIB)),
             f"{q.used_vms} / {_limit(q.vms, '')}",
+            f"{format_size(q.used_image_bytes)} / "
+            + ("no limit" if q.image_bytes is None else format_size(q.image_bytes)),
+            f"{q.used_images} / {_limit(q.images, '')}",
         )
         for q in found
     ]
-    output.show(output.table(("WHO", "CORES", "MEMORY", "VMS"), rows))
+    columns = ("WHO", "CORES", "MEMORY", "VMS", "IMAGE STORAGE", "IMAGES")
+    output.show(output.table(columns, rows))
 
 
 @quotas.command("set")
@@ -89,8 +93,13 @@ def set_quota(
     cores: Annotated[int | None, typer.Option("--cores", help="running cores")] = None,
     memory: Annotated[str | None, typer.Option("--memory", help="running memory, e.g. 8G")] = None,
     vms: Annotated[int | None, typer.Option("--vms", help="running VMs")] = None,
+    image_storage: Annotated[
+        str | None, typer.Option("--image-storage", help="stored images, e.g. 100G")
+    ] = None,
+    images: Annotated[int | None, typer.Option("--images", help="number of images")] = None,
 ) -> None:
-    """Set a quota (admins); limits left out are unlimited. VMs over it stay pending."""
+    """Set a quota (admins); limits left out are unlimited. VMs over it stay pending; an
+    image upload (or vm save) over it is refused and leaves nothing."""
     kind, name = _subject(user, group)
     memory_mb = None
     if memory is not None:
@@ -98,7 +107,16 @@ def set_quota(
         if size % MIB:
             raise InvalidInput(f"--memory {memory}: give whole MiB", hint="e.g. 512M or 8G")
         memory_mb = size // MIB
-    quota = client(ctx).quotas.set(kind, name, cores=cores, memory_mb=memory_mb, vms=vms)
+    image_bytes = None if image_storage is None else parse_size(image_storage)
+    quota = client(ctx).quotas.set(
+        kind,
+        name,
+        cores=cores,
+        memory_mb=memory_mb,
+        vms=vms,
+        image_bytes=image_bytes,
+        images=images,
+    )
     if wants_json(ctx):
         output.print_json(quota)
     else:

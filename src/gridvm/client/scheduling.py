@@ -49,9 +49,14 @@ class Quotas:
         cores: int | None = None,
         memory_mb: int | None = None,
         vms: int | None = None,
+        image_bytes: int | None = None,
+        images: int | None = None,
     ) -> QuotaOut:
-        """Set what a user or group may run at once (admins); None leaves a field unlimited."""
-        body = QuotaSet(cores=cores, memory_mb=memory_mb, vms=vms).model_dump(mode="json")
+        """Set what a user or group may run at once and keep in images (admins); None
+        leaves a field unlimited."""
+        body = QuotaSet(
+            cores=cores, memory_mb=memory_mb, vms=vms, image_bytes=image_bytes, images=images
+        ).model_dump(mode="json")
         return self._t.send("PUT", self._path(kind, name), _QUOTA, json=body)
 
     def remove(self, kind: QuotaSubject | str, name: str) -> None:

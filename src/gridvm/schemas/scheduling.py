@@ -21,6 +21,8 @@ class QuotaSet(Wire):
     cores: int | None = Field(default=None, ge=0, le=2**31 - 1)
     memory_mb: int | None = Field(default=None, ge=0, le=2**31 - 1)
     vms: int | None = Field(default=None, ge=0, le=2**31 - 1)
+    image_bytes: int | None = Field(default=None, ge=0, le=2**62)
+    images: int | None = Field(default=None, ge=0, le=2**31 - 1)
 
 
 class QuotaOut(Wire):
@@ -32,6 +34,10 @@ class QuotaOut(Wire):
     used_cores: int
     used_memory_mb: int
     used_vms: int
+    image_bytes: int | None = None
+    images: int | None = None
+    used_image_bytes: int = 0
+    used_images: int = 0
 
 
 class ShareRow(Wire):

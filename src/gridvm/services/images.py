@@ -13,7 +13,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from gridvm.common.config import SiteLimits
-from gridvm.common.errors import Conflict, Forbidden, InvalidInput, NotFound
+from gridvm.common.errors import Conflict, Forbidden, InvalidInput, NotFound, PayloadTooLarge
 from gridvm.common.names import new_id, validate_name
 from gridvm.images.blobstore import BlobStore
 from gridvm.images.formats import virtual_size_of
@@ -23,6 +23,7 @@ from gridvm.schemas.vms import FINAL_STATES
 from gridvm.services.identity import ADMIN_NAME
 from gridvm.services.presenters import image_out
 from gridvm.services.principal import Principal
+from gridvm.services.storage_quotas import storage_refusal
 from gridvm.store.db import Database
 from gridvm.store.models import Image, User, Vm
 
@@ -65,6 +66,9 @@ def _in_use(s: Session, image_id: str) -> int:
     return int(count or 0)
 
 
+QUOTA_HINT = "delete images you no longer need (gridvm image rm), or ask for a larger quota"
+
+
 class ImageService:
     def __init__(self, db: Database, blobs: BlobStore, limits: SiteLimits) -> None:
         self.db = db
@@ -78,6 +82,10 @@ class ImageService:
         self._refuse_taken_name(who.user_id, name)
         if visibility == Visibility.public and not who.is_admin:
             raise Forbidden("only admins publish public images", hint="share with your group")
+        with self.db.session() as s:  # already full: refuse before receiving anything
+            full = storage_refusal(s, who.user_id, who.primary_group_id, 0)
+        if full is not None:
+            raise PayloadTooLarge(f"image storage quota: {full}", hint=QUOTA_HINT)
         return self._store(chunks, who.user_id, who.primary_group_id, name, visibility)
 
     def create_from_vm(self, vm_id: str, chunks: Iterable[bytes]) -> ImageOut:
@@ -114,8 +122,14 @@ class ImageService:
         )
         try:
             with self.db.session() as s:
+                # Locked: two uploads of one owner are checked against the quota in turn.
+                owner = s.get_one(User, owner_id, with_for_update=True)
                 self._refuse_taken_name(owner_id, name, s)
-                owner = s.get_one(User, owner_id)
+                refusal = storage_refusal(
+                    s, owner_id, group_id or owner.primary_group_id, ingested.size
+                )
+                if refusal is not None:
+                    raise PayloadTooLarge(f"image storage quota: {refusal}", hint=QUOTA_HINT)
                 image = Image(
                     id=new_id("img"),
                     name=name,

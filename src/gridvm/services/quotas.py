@@ -20,6 +20,7 @@ from gridvm.schemas.scheduling import QuotaOut, QuotaSet, QuotaSubject
 from gridvm.schemas.vms import ACTIVE_STATES
 from gridvm.services.group_tree import group_paths
 from gridvm.services.principal import Principal
+from gridvm.services.storage_quotas import stored_usage
 from gridvm.store.db import Database
 from gridvm.store.models import Group, Quota, User, Vm
 
@@ -56,6 +57,18 @@ def quota_limits(s: Session, paths: dict[str, str]) -> dict[Subject, QuotaLimit]
     return limits
 
 
+def _storage_limits(
+    s: Session, paths: dict[str, str]
+) -> dict[Subject, tuple[int | None, int | None]]:
+    users = {str(i): str(n) for i, n in s.execute(select(User.id, User.name)).all()}
+    out: dict[Subject, tuple[int | None, int | None]] = {}
+    for q in s.scalars(select(Quota)):
+        name = users.get(q.subject_id) if q.subject_kind == "user" else paths.get(q.subject_id)
+        if name is not None:
+            out[(q.subject_kind, name)] = (q.image_bytes, q.images)
+    return out
+
+
 def _quota_of(kind: QuotaSubject, subject_id: str) -> Select[Any]:
     return select(Quota).where(Quota.subject_kind == kind.value, Quota.subject_id == subject_id)
 
@@ -86,6 +99,7 @@ class QuotaService:
                 quota = Quota(id=new_id("quota"), subject_kind=kind.value, subject_id=subject_id)
                 s.add(quota)
             quota.cores, quota.memory_mb, quota.vms = body.cores, body.memory_mb, body.vms
+            quota.image_bytes, quota.images = body.image_bytes, body.images
             s.flush()
         self.wake_scheduler()
         return next(q for q in self.show(who) if (q.kind, q.name) == (kind, name))
@@ -105,6 +119,8 @@ class QuotaService:
         with self.db.session() as s:
             paths = group_paths(s)
             usage = active_usage(s, paths)
+            stored = stored_usage(s, paths)
+            storage = _storage_limits(s, paths)
             mine = {("user", who.name)} | {("group", paths[g]) for g in who.group_ids if g in paths}
             out = []
             for (kind, name), limit in sorted(quota_limits(s, paths).items()):
@@ -112,6 +128,8 @@ class QuotaService:
                 if not who.is_admin and (kind, name) not in mine:
                     continue
                 used = usage.get((kind, name), Usage())
+                image_bytes, images = storage.get((kind, name), (None, None))
+                kept_bytes, kept = stored.get((kind, name), (0, 0))
                 out.append(
                     QuotaOut(
                         kind=QuotaSubject(kind),
@@ -122,6 +140,10 @@ class QuotaService:
                         used_cores=used.cores,
                         used_memory_mb=used.memory_mb,
                         used_vms=used.vms,
+                        image_bytes=image_bytes,
+                        images=images,
+                        used_image_bytes=kept_bytes,
+                        used_images=kept,
                     )
                 )
             return out

@@ -82,6 +82,9 @@ class Quota(Base):
     cores: Mapped[int | None] = mapped_column(Integer)
     memory_mb: Mapped[int | None] = mapped_column(Integer)
     vms: Mapped[int | None] = mapped_column(Integer)
+    # What may be stored: image bytes (as stored, qcow2) and number of images.
+    image_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    images: Mapped[int | None] = mapped_column(Integer)
 
 
 class Reservation(Base):
