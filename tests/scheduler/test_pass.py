@@ -223,7 +223,8 @@ def test_overlapping_reservations_take_different_cores() -> None:
     ]
     hosts = [host("h0", cores=8), host("h1", cores=8), host("h2", cores=8)]
     pending = [vm("a1", cpus=8, group="a"), vm("b1", cpus=8, group="b"), vm("c1", group="c")]
-    decision = place(pending, hosts, now=HOUR, reservations=both)
+    # Deterministic choice among equal hosts (top_k=1): lowest index first.
+    decision = place(pending, hosts, now=HOUR, reservations=both, policy=Policy(top_k=1))
     assert decision.placements == {"a1": "h0", "b1": "h1", "c1": "h2"}
 
 
