@@ -6,7 +6,7 @@ a counter), so it cannot drift. A group's quota covers its sub-groups too.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from sqlalchemy import Select, select
@@ -47,26 +47,26 @@ def active_usage(s: Session, paths: dict[str, str]) -> dict[Subject, Usage]:
     return usage
 
 
-def quota_limits(s: Session, paths: dict[str, str]) -> dict[Subject, QuotaLimit]:
+def _quotas_by_subject(s: Session, paths: dict[str, str]) -> Iterator[tuple[Subject, Quota]]:
+    """Every quota row with its subject as the scheduler names it (user name, group path)."""
     users = {str(i): str(n) for i, n in s.execute(select(User.id, User.name)).all()}
-    limits: dict[Subject, QuotaLimit] = {}
     for q in s.scalars(select(Quota)):
         name = users.get(q.subject_id) if q.subject_kind == "user" else paths.get(q.subject_id)
         if name is not None:
-            limits[(q.subject_kind, name)] = QuotaLimit(q.cores, q.memory_mb, q.vms)
-    return limits
+            yield (q.subject_kind, name), q
+
+
+def quota_limits(s: Session, paths: dict[str, str]) -> dict[Subject, QuotaLimit]:
+    return {
+        subject: QuotaLimit(q.cores, q.memory_mb, q.vms)
+        for subject, q in _quotas_by_subject(s, paths)
+    }
 
 
 def _storage_limits(
     s: Session, paths: dict[str, str]
 ) -> dict[Subject, tuple[int | None, int | None]]:
-    users = {str(i): str(n) for i, n in s.execute(select(User.id, User.name)).all()}
-    out: dict[Subject, tuple[int | None, int | None]] = {}
-    for q in s.scalars(select(Quota)):
-        name = users.get(q.subject_id) if q.subject_kind == "user" else paths.get(q.subject_id)
-        if name is not None:
-            out[(q.subject_kind, name)] = (q.image_bytes, q.images)
-    return out
+    return {subject: (q.image_bytes, q.images) for subject, q in _quotas_by_subject(s, paths)}
 
 
 def _quota_of(kind: QuotaSubject, subject_id: str) -> Select[Any]:
