@@ -22,6 +22,16 @@ exit 0
 """
 
 
+def vm_run(
+    cloud: Cloud, home: Path, image: str, *options: str, name: str, wait: bool = True
+) -> Result:
+    """``gridvm -o json vm run IMAGE OPTIONS --memory 192M --name NAME`` (+ ``--wait``)."""
+    args = ["-o", "json", "vm", "run", image, *options, "--memory", "192M", "--name", name]
+    if wait:
+        args += ["--wait", "--timeout", "10m"]
+    return cloud.cli(home, *args)
+
+
 def ok(result: Result) -> Result:
     assert result.exit_code == 0, (result.stdout, result.stderr)
     return result
@@ -34,26 +44,14 @@ def test_journey_1_a_scan_with_results_and_a_failed_row_redeployed(
     (tmp_path / "params.csv").write_text("RATE\n" + "\n".join(rows) + "\n")
     (tmp_path / "scan.sh").write_text(SCAN)
     ok(cloud.cli(tmp_path, "secret", "create", "licence", "-", stdin="KEY-7"))
-    ran = cloud.cli(
+    ran = vm_run(
+        cloud,
         tmp_path,
-        "-o",
-        "json",
-        "vm",
-        "run",
         "tiny",
-        "--param-file",
-        str(tmp_path / "params.csv"),
-        "--user-data",
-        str(tmp_path / "scan.sh"),
-        "--secret",
-        "licence",
-        "--memory",
-        "192M",
-        "--name",
-        "scan",
-        "--wait",
-        "--timeout",
-        "10m",
+        *("--param-file", str(tmp_path / "params.csv")),
+        *("--user-data", str(tmp_path / "scan.sh")),
+        *("--secret", "licence"),
+        name="scan",
     )
     assert ran.exit_code == 1, (ran.stdout, ran.stderr)  # one row failed
     vms = json.loads(ok(cloud.cli(tmp_path, "-o", "json", "vm", "list")).stdout)
@@ -87,26 +85,14 @@ esac
 
 def test_journey_2_a_head_and_two_workers_find_each_other(cloud: Cloud, tmp_path: Path) -> None:
     (tmp_path / "cluster.sh").write_text(CLUSTER)
-    ran = cloud.cli(
+    ran = vm_run(
+        cloud,
         tmp_path,
-        "-o",
-        "json",
-        "vm",
-        "run",
         "tiny",
-        "--role",
-        "head:1:provides=nfs,torque",
-        "--role",
-        "worker:2:requires=torque",
-        "--user-data",
-        str(tmp_path / "cluster.sh"),
-        "--memory",
-        "192M",
-        "--name",
-        "cluster",
-        "--wait",
-        "--timeout",
-        "10m",
+        *("--role", "head:1:provides=nfs,torque"),
+        *("--role", "worker:2:requires=torque"),
+        *("--user-data", str(tmp_path / "cluster.sh")),
+        name="cluster",
     )
     assert ran.exit_code == 0, (ran.stdout, ran.stderr)
     vms = {
@@ -149,20 +135,7 @@ def wait_for_prompt(cloud: Cloud, vm_id: str, boot: int) -> None:
 def test_journey_3_a_single_mode_vm_customised_through_its_console_saved_then_scanned(
     cloud: Cloud, tmp_path: Path
 ) -> None:
-    ran = cloud.cli(
-        tmp_path,
-        "-o",
-        "json",
-        "vm",
-        "run",
-        "tiny",
-        "--mode",
-        "single",
-        "--memory",
-        "192M",
-        "--name",
-        "dev",
-    )
+    ran = vm_run(cloud, tmp_path, "tiny", "--mode", "single", name="dev", wait=False)
     vm_id = json.loads(ok(ran).stdout)["vms"][0]["id"]
     cloud.wait(vm_id, {"running"})
     wait_for_prompt(cloud, vm_id, boot=1)
@@ -199,24 +172,13 @@ def test_journey_3_a_single_mode_vm_customised_through_its_console_saved_then_sc
     # ... that a scan runs on.
     (tmp_path / "params.csv").write_text("FACTOR\n1\n2\n")
     (tmp_path / "use.sh").write_text(USE_TOOL)
-    scan = cloud.cli(
+    scan = vm_run(
+        cloud,
         tmp_path,
-        "-o",
-        "json",
-        "vm",
-        "run",
         "calibrated",
-        "--param-file",
-        str(tmp_path / "params.csv"),
-        "--user-data",
-        str(tmp_path / "use.sh"),
-        "--memory",
-        "192M",
-        "--name",
-        "scan",
-        "--wait",
-        "--timeout",
-        "10m",
+        *("--param-file", str(tmp_path / "params.csv")),
+        *("--user-data", str(tmp_path / "use.sh")),
+        name="scan",
     )
     deployment = json.loads(ok(scan).stdout)
     assert sorted(vm["state"] for vm in deployment["vms"]) == ["done", "done"]
@@ -229,27 +191,10 @@ def test_journey_3_a_single_mode_vm_customised_through_its_console_saved_then_sc
 def test_run_a_batch_wait_and_read_the_consoles(cloud: Cloud, tmp_path: Path) -> None:
     job = tmp_path / "job.sh"
     job.write_text('#!/bin/sh\necho "hello from $(hostname)"\n')
-    ran = cloud.cli(
-        tmp_path,
-        "-o",
-        "json",
-        "vm",
-        "run",
-        "tiny",
-        "-n",
-        "3",
-        "--memory",
-        "192M",
-        "--user-data",
-        str(job),
-        "--walltime",
-        "10m",
-        "--name",
-        "batch",
-        "--wait",
-        "--timeout",
-        "5m",
-    )
+    ran = vm_run(
+        cloud, tmp_path, "tiny", "-n", "3", "--user-data", str(job), "--walltime", "10m",
+        name="batch",
+    )  # fmt: skip
     # With --wait, -o json prints the deployment as it ended.
     vms = json.loads(ok(ran).stdout)["vms"]
     assert sorted(vm["state"] for vm in vms) == ["done"] * 3
