@@ -13,6 +13,8 @@ from gridvm.schemas.base import Wire
 class Role(StrEnum):
     user = "user"
     admin = "admin"
+    # A security officer inspects, certifies and revokes images (admins may too).
+    officer = "officer"
     # The credential of a host agent: may register a host and sync its VMs, nothing else.
     agent = "agent"
 

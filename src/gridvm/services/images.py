@@ -100,7 +100,9 @@ class ImageService:
                 raise Conflict(f"VM {vm_id} has no save under way")
             name, owner_id, source_id = vm.save_as, vm.owner_id, vm.image.id
             self._refuse_taken_name(owner_id, name, s)
-        return self._store(chunks, owner_id, None, name, Visibility.private, boots_like=source_id)
+        return self._store(
+            chunks, owner_id, None, name, Visibility.private, boots_like=source_id, source="save"
+        )
 
     def _store(
         self,
@@ -110,6 +112,7 @@ class ImageService:
         name: str,
         visibility: Visibility,
         boots_like: str | None = None,
+        source: str = "upload",
     ) -> ImageOut:
         """Inspect and store a user's disk as a new ``user``-class image; with ``boots_like``,
         it boots as that image does (its kernel, initrd and command line). Nothing is kept
@@ -144,15 +147,16 @@ class ImageService:
                     virtual_size=ingested.virtual_size,
                     boot_mode=BootMode.disk.value,
                     min_memory_mb=64,
+                    source=source,
                 )
                 if boots_like is not None:
-                    source = s.get_one(Image, boots_like)
-                    image.boot_mode = source.boot_mode
-                    image.kernel_digest = source.kernel_digest
-                    image.initrd_digest = source.initrd_digest
-                    image.kernel_cmdline = source.kernel_cmdline
-                    image.os = source.os
-                    image.min_memory_mb = source.min_memory_mb
+                    model = s.get_one(Image, boots_like)
+                    image.boot_mode = model.boot_mode
+                    image.kernel_digest = model.kernel_digest
+                    image.initrd_digest = model.initrd_digest
+                    image.kernel_cmdline = model.kernel_cmdline
+                    image.os = model.os
+                    image.min_memory_mb = model.min_memory_mb
                 s.add(image)
                 s.flush()
                 s.refresh(image)
@@ -300,6 +304,7 @@ class ImageService:
             image.group_id = None
             image.visibility = Visibility.public.value
             image.trust = TrustClass.site.value
+            image.source = "template"
             image.digest = disk
             image.format = "qcow2"
             image.uploaded_format = "qcow2"

@@ -129,6 +129,8 @@ class Membership(Base):
     __tablename__ = "memberships"
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True)
     group_id: Mapped[str] = mapped_column(ForeignKey("groups.id"), primary_key=True)
+    # A group manager publishes images to the group and manages its members.
+    manager: Mapped[bool] = mapped_column(default=False)
     user: Mapped[User] = relationship(back_populates="memberships")
     group: Mapped[Group] = relationship(lazy="joined")
 
@@ -173,9 +175,22 @@ class SshKey(Base):
 
 class Image(Base):
     __tablename__ = "images"
-    __table_args__ = (UniqueConstraint("owner_id", "name", name="uq_images_owner_name"),)
+    __table_args__ = (
+        UniqueConstraint("owner_id", "name", "version", name="uq_images_owner_name_version"),
+    )
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     name: Mapped[str] = mapped_column(String(64), index=True)
+    # Versions of one owner's name count 1, 2, ...; a run names one or follows the latest.
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    # How it came: "upload", "save", "build", "template", "imagelist".
+    source: Mapped[str] = mapped_column(String(16), default="upload")
+    # Hex SHA-512 of the stored qcow2 (image lists name images by it); filled when first needed.
+    sha512: Mapped[str | None] = mapped_column(String(128))
+    # For an image taken from a subscribed image list: the list and the image's id in it.
+    subscription_id: Mapped[str | None] = mapped_column(
+        ForeignKey("image_list_subscriptions.id", ondelete="SET NULL")
+    )
+    list_identifier: Mapped[str | None] = mapped_column(String(64))
     owner_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
     group_id: Mapped[str | None] = mapped_column(ForeignKey("groups.id"))
     visibility: Mapped[str] = mapped_column(String(16))
@@ -194,6 +209,124 @@ class Image(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     owner: Mapped[User] = relationship(lazy="joined")
     group: Mapped[Group | None] = relationship(lazy="joined")
+
+
+class ImageInspection(Base):
+    """What reading an image without booting it found, and the vulnerability scan of that."""
+
+    __tablename__ = "image_inspections"
+    image_id: Mapped[str] = mapped_column(
+        ForeignKey("images.id", ondelete="CASCADE"), primary_key=True
+    )
+    # "ok", or "unreadable" (with the error): an unreadable image cannot be certified.
+    state: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(Text)
+    os_id: Mapped[str | None] = mapped_column(String(32))
+    os_version: Mapped[str | None] = mapped_column(String(32))
+    os_name: Mapped[str | None] = mapped_column(String(128))
+    # [{"name", "version", "arch", "source", "source_version", "kind": "deb"|"rpm"}]
+    packages: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    # Credential sweep: [{"kind", "path", "detail"}]
+    findings: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    inspected_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # [{"id", "package", "source", "installed", "fixed", "severity", "summary", "aliases"}]
+    vulns: Mapped[list[Any] | None] = mapped_column(JSON)
+    # sha256 of the feed last scanned with: a changed feed means a rescan.
+    vuln_feed: Mapped[str | None] = mapped_column(String(71))
+    scanned_at: Mapped[datetime | None]
+    worst_severity: Mapped[str | None] = mapped_column(String(16))
+
+
+class ImageCertification(Base):
+    """An endorsement of an image: by a security officer, by construction, or by an image list."""
+
+    __tablename__ = "image_certifications"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    image_id: Mapped[str] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), index=True)
+    # "officer", "construction" or "imagelist"
+    source: Mapped[str] = mapped_column(String(16))
+    certified_by: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text)
+    certified_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None]
+    revoked_by: Mapped[str | None] = mapped_column(String(64))
+    revoked_at: Mapped[datetime | None]
+    revoke_reason: Mapped[str | None] = mapped_column(Text)
+    subscription_id: Mapped[str | None] = mapped_column(
+        ForeignKey("image_list_subscriptions.id", ondelete="SET NULL")
+    )
+
+
+class ImageBuild(Base):
+    """A recipe build: an operation the server runs in a sandbox; its log is a file kept with it."""
+
+    __tablename__ = "image_builds"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    recipe: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # "queued", "running", "succeeded", "failed"
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    step: Mapped[str | None] = mapped_column(Text)
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    # The class decided for the result, and the image once registered.
+    trust: Mapped[str | None] = mapped_column(String(16))
+    image_id: Mapped[str | None] = mapped_column(ForeignKey("images.id", ondelete="SET NULL"))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    owner: Mapped[User] = relationship(lazy="joined")
+
+
+class ImageListSubscription(Base):
+    """Another site's signed HEPiX image list this site follows."""
+
+    __tablename__ = "image_list_subscriptions"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    url: Mapped[str] = mapped_column(Text)
+    # The endorser the list must be signed by, and the CA certificate(s) that vouch for it.
+    endorser_dn: Mapped[str] = mapped_column(String(512))
+    ca_pem: Mapped[str] = mapped_column(Text)
+    list_identifier: Mapped[str | None] = mapped_column(String(64))
+    list_expires_at: Mapped[datetime | None]
+    last_checked_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Volume(Base):
+    """A persistent user disk: lives on one host once first used, attached to at most one VM."""
+
+    __tablename__ = "volumes"
+    __table_args__ = (UniqueConstraint("owner_id", "name", name="uq_volumes_owner_name"),)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    group_id: Mapped[str | None] = mapped_column(ForeignKey("groups.id"))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    host_id: Mapped[str | None] = mapped_column(ForeignKey("hosts.id"), index=True)
+    vm_id: Mapped[str | None] = mapped_column(ForeignKey("vms.id", ondelete="SET NULL"), index=True)
+    # "available", "attached", "deleting"
+    state: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    owner: Mapped[User] = relationship(lazy="joined")
+
+
+class Upload(Base):
+    """A resumable upload under way: bytes received so far sit in the image store's temp area."""
+
+    __tablename__ = "uploads"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    visibility: Mapped[str] = mapped_column(String(16))
+    total_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    received_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
 class Host(Base):
@@ -252,6 +385,8 @@ class Vm(Base):
     memory_mb: Mapped[int] = mapped_column(Integer)
     disk_gb: Mapped[int | None] = mapped_column(Integer)
     mode: Mapped[str] = mapped_column(String(16))
+    # The network zone asked for ("trusted", "dmz"); None: the zone of the image's class.
+    zone: Mapped[str | None] = mapped_column(String(16))
     user_data: Mapped[str | None] = mapped_column(Text)
     params: Mapped[dict[str, Any]] = mapped_column(default=dict)
     # Names of the owner's secrets and the per-launch files ({"path", "content_b64"}) that
