@@ -8,6 +8,7 @@ packages=(
   busybox-static e2fsprogs cpio
   util-linux iproute2 nftables
   binutils
+  mmdebstrap uidmap
   postgresql
 )
 

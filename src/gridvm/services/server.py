@@ -12,6 +12,7 @@ from gridvm.common.errors import InvalidInput
 from gridvm.images.blobstore import BlobStore
 from gridvm.scheduler import FairShareAlgorithm, Policy
 from gridvm.services.agents import AgentService
+from gridvm.services.builds import BuildService, BuildWorker
 from gridvm.services.console_sessions import ConsoleSessions
 from gridvm.services.consoles import ConsoleStore
 from gridvm.services.fairshare import FairShareService
@@ -69,6 +70,7 @@ class ServerServices:
     fairshare: FairShareService
     # Attached consoles being set up or in use (their peers are the API's websockets).
     console_sessions: ConsoleSessions[Any]
+    builds: BuildService
 
     wakeup: threading.Event
     signals: HostSignals
@@ -123,6 +125,13 @@ class ServerServices:
             reservations=ReservationService(db, wakeup.set),
             fairshare=FairShareService(db, policy),
             console_sessions=console_sessions,
+            builds=BuildService(
+                db,
+                images,
+                config.starter_dir,
+                config.data_dir / "builds",
+                config.certified_repositories,
+            ),
         )
 
     def prepare(self) -> None:
@@ -143,12 +152,15 @@ class BackgroundLoops:
         self.services = services
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._builds = BuildWorker(services.builds, services.config.build_workers)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="gridvm-loops", daemon=True)
         self._thread.start()
+        self._builds.start()
 
     def stop(self) -> None:
+        self._builds.stop()
         self._stop.set()
         self.services.wakeup.set()
         if self._thread is not None:
