@@ -135,9 +135,7 @@ def test_unknown_package_fails_the_build_and_keeps_the_log(
     assert work_dirs(server) == []
 
 
-def test_failing_run_command_fails_at_that_step(
-    server: RunningServer, alice: httpx.Client
-) -> None:
+def test_failing_run_command_fails_at_that_step(server: RunningServer, alice: httpx.Client) -> None:
     queued = submit(
         alice,
         name="runs",
