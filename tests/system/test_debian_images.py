@@ -48,12 +48,15 @@ def ok(result: Result) -> Result:
     return result
 
 
-def first_vm(result: Result) -> dict[str, Any]:
-    """The first VM of ``gridvm -o json vm run`` (a deployment, or its VMs after --wait)."""
+def first_vms(result: Result) -> list[dict[str, Any]]:
+    """The VMs of ``gridvm -o json vm run`` (a deployment, or its VMs after --wait)."""
     data = json.loads(result.stdout)
-    vms = data["vms"] if isinstance(data, dict) else data
-    vm: dict[str, Any] = vms[0]
-    return vm
+    vms: list[dict[str, Any]] = data["vms"] if isinstance(data, dict) else data
+    return vms
+
+
+def first_vm(result: Result) -> dict[str, Any]:
+    return first_vms(result)[0]
 
 
 def test_debian_vm_runs_user_data_reports_ready_and_returns_results(
@@ -165,3 +168,44 @@ def test_bad_recipes_fail_in_the_cli_before_anything_is_sent(
     result = cloud.cli(tmp_path, "image", "build", str(tmp_path / "broken.yaml"))
     assert result.exit_code == 1 and "is not valid YAML" in result.stderr
     assert cloud.admin.get("/api/v1/builds").json() == []
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def test_example_2_bioinformatics_image_runs_a_two_task_scan(
+    debian_cloud: Cloud, tmp_path: Path
+) -> None:
+    """examples/bioinformatics.yaml with the command lines its header shows."""
+    cloud = debian_cloud
+    started = time.monotonic()
+    built = ok(cloud.cli(tmp_path, "image", "build", str(EXAMPLES / "bioinformatics.yaml")))
+    build_s = time.monotonic() - started
+    assert "class certified" in built.stdout
+    started = time.monotonic()
+    ran = cloud.cli(
+        tmp_path,
+        *("-o", "json", "vm", "run", "bioinformatics"),
+        *("--param-file", str(EXAMPLES / "bioinformatics-params.csv")),
+        *("--user-data", str(EXAMPLES / "bioinformatics-scan.sh")),
+        *("--memory", "512M", "--name", "align", "--wait", "--timeout", "15m"),
+    )
+    if ran.exit_code != 0:
+        consoles = [cloud.console(vm["id"])[-1500:] for vm in first_vms(ran)]
+        raise AssertionError(f"{ran.stderr}\n" + "\n---\n".join(consoles))
+    scan_s = time.monotonic() - started
+    deployment = first_vms(ran)[0]["deployment"]
+    ok(cloud.cli(tmp_path, "vm", "results", deployment, "-d", str(tmp_path / "results")))
+    summaries = {
+        path.parent.name: path.read_text()
+        for path in (tmp_path / "results").glob("align-*/summary.txt")
+    }
+    assert sorted(summaries) == ["align-0", "align-1"], summaries
+    assert "error rate: 0.01" in summaries["align-0"]
+    assert "error rate: 0.08" in summaries["align-1"]
+    for summary in summaries.values():
+        assert "simulated bases: 200000" in summary
+        assert "reads mapped: " in summary and " of 2000" in summary
+        assert "bwa: 0.7.17" in summary and "samtools 1.16.1" in summary
+    print(f"bioinformatics: build {build_s:.1f} s, 2-task scan {scan_s:.1f} s")
+    print(summaries)
