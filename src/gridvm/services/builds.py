@@ -95,6 +95,8 @@ class BuildService:
         self.certified_mirrors = certified_mirrors
         self.mode = mode
         self.wakeup = threading.Event()
+        # Set when the server stops: a running mmdebstrap is killed, the build fails.
+        self.cancel = threading.Event()
 
     # --- requests -------------------------------------------------------------
     def submit(self, who: Principal, recipe: Recipe) -> BuildOut:
@@ -169,7 +171,13 @@ class BuildService:
         """A build by id, or the build that made the image ``ref`` (id or name)."""
         build = s.get(ImageBuild, ref)
         if build is None:
-            image = find_image(s, who, ref)
+            try:
+                image = find_image(s, who, ref)
+            except NotFound:
+                raise NotFound(
+                    f"no build or built image {ref!r}",
+                    hint="see your builds with: gridvm image builds",
+                ) from None
             build = s.scalar(
                 select(ImageBuild)
                 .where(ImageBuild.image_id == image.id)
@@ -317,6 +325,7 @@ class BuildService:
             mode=self.mode,
             env={"TMPDIR": str(work)},
             failure=failure,
+            cancel=self.cancel,
         )
         self._set(build_id, step="registering the image", progress=0.95)
         log_line("I: registering the image")
@@ -379,9 +388,10 @@ class BuildWorker:
 
     def stop(self) -> None:
         self._stop.set()
+        self.service.cancel.set()
         self.service.wakeup.set()
         for thread in self._threads:
-            thread.join(timeout=5)
+            thread.join(timeout=10)
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -6,6 +6,7 @@ Used for the site template ``debian-12-minimal`` and for every recipe build
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -53,6 +54,7 @@ def build_disk(
     fs_uuid: str | None = None,
     env: dict[str, str] | None = None,
     failure: Callable[[list[str]], str] = bootstrap_failure,
+    cancel: threading.Event | None = None,
 ) -> DiskResult:
     """Build the root disk of ``spec`` into ``qcow2`` (``work`` is an empty scratch dir).
 
@@ -71,7 +73,7 @@ def build_disk(
     tar = work / "root.tar"
     argv = mmdebstrap_argv(spec, tar, mode=mode, hooks=hooks)
     log("$ " + " ".join(argv))
-    run_logged(argv, log, timeout=BOOTSTRAP_TIMEOUT_S, env=env, failure=failure)
+    run_logged(argv, log, timeout=BOOTSTRAP_TIMEOUT_S, env=env, failure=failure, cancel=cancel)
     tree = work / "root"
     log("I: unpacking the root file system")
     unpack_tar(tar, tree)

@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -58,8 +59,12 @@ def run_logged(
     timeout: float,
     env: dict[str, str] | None = None,
     failure: Callable[[list[str]], str] | None = None,
+    cancel: threading.Event | None = None,
 ) -> None:
-    """Run ``argv`` with its output (stdout and stderr) passed to ``log`` line by line."""
+    """Run ``argv`` with its output (stdout and stderr) passed to ``log`` line by line.
+
+    Setting ``cancel`` (e.g. the server is stopping) kills the program and all it
+    started at its next output line."""
     args = [str(arg) for arg in argv]
     args[0] = require(args[0])
     deadline = time.monotonic() + timeout
@@ -82,6 +87,8 @@ def run_logged(
             log(line)
             if time.monotonic() > deadline:
                 raise ToolFailed(f"{Path(args[0]).name} did not finish within {timeout:.0f} s")
+            if cancel is not None and cancel.is_set():
+                raise ToolFailed("the build was cancelled: the server is stopping")
         status = process.wait(timeout=max(1.0, deadline - time.monotonic()))
     except BaseException:
         _kill_group(process)
