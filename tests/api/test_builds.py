@@ -166,3 +166,17 @@ def test_other_users_do_not_see_a_build(server: RunningServer, alice: httpx.Clie
     assert bob.get("/api/v1/builds").json() == []
     assert bob.get(f"/api/v1/builds/{builds[0]['id']}").status_code == 404
     assert bob.get(f"/api/v1/builds/{builds[0]['id']}/log").status_code == 404
+
+
+def test_a_full_image_quota_refuses_the_build_before_it_starts(
+    server: RunningServer, alice: httpx.Client
+) -> None:
+    admin = server.client()
+    assert admin.put("/api/v1/quotas/user/alice", json={"images": 0}).status_code == 200
+    try:
+        response = submit(alice, name="no-room", packages=["jq"])
+        assert response.status_code == 413
+        assert response.json()["message"].startswith("image storage quota: user alice may keep 0")
+        assert all(b["name"] != "no-room" for b in alice.get("/api/v1/builds").json())
+    finally:
+        admin.put("/api/v1/quotas/user/alice", json={"images": None})

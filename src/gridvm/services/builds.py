@@ -27,7 +27,13 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from gridvm.common.errors import Conflict, GridvmError, InvalidInput, NotFound
+from gridvm.common.errors import (
+    Conflict,
+    GridvmError,
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+)
 from gridvm.common.names import new_id, validate_name
 from gridvm.images.debian.disk import build_disk
 from gridvm.images.debian.mmdebstrap import Mode, PackageSpec, RootSpec
@@ -38,8 +44,9 @@ from gridvm.images.starter.build import _modules_dir
 from gridvm.images.starter.packages import extract, fetch, resolve
 from gridvm.schemas.builds import BuildOut, BuildState, Recipe
 from gridvm.schemas.images import TrustClass
-from gridvm.services.images import ImageService, find_image
+from gridvm.services.images import QUOTA_HINT, ImageService, find_image
 from gridvm.services.principal import Principal
+from gridvm.services.storage_quotas import storage_refusal
 from gridvm.store.db import Database
 from gridvm.store.models import Image, ImageBuild, User
 
@@ -111,6 +118,9 @@ class BuildService:
             template = find_image(s, who, recipe.template)
             spec, _kernel = self._template_record(template)
             self._refuse_taken_name(s, who.user_id, recipe.name)
+            full = storage_refusal(s, who.user_id, who.primary_group_id, 0)
+            if full is not None:  # no room for any image: refused before building
+                raise PayloadTooLarge(f"image storage quota: {full}", hint=QUOTA_HINT)
             decision = decide_trust(
                 template=template.name,
                 template_trust=TrustClass(template.trust),
