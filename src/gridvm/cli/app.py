@@ -9,7 +9,17 @@ from typing import Annotated
 
 import typer
 
-from gridvm.cli import account, admin, deployments, hosts, images, scheduling, secrets, vms
+from gridvm.cli import (
+    account,
+    admin,
+    certification,
+    deployments,
+    hosts,
+    images,
+    scheduling,
+    secrets,
+    vms,
+)
 from gridvm.cli.errors import GridvmGroup
 from gridvm.cli.output import OutputFormat
 from gridvm.cli.state import CliState
@@ -54,6 +64,7 @@ def root(
 
 
 account.register(app)
+certification.register(images.app)
 app.add_typer(images.app, name="image")
 app.add_typer(vms.app, name="vm")
 app.add_typer(deployments.app, name="deployment")

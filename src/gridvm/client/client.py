@@ -7,6 +7,7 @@ from types import TracebackType
 import httpx
 from pydantic import TypeAdapter
 
+from gridvm.client.certification import Certifications
 from gridvm.client.hosts import Hosts
 from gridvm.client.identity import Groups, Tokens, Users
 from gridvm.client.images import Images
@@ -47,6 +48,7 @@ class Client:
         self.users = Users(self._t)
         self.tokens = Tokens(self._t)
         self.images = Images(self._t)
+        self.certifications = Certifications(self._t)
         self.vms = Vms(self._t)
         self.deployments = Deployments(self._t)
         self.hosts = Hosts(self._t)

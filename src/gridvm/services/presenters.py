@@ -5,19 +5,22 @@ from __future__ import annotations
 from datetime import datetime
 
 from gridvm.schemas.hosts import HostOut, HostState, Zone
-from gridvm.schemas.images import BootMode, ImageOut, TrustClass, Visibility
+from gridvm.schemas.images import BootMode, ImageOut, Visibility
 from gridvm.schemas.vms import VmMode, VmOut, VmState
-from gridvm.store.models import Host, Image, Vm
+from gridvm.services.certification_state import certification_standing
+from gridvm.services.zone_policy import CertState
+from gridvm.store.models import Host, Image, Vm, utcnow
 
 
 def image_out(image: Image, in_use_by: int = 0) -> ImageOut:
+    standing = certification_standing(image, utcnow())
     return ImageOut(
         id=image.id,
         name=image.name,
         owner=image.owner.name,
         group=image.group.name if image.group else None,
         visibility=Visibility(image.visibility),
-        trust=TrustClass(image.trust),
+        trust=standing.image_class,
         digest=image.digest,
         format=image.format,
         uploaded_format=image.uploaded_format,
@@ -29,6 +32,8 @@ def image_out(image: Image, in_use_by: int = 0) -> ImageOut:
         min_memory_mb=image.min_memory_mb,
         created_at=image.created_at,
         in_use_by=in_use_by,
+        certification=None if standing.state == CertState.none else standing.state.value,
+        certification_until=standing.until,
     )
 
 
@@ -67,6 +72,7 @@ def vm_out(vm: Vm) -> VmOut:
         progress_message=vm.progress_message,
         published={str(k): str(v) for k, v in (vm.published or {}).items()},
         priority=vm.priority if vm.state == VmState.pending else None,
+        zone=Zone(vm.zone) if vm.zone else None,
     )
 
 

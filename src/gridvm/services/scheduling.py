@@ -258,6 +258,13 @@ def _admit(s: Session, pending: Sequence[Vm]) -> tuple[list[Vm], dict[Vm, str]]:
     return admitted, held
 
 
+def _zones(vm: Vm) -> frozenset[str]:
+    """The zone the VM was given at request time (older rows: from the image's class)."""
+    if vm.zone:
+        return frozenset({vm.zone})
+    return ZONES_BY_TRUST.get(vm.image.trust, frozenset()) if vm.image else frozenset()
+
+
 def _demand(vm: Vm, paths: dict[str, str], users: dict[str, str]) -> VmDemand:
     d = vm.deployment
     return VmDemand(
@@ -274,7 +281,7 @@ def _demand(vm: Vm, paths: dict[str, str], users: dict[str, str]) -> VmDemand:
         gang=d.gang,
         affinity=Affinity(d.affinity),
         selector=d.selector or "",
-        zones=ZONES_BY_TRUST.get(vm.image.trust, frozenset()) if vm.image else frozenset(),
+        zones=_zones(vm),
     )
 
 

@@ -12,6 +12,7 @@ from gridvm.common.errors import InvalidInput
 from gridvm.images.blobstore import BlobStore
 from gridvm.scheduler import FairShareAlgorithm, Policy
 from gridvm.services.agents import AgentService
+from gridvm.services.certification import CertificationService
 from gridvm.services.console_sessions import ConsoleSessions
 from gridvm.services.consoles import ConsoleStore
 from gridvm.services.fairshare import FairShareService
@@ -20,6 +21,7 @@ from gridvm.services.guest_tokens import GuestTokens
 from gridvm.services.host_signals import HostSignals
 from gridvm.services.hosts import HostService
 from gridvm.services.identity import IdentityService
+from gridvm.services.image_lists import ImageListService
 from gridvm.services.images import ImageService
 from gridvm.services.quotas import QuotaService
 from gridvm.services.reservations import ReservationService
@@ -67,6 +69,8 @@ class ServerServices:
     quotas: QuotaService
     reservations: ReservationService
     fairshare: FairShareService
+    certification: CertificationService
+    image_lists: ImageListService
     # Attached consoles being set up or in use (their peers are the API's websockets).
     console_sessions: ConsoleSessions[Any]
 
@@ -96,7 +100,15 @@ class ServerServices:
             identity=IdentityService(db),
             images=images,
             vms=VmService(
-                db, config.limits, consoles, results, secrets, ssh_keys, wakeup.set, signals.bump
+                db,
+                config.limits,
+                consoles,
+                results,
+                secrets,
+                ssh_keys,
+                wakeup.set,
+                signals.bump,
+                block_severity=config.images.block_severity,
             ),
             hosts=HostService(db, config.host_offline_after_s),
             agents=AgentService(
@@ -122,6 +134,8 @@ class ServerServices:
             quotas=QuotaService(db, wakeup.set),
             reservations=ReservationService(db, wakeup.set),
             fairshare=FairShareService(db, policy),
+            certification=CertificationService(db, config.images),
+            image_lists=ImageListService(db, blobs, config),
             console_sessions=console_sessions,
         )
 
@@ -158,6 +172,7 @@ class BackgroundLoops:
         self.services.scheduling.lost_host_pass()
         self.services.scheduling.lease_pass()
         self.services.scheduling.schedule_pass()
+        self.services.image_lists.refresh_due()  # in a thread of its own, when due
 
     def _run(self) -> None:
         interval = self.services.config.scheduler_interval_s

@@ -26,6 +26,7 @@ from gridvm.schemas.vms import (
     VmState,
 )
 from gridvm.services.consoles import ConsoleStore
+from gridvm.services.deploy_policy import zone_for
 from gridvm.services.images import find_image
 from gridvm.services.presenters import vm_out
 from gridvm.services.principal import Principal
@@ -108,8 +109,11 @@ class VmService:
         ssh_keys: SshKeyService,
         wake_scheduler: Callable[[], None] = lambda: None,
         notify_hosts: Callable[..., None] = lambda *hosts: None,
+        block_severity: str = "high",
     ) -> None:
         self.db = db
+        # Images with a vulnerability this severe or worse are not deployed.
+        self.block_severity = block_severity
         self.limits = limits
         self.consoles = consoles
         self.results = results
@@ -143,6 +147,7 @@ class VmService:
                     hint="ask for a larger disk, or leave the disk size out",
                 )
             check_fits_some_host(req, [(h.cores, h.memory_mb) for h in s.scalars(select(Host))])
+            zone = zone_for(s, image, req.zone, self.block_severity)
             name = validate_name(req.name or image.name, what="VM name")
             deployment = Deployment(
                 id=new_id("dep"),
@@ -174,6 +179,7 @@ class VmService:
                         memory_mb=req.memory_mb,
                         disk_gb=req.disk_gb,
                         mode=req.mode.value,
+                        zone=zone.value,
                         user_data=req.user_data,
                         params=rows[index] if rows else {},
                         launch=launch,
