@@ -9,6 +9,7 @@ packages=(
   util-linux iproute2 nftables
   binutils
   postgresql
+  openssl  # verifies the S/MIME signatures of subscribed HEPiX image lists
 )
 
 missing=()

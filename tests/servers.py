@@ -14,7 +14,7 @@ import httpx
 import uvicorn
 
 from gridvm.api.app import create_app
-from gridvm.common.config import ServerConfig, SiteLimits
+from gridvm.common.config import ImagePolicySettings, ServerConfig, SiteLimits
 from gridvm.services.server import ServerServices
 
 
@@ -48,6 +48,7 @@ def run_server(
     host_offline_after_s: float = 30.0,
     database_url: str | None = None,
     console_agent_timeout_s: float = 10.0,
+    images: ImagePolicySettings | None = None,
 ) -> Iterator[RunningServer]:
     port = free_port()
     config = ServerConfig(
@@ -59,6 +60,7 @@ def run_server(
         scheduler_interval_s=scheduler_interval_s,
         host_offline_after_s=host_offline_after_s,
         console_agent_timeout_s=console_agent_timeout_s,
+        images=images or ImagePolicySettings(),
     )
     services = ServerServices.from_config(config)
     services.prepare()

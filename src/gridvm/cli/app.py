@@ -15,6 +15,7 @@ from gridvm.cli import (
     certification,
     deployments,
     hosts,
+    image_lists,
     images,
     scheduling,
     secrets,
@@ -66,6 +67,7 @@ def root(
 account.register(app)
 certification.register(images.app)
 app.add_typer(images.app, name="image")
+app.add_typer(image_lists.app, name="image-list")
 app.add_typer(vms.app, name="vm")
 app.add_typer(deployments.app, name="deployment")
 app.add_typer(hosts.app, name="host")

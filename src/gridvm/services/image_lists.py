@@ -85,7 +85,11 @@ class ImageListService:
         self.blobs = blobs
         self.config = config
         self.settings = config.images
+        # One background round at a time; and one refresh at a time (of any list), so two
+        # refreshes never take the same image twice. (Several API replicas would need a
+        # database lock here.)
         self._refreshing = threading.Lock()
+        self._applying = threading.Lock()
 
     # --- export ---------------------------------------------------------------
     @property
@@ -236,6 +240,8 @@ class ImageListService:
                     endorser_dn=req.endorser_dn.strip(),
                     ca_pem=req.ca_pem,
                     created_by=who.name,
+                    # Fetched just below: not for the background round.
+                    last_checked_at=utcnow(),
                 )
             )
         return self.refresh(None, req.name)
@@ -308,6 +314,10 @@ class ImageListService:
             log.warning("image list %s: %s", name, error)
 
     def _refresh(self, name: str) -> None:
+        with self._applying:
+            self._refresh_now(name)
+
+    def _refresh_now(self, name: str) -> None:
         with self.db.session() as s:
             sub = self._get(s, name)
             url, ca_pem, dn = sub.url, sub.ca_pem, sub.endorser_dn

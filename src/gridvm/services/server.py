@@ -7,7 +7,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from gridvm.common.config import SchedulingSettings, ServerConfig
+from gridvm.common.config import ImagePolicySettings, SchedulingSettings, ServerConfig
 from gridvm.common.errors import InvalidInput
 from gridvm.images.blobstore import BlobStore
 from gridvm.scheduler import FairShareAlgorithm, Policy
@@ -30,6 +30,7 @@ from gridvm.services.scheduling import SchedulingService
 from gridvm.services.secrets import SecretService, load_or_create_key
 from gridvm.services.ssh_keys import SshKeyService
 from gridvm.services.vms import VmService
+from gridvm.services.zone_policy import SEVERITIES
 from gridvm.store.db import Database
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,22 @@ def policy_of(settings: SchedulingSettings) -> Policy:
         half_life_s=settings.half_life_s,
         backfill=settings.backfill,
     )
+
+
+def check_image_policy(settings: ImagePolicySettings) -> None:
+    if settings.block_severity.lower() not in SEVERITIES[1:]:
+        raise InvalidInput(
+            f"unknown block severity {settings.block_severity!r}",
+            hint="use low, medium, high or critical",
+        )
+    if (settings.endorser_cert is None) != (settings.endorser_key is None):
+        raise InvalidInput(
+            "give both the endorser's certificate and its key, or neither",
+            hint="--endorser-cert FILE --endorser-key FILE",
+        )
+    for path in (settings.endorser_cert, settings.endorser_key):
+        if path is not None and not path.is_file():
+            raise InvalidInput(f"no file {path}", hint="give the endorser's PEM files")
 
 
 @dataclass
@@ -80,6 +97,7 @@ class ServerServices:
     @classmethod
     def from_config(cls, config: ServerConfig) -> ServerServices:
         policy = policy_of(config.scheduling)
+        check_image_policy(config.images)
         db = Database(config.database)
         blobs = BlobStore(config.image_dir)
         consoles = ConsoleStore(config.console_dir)

@@ -29,12 +29,6 @@ def at_or_above(severity: str | None, block: str) -> bool:
     return severity is not None and severity_rank(severity) >= severity_rank(block)
 
 
-def check_block_severity(block: str) -> str:
-    if block.lower() not in SEVERITIES:
-        raise ValueError(f"unknown severity {block!r}: use one of {', '.join(SEVERITIES)}")
-    return block.lower()
-
-
 class CertState(StrEnum):
     """The state of an image's latest certification."""
 
