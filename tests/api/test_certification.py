@@ -48,6 +48,8 @@ def test_an_officer_certifies_an_inspected_clean_image_and_revokes_it(
     assert officer.get("/api/v1/whoami").json()["role"] == "officer"
     alice = make_user(server, "alice")
     image = _image(server, alice, tmp_path, "analysis")
+    # Alice's private image: the officer sees it, to inspect and certify it.
+    assert [i["id"] for i in officer.get("/api/v1/images").json()] == [image]
 
     # Not inspected yet: refused, with the reason.
     refused = _certify(officer, image)
@@ -201,3 +203,27 @@ def test_vms_are_placed_in_their_zone(server: RunningServer, tmp_path: Path) -> 
     eventually(lambda: vm_of(dmz)["state"] == "scheduled")
     eventually(lambda: "zone" in str(vm_of(trusted)["pending_reason"] or ""))
     assert vm_of(trusted)["state"] == "pending"
+
+
+def test_queued_trusted_vms_fail_when_the_image_is_revoked(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    admin = server.client()  # no host: the VMs wait
+    image = _image(server, admin, tmp_path, "base")
+    record_inspection(server, image)
+    assert _certify(admin, image).status_code == 201
+    trusted = _run(admin, image).json()["id"]
+    dmz = _run(admin, image, "dmz").json()["id"]
+    revoked = admin.post(
+        f"/api/v1/images/{image}/certifications/revoke", json={"reason": "CVE-2026-7"}
+    )
+    assert revoked.status_code == 200
+
+    def vm_of(deployment: str) -> dict[str, object]:
+        vm: dict[str, object] = admin.get(f"/api/v1/deployments/{deployment}").json()["vms"][0]
+        return vm
+
+    eventually(lambda: vm_of(trusted)["state"] == "failed")
+    reason = str(vm_of(trusted)["exit_reason"])
+    assert "certification of image 'base' was revoked" in reason and "--zone dmz" in reason
+    assert vm_of(dmz)["state"] == "pending"  # the DMZ run is unaffected

@@ -12,7 +12,7 @@ import pytest
 
 from gridvm.common.config import ImagePolicySettings
 from gridvm.images.imagelist import document
-from tests.api.helpers import make_qcow2, make_user, upload
+from tests.api.helpers import eventually, make_qcow2, make_user, upload
 from tests.image_list_sites import (
     Endorsement,
     file_server,
@@ -219,3 +219,23 @@ def test_subscribing_needs_an_officer_and_a_ca(server: RunningServer) -> None:
     refused = server.client().post("/api/v1/image-lists", json=body)
     assert refused.status_code == 422 and "not a PEM certificate" in refused.json()["message"]
     assert server.client().get("/api/v1/image-lists").json() == []
+
+
+def test_subscriptions_are_refreshed_periodically(
+    site_a: RunningServer, site_a_endorser: Endorsement, tmp_path: Path
+) -> None:
+    _certified_public_image(site_a, tmp_path, "analysis")
+    good = site_a.client().get("/api/v1/image-list").content
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "list.smime").write_bytes(good)
+    often = ImagePolicySettings(image_list_refresh_s=0.5)
+    with run_server(tmp_path / "site-b", images=often) as site_b, file_server(served) as base:
+        b = site_b.client()
+        sub = _subscribe(
+            b, "sitea", f"{base}/list.smime", site_a_endorser.dn, site_a_endorser.ca.cert_pem
+        )
+        assert sub["last_error"] is None
+        (served / "list.smime").write_bytes(tampered(good, b'"analysis"', b'"analysiz"'))
+        eventually(lambda: b.get("/api/v1/image-lists").json()[0]["last_error"], timeout=15)
+        assert "changed after signing" in b.get("/api/v1/image-lists").json()[0]["last_error"]

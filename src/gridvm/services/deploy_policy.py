@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy.orm import Session
 
 from gridvm.common.errors import Forbidden
 from gridvm.schemas.hosts import Zone
+from gridvm.schemas.images import TrustClass
 from gridvm.services.certification import credential_findings
 from gridvm.services.certification_state import certification_standing
-from gridvm.services.zone_policy import ZoneDecision, ZoneInputs, decide_zone
-from gridvm.store.models import Image, ImageInspection, utcnow
+from gridvm.services.zone_policy import CertState, ZoneDecision, ZoneInputs, decide_zone
+from gridvm.store.models import Image, ImageInspection, Vm, utcnow
 
 
 def zone_decision(s: Session, image: Image, requested: Zone | None, block: str) -> ZoneDecision:
@@ -37,3 +40,19 @@ def zone_for(s: Session, image: Image, requested: Zone | None, block: str) -> Zo
             f"image {image.name!r} may not be deployed: {decision.refusal}", hint=decision.hint
         )
     return decision.zone
+
+
+def trusted_run_lapsed(vm: Vm, now: datetime) -> str | None:
+    """Why a VM waiting for the trusted zone may no longer run there (its image's
+    certification was revoked or expired since the request), or None."""
+    if vm.zone != Zone.trusted.value or vm.image is None:
+        return None
+    standing = certification_standing(vm.image, now)
+    if standing.image_class != TrustClass.user:
+        return None
+    when = f" on {standing.until:%Y-%m-%d %H:%M} UTC" if standing.until else ""
+    what = standing.state.value if standing.state != CertState.none else "withdrawn"
+    return (
+        f"the certification of image {vm.image.name!r} was {what}{when}: it may no longer run"
+        " in the trusted zone (run it again with --zone dmz, or ask a security officer)"
+    )
