@@ -239,3 +239,24 @@ def test_subscriptions_are_refreshed_periodically(
         (served / "list.smime").write_bytes(tampered(good, b'"analysis"', b'"analysiz"'))
         eventually(lambda: b.get("/api/v1/image-lists").json()[0]["last_error"], timeout=15)
         assert "changed after signing" in b.get("/api/v1/image-lists").json()[0]["last_error"]
+
+
+def test_a_local_revocation_outranks_the_list(
+    server: RunningServer, site_a: RunningServer, site_a_endorser: Endorsement, tmp_path: Path
+) -> None:
+    _certified_public_image(site_a, tmp_path, "analysis")
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "list.smime").write_bytes(site_a.client().get("/api/v1/image-list").content)
+    b = server.client()
+    with file_server(served) as base:
+        dn, ca = site_a_endorser.dn, site_a_endorser.ca.cert_pem
+        assert _subscribe(b, "sitea", f"{base}/list.smime", dn, ca)["last_error"] is None
+        taken = _from_list(b)["sitea-analysis"]["id"]
+        revoked = b.post(
+            f"/api/v1/images/{taken}/certifications/revoke", json={"reason": "not here"}
+        )
+        assert revoked.status_code == 200
+        again = b.post("/api/v1/image-lists/sitea/refresh").json()
+        assert again["last_error"] is None and again["certified"] == 0
+        assert _from_list(b)["sitea-analysis"]["certification"] == "revoked"

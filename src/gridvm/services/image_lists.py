@@ -405,7 +405,15 @@ class ImageListService:
     def _certify_listed(
         s: Session, image: Image, name: str, sub_id: str, expires: datetime, now: datetime
     ) -> None:
-        """Make the list's certification of ``image`` last until the list expires."""
+        """Make the list's certification of ``image`` last until the list expires; an image
+        a local officer revoked stays revoked (this site's decision outranks the list)."""
+        if any(
+            c.subscription_id == sub_id
+            and c.revoked_by is not None
+            and not c.revoked_by.startswith("imagelist ")
+            for c in image.certifications
+        ):
+            return
         current = [
             c for c in image.certifications if c.subscription_id == sub_id and is_valid(c, now)
         ]
