@@ -185,7 +185,7 @@ def test_a_volume_reaches_the_agent_then_is_free_for_the_next_run_on_its_host(
         reason: str | None = alice.get(f"/api/v1/vms/{second['id']}").json()["pending_reason"]
         return reason if reason and "holding its disk" in reason else None
 
-    assert "1 host is not the host holding its disk" in eventually(waiting)
+    assert "1 host is not the host holding its disk or volumes" in eventually(waiting)
     assert (
         node2.post("/api/v1/agent/sync", json={"host": "node2", "vms": []}).json()["assignments"]
         == []
