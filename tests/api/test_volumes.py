@@ -153,9 +153,14 @@ def test_a_volume_attaches_to_one_new_vm_and_refusals_create_nothing(
     assert _run(alice, volumes=["other", "other"]).status_code == 422
     assert len(alice.get("/api/v1/vms").json()) == before
     assert alice.get("/api/v1/volumes/other").json()["state"] == "available"
-    # Someone else's volume is not found by its name.
+    # Someone else's volume is not found by its name; an admin sees it by its id, but a
+    # VM takes only its owner's volumes.
     bob = make_user(server, "bob", group="physics")
     assert _run(bob, volumes=["other"]).status_code == 404
+    other_id = alice.get("/api/v1/volumes/other").json()["id"]
+    admins = _run(server.client(), volumes=[other_id])
+    assert admins.status_code == 409
+    assert admins.json()["message"] == "volume 'other' belongs to alice"
 
 
 def test_a_volume_reaches_the_agent_then_is_free_for_the_next_run_on_its_host(

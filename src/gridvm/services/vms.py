@@ -40,7 +40,7 @@ from gridvm.services.vm_requests import (
     member_roles,
     scan_rows,
 )
-from gridvm.services.volumes import attach, claim, detach_ended
+from gridvm.services.volumes import attach_to_deployment, claim, detach_ended
 from gridvm.store.db import Database
 from gridvm.store.models import Deployment, Host, Image, Vm, utcnow
 
@@ -166,34 +166,33 @@ class VmService:
             s.add(deployment)
             walltime = req.walltime_s or self.limits.default_walltime_s
             for index, vm_name in enumerate(_member_names(name, req.count, roles)):
-                vm = Vm(
-                    id=new_id("vm"),
-                    name=vm_name,
-                    role=roles[index] if roles else None,
-                    owner_id=who.user_id,
-                    group_id=who.primary_group_id,
-                    deployment_id=deployment.id,
-                    index=index,
-                    image_id=image.id,
-                    image_name=image.name,
-                    vcpus=req.vcpus,
-                    memory_mb=req.memory_mb,
-                    disk_gb=req.disk_gb,
-                    mode=req.mode.value,
-                    user_data=req.user_data,
-                    params=rows[index] if rows else {},
-                    launch=launch,
-                    walltime_s=walltime,
-                    state=VmState.pending.value,
-                    desired=DesiredState.running.value,
-                    pending_reason="waiting for the scheduler",
+                s.add(
+                    Vm(
+                        id=new_id("vm"),
+                        name=vm_name,
+                        role=roles[index] if roles else None,
+                        owner_id=who.user_id,
+                        group_id=who.primary_group_id,
+                        deployment_id=deployment.id,
+                        index=index,
+                        image_id=image.id,
+                        image_name=image.name,
+                        vcpus=req.vcpus,
+                        memory_mb=req.memory_mb,
+                        disk_gb=req.disk_gb,
+                        mode=req.mode.value,
+                        user_data=req.user_data,
+                        params=rows[index] if rows else {},
+                        launch=launch,
+                        walltime_s=walltime,
+                        state=VmState.pending.value,
+                        desired=DesiredState.running.value,
+                        pending_reason="waiting for the scheduler",
+                    )
                 )
-                s.add(vm)
-                for volume in volumes:  # a request with volumes is for one VM
-                    attach(volume, vm)
             s.flush()
-            if volumes:
-                s.expire_all()  # the new VM's volumes, as attached
+            if volumes:  # a request with volumes is for one VM
+                attach_to_deployment(s, volumes, deployment.id)
             out = _deployment_out(s, deployment)
         self.wake_scheduler()
         return out
@@ -301,7 +300,7 @@ class VmService:
             hosts = {vm.host_id, vm.pinned_host_id}
             mutate(vm)
             if detach_ended(s):  # a VM that ended here lets go of its volumes
-                s.refresh(vm)
+                s.expire(vm, ["volumes"])
             hosts |= {vm.host_id, vm.pinned_host_id}
             out = vm_out(vm)
         self.notify_hosts(*hosts)

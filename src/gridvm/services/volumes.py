@@ -93,6 +93,11 @@ def claim(s: Session, who: Principal, refs: Sequence[str]) -> list[Volume]:
         if volume.id in seen:
             raise InvalidInput(f"volume {volume.name!r} is named twice")
         seen.add(volume.id)
+        if volume.owner_id != who.user_id:
+            raise Conflict(
+                f"volume {volume.name!r} belongs to {volume.owner.name}",
+                hint="a VM takes only volumes of its owner",
+            )
         _require_available(volume)
     hosts = {v.host_id for v in volumes if v.host_id is not None}
     if len(hosts) > 1:
@@ -117,6 +122,15 @@ def _require_available(volume: Volume) -> None:
 def attach(volume: Volume, vm: Vm) -> None:
     volume.vm_id = vm.id
     volume.state = VolumeState.attached.value
+
+
+def attach_to_deployment(s: Session, volumes: Sequence[Volume], deployment_id: str) -> None:
+    """Attach ``volumes`` (claimed) to the one VM of a new deployment."""
+    vm = s.scalars(select(Vm).where(Vm.deployment_id == deployment_id)).unique().one()
+    for volume in volumes:
+        attach(volume, vm)
+    s.flush()
+    s.expire(vm, ["volumes"])
 
 
 def detach_ended(s: Session) -> list[str]:
