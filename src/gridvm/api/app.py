@@ -19,6 +19,7 @@ from gridvm.api.routes import (
     scheduling,
     secrets,
     vms,
+    volumes,
 )
 from gridvm.services.server import BackgroundLoops, ServerServices
 
@@ -50,4 +51,5 @@ def create_app(services: ServerServices, *, run_loops: bool = True) -> FastAPI:
     install_error_handlers(app)
     for module in (identity, images, vms, consoles, hosts, secrets, scheduling, agent, guest):
         app.include_router(module.router, prefix=API_PREFIX)
+    app.include_router(volumes.router, prefix=API_PREFIX)
     return app

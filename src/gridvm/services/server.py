@@ -28,6 +28,7 @@ from gridvm.services.scheduling import SchedulingService
 from gridvm.services.secrets import SecretService, load_or_create_key
 from gridvm.services.ssh_keys import SshKeyService
 from gridvm.services.vms import VmService
+from gridvm.services.volumes import VolumeService
 from gridvm.store.db import Database
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,7 @@ class ServerServices:
     fairshare: FairShareService
     # Attached consoles being set up or in use (their peers are the API's websockets).
     console_sessions: ConsoleSessions[Any]
+    volumes: VolumeService
 
     wakeup: threading.Event
     signals: HostSignals
@@ -123,6 +125,7 @@ class ServerServices:
             reservations=ReservationService(db, wakeup.set),
             fairshare=FairShareService(db, policy),
             console_sessions=console_sessions,
+            volumes=VolumeService(db, config.limits, signals.bump),
         )
 
     def prepare(self) -> None:
