@@ -21,6 +21,7 @@ from gridvm.api.routes import (
     scheduling,
     secrets,
     vms,
+    volumes,
 )
 from gridvm.services.server import BackgroundLoops, ServerServices
 
@@ -54,4 +55,5 @@ def create_app(services: ServerServices, *, run_loops: bool = True) -> FastAPI:
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(certification.router, prefix=API_PREFIX)
     app.include_router(image_lists.router, prefix=API_PREFIX)
+    app.include_router(volumes.router, prefix=API_PREFIX)
     return app

@@ -21,6 +21,7 @@ from gridvm.cli import (
     secrets,
     vms,
 )
+from gridvm.cli import volumes as volume_commands
 from gridvm.cli.errors import GridvmGroup
 from gridvm.cli.output import OutputFormat
 from gridvm.cli.state import CliState
@@ -79,3 +80,4 @@ app.add_typer(admin.tokens, name="token")
 app.command("share")(scheduling.share)
 app.add_typer(scheduling.quotas, name="quota")
 app.add_typer(scheduling.reservations, name="reservation")
+app.add_typer(volume_commands.app, name="volume")

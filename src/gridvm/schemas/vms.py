@@ -96,6 +96,8 @@ class VmCreate(Wire):
     # The network zone to run in; None: from the image's class (site and certified:
     # trusted; user: the DMZ). User images may run only in the DMZ.
     zone: Zone | None = None
+    # Persistent user disks (names or ids) to attach; only to a request for one VM.
+    volumes: list[str] = Field(default_factory=list, max_length=16)
 
 
 class VmOut(Wire):
@@ -136,6 +138,8 @@ class VmOut(Wire):
     # In the last scheduling pass that saw it waiting (higher goes first).
     priority: float | None = None
     zone: Zone | None = None
+    # Names of the volumes attached to it.
+    volumes: list[str] = Field(default_factory=list)
 
 
 class VmSave(Wire):

@@ -73,6 +73,7 @@ def vm_out(vm: Vm) -> VmOut:
         published={str(k): str(v) for k, v in (vm.published or {}).items()},
         priority=vm.priority if vm.state == VmState.pending else None,
         zone=Zone(vm.zone) if vm.zone else None,
+        volumes=[v.name for v in vm.volumes],
     )
 
 

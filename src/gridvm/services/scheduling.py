@@ -34,6 +34,7 @@ from gridvm.services.deploy_policy import trusted_run_lapsed
 from gridvm.services.fairshare import accrue_usage, tree_of
 from gridvm.services.hosts import host_usage, is_online
 from gridvm.services.quotas import active_usage, quota_limits
+from gridvm.services.volumes import detach_ended, place_volumes, volume_host
 from gridvm.store.db import Database
 from gridvm.store.models import Host, SchedulerLock, User, Vm, utcnow
 from gridvm.store.models import Reservation as ReservationRow
@@ -79,6 +80,7 @@ class SchedulingService:
             pending, held = _admit(s, pending)
             pending = self._time_out(pending, now)
             pending = _fail_lapsed(pending, now)
+            detach_ended(s)  # of the VMs that timed out or lost their zone
             for vm, reason in held.items():
                 vm.pending_reason = reason
                 # Waiting for its own deployment's turn is not waiting in the queue.
@@ -105,6 +107,7 @@ class SchedulingService:
                 if host_id is not None:
                     vm.host_id = host_id
                     vm.pinned_host_id = None
+                    place_volumes(vm, host_id)
                     vm.state = VmState.scheduled.value
                     vm.pending_reason = None
                 else:
@@ -230,6 +233,7 @@ class SchedulingService:
                 vm.ended_at = now
                 vm.pending_reason = None
                 log.warning("VM %s lost with host %s", vm.id, host.name)
+            detach_ended(s)
             return len(vms)
 
 
@@ -290,7 +294,8 @@ def _demand(vm: Vm, paths: dict[str, str], users: dict[str, str]) -> VmDemand:
         vcpus=vm.vcpus,
         memory_mb=vm.memory_mb,
         image_digest=vm.image.digest if vm.image else "",
-        pinned_host=vm.pinned_host_id,
+        # A kept disk, or volumes, live on one host: the VM runs there.
+        pinned_host=vm.pinned_host_id or volume_host(vm),
         group=paths.get(vm.group_id or "", ""),
         user=users.get(vm.owner_id, ""),
         deployment=vm.deployment_id,

@@ -30,6 +30,7 @@ from gridvm.services.scheduling import SchedulingService
 from gridvm.services.secrets import SecretService, load_or_create_key
 from gridvm.services.ssh_keys import SshKeyService
 from gridvm.services.vms import VmService
+from gridvm.services.volumes import VolumeService
 from gridvm.services.zone_policy import SEVERITIES
 from gridvm.store.db import Database
 
@@ -90,6 +91,7 @@ class ServerServices:
     image_lists: ImageListService
     # Attached consoles being set up or in use (their peers are the API's websockets).
     console_sessions: ConsoleSessions[Any]
+    volumes: VolumeService
 
     wakeup: threading.Event
     signals: HostSignals
@@ -155,6 +157,7 @@ class ServerServices:
             certification=CertificationService(db, config.images),
             image_lists=ImageListService(db, blobs, config),
             console_sessions=console_sessions,
+            volumes=VolumeService(db, config.limits, signals.bump),
         )
 
     def prepare(self) -> None:
