@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import socket
 import threading
 import uuid
 from collections.abc import Iterator
@@ -94,15 +95,18 @@ class ImageListService:
     # --- export ---------------------------------------------------------------
     @property
     def base_url(self) -> str:
-        return (self.settings.public_url or f"http://{self.config.host}:{self.config.port}").rstrip(
-            "/"
-        )
+        if self.settings.public_url:
+            return self.settings.public_url.rstrip("/")
+        host = self.config.host
+        if host in ("0.0.0.0", "::", ""):  # noqa: S104 - listening everywhere: name this machine
+            host = socket.getfqdn()
+        return f"http://{host}:{self.config.port}"
 
     def endorser_credentials(self) -> endorser.Credentials:
         s = self.settings
         if s.endorser_cert is not None and s.endorser_key is not None:
             return endorser.Credentials(s.endorser_cert.read_bytes(), s.endorser_key.read_bytes())
-        return endorser.load_or_create(self.config.endorser_dir, f"{self.config.host}")
+        return endorser.load_or_create(self.config.endorser_dir, socket.gethostname())
 
     def _sha512(self, s: Session, image: Image) -> str:
         if image.sha512 is None:
