@@ -7,7 +7,16 @@ from pathlib import Path
 
 import httpx
 
-from tests.api.helpers import eventually, make_qcow2, make_user, register_host, upload
+from tests.api.helpers import (
+    assigned,
+    eventually,
+    make_qcow2,
+    make_user,
+    register_host,
+    report,
+    sync,
+    upload,
+)
 from tests.inspection_rows import record_inspection, set_certification_expiry, vuln
 from tests.servers import RunningServer
 
@@ -227,3 +236,30 @@ def test_queued_trusted_vms_fail_when_the_image_is_revoked(
     reason = str(vm_of(trusted)["exit_reason"])
     assert "certification of image 'base' was revoked" in reason and "--zone dmz" in reason
     assert vm_of(dmz)["state"] == "pending"  # the DMZ run is unaffected
+
+
+def test_a_stopped_trusted_vm_may_not_start_once_its_image_is_revoked(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    agent = register_host(server)
+    admin = server.client()
+    image = _image(server, admin, tmp_path, "base")
+    record_inspection(server, image)
+    assert _certify(admin, image).status_code == 201
+    body = {"image": image, "memory_mb": 128, "mode": "single"}
+    vm = admin.post("/api/v1/vms", json=body).json()["vms"][0]
+    assert vm["zone"] == "trusted"
+    assigned(agent, vm["id"])
+    sync(agent, [report(vm, "running")])
+    admin.post(f"/api/v1/vms/{vm['id']}/stop")
+    sync(agent, [report(vm, "stopped", "stopped")])
+    assert admin.get(f"/api/v1/vms/{vm['id']}").json()["state"] == "stopped"
+    admin.post(f"/api/v1/images/{image}/certifications/revoke", json={"reason": "CVE"})
+    refused = admin.post(f"/api/v1/vms/{vm['id']}/start")
+    assert refused.status_code == 403
+    assert (
+        "may not start again: the certification of image 'base' was revoked"
+        in (refused.json()["message"])
+    )
+    assert "gridvm vm save" in refused.json()["hint"]
+    assert admin.get(f"/api/v1/vms/{vm['id']}").json()["state"] == "stopped"

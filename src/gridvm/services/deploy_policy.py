@@ -54,5 +54,5 @@ def trusted_run_lapsed(vm: Vm, now: datetime) -> str | None:
     what = standing.state.value if standing.state != CertState.none else "withdrawn"
     return (
         f"the certification of image {vm.image.name!r} was {what}{when}: it may no longer run"
-        " in the trusted zone (run it again with --zone dmz, or ask a security officer)"
+        " in the trusted zone"
     )

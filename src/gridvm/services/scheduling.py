@@ -275,7 +275,7 @@ def _fail_lapsed(pending: Sequence[Vm], now: datetime) -> list[Vm]:
             continue
         vm.state = VmState.failed.value
         vm.ended_at = now
-        vm.exit_reason = reason
+        vm.exit_reason = f"{reason} (run it again with --zone dmz, or ask a security officer)"
         vm.pending_reason = None
     return waiting
 

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, object_session
 
 from gridvm.common.config import SiteLimits
-from gridvm.common.errors import Conflict, InvalidInput, NotFound
+from gridvm.common.errors import Conflict, Forbidden, InvalidInput, NotFound
 from gridvm.common.names import new_id, validate_name
 from gridvm.common.units import format_duration
 from gridvm.schemas.agent import DesiredState
@@ -26,7 +26,7 @@ from gridvm.schemas.vms import (
     VmState,
 )
 from gridvm.services.consoles import ConsoleStore
-from gridvm.services.deploy_policy import zone_for
+from gridvm.services.deploy_policy import trusted_run_lapsed, zone_for
 from gridvm.services.images import find_image
 from gridvm.services.presenters import vm_out
 from gridvm.services.principal import Principal
@@ -338,6 +338,13 @@ class VmService:
             if vm.state != VmState.stopped.value:
                 hint = "only a stopped single-mode VM starts again; use redeploy for a fresh start"
                 raise Conflict(f"VM {vm_id} is {vm.state}, not stopped", hint=hint)
+            lapsed = trusted_run_lapsed(vm, utcnow())
+            if lapsed is not None:
+                raise Forbidden(
+                    f"VM {vm_id} may not start again: {lapsed}",
+                    hint="save its disk (gridvm vm save) and run that in the DMZ (--zone dmz),"
+                    " or ask a security officer",
+                )
             vm.pinned_host_id = vm.host_id
             vm.host_id = None
             vm.boot += 1
