@@ -22,10 +22,12 @@ def record_inspection(
     state: str = "ok",
     findings: list[dict[str, str]] | None = None,
     vulns: list[dict[str, Any]] | None = None,
+    scanned: bool = True,
     worst_severity: str | None = None,
     error: str | None = None,
 ) -> None:
-    """Record (or replace) the inspection result of ``image_id``."""
+    """Record (or replace) the inspection result of ``image_id`` (by default: read, no
+    findings, scanned with no vulnerability)."""
     with server.services.db.session() as s:
         row = s.get(ImageInspection, image_id)
         if row is None:
@@ -35,7 +37,8 @@ def record_inspection(
         row.error = error
         row.findings = findings or []
         row.packages = []
-        row.vulns = vulns
+        # Scanned (a list, maybe empty) or not yet (None).
+        row.vulns = (vulns or []) if scanned else None
         row.worst_severity = worst_severity
 
 

@@ -109,6 +109,10 @@ def test_certification_is_refused_for_unreadable_credentials_or_vulnerable_image
     assert refused.status_code == 409
     assert "could not read it (no file system found)" in refused.json()["message"]
 
+    record_inspection(server, image, scanned=False)
+    refused = _certify(admin, image)
+    assert "have not been scanned for vulnerabilities yet" in refused.json()["message"]
+
     record_inspection(
         server, image, findings=[{"kind": "ssh private key", "path": "/root/.ssh/id_rsa"}]
     )

@@ -70,6 +70,8 @@ def refusals(inspection: ImageInspection | None, block: str) -> list[str]:
     if inspection.state != "ok":
         return [f"its inspection could not read it ({inspection.error or 'unreadable'})"]
     out = []
+    if inspection.vulns is None:
+        out.append("its packages have not been scanned for vulnerabilities yet")
     creds = credential_findings(inspection)
     if creds:
         out.append(f"it carries credentials: {', '.join(creds)}")
