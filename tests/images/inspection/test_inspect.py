@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gridvm.images.inspection import inspect_disk
+from gridvm.images.inspection import credentials, inspect_disk
 from gridvm.images.inspection.extfs import Budget
 from tests.guest_disks import (
     DEBIAN_12_OS_RELEASE,
@@ -226,3 +226,30 @@ def test_cleanup_when_the_daemon_cannot_start(tmp_path: Path) -> None:
     assert found.error is not None and "could not be read" in found.error
     no_leftovers()
     assert subprocess.run(["pgrep", "-f", str(not_qcow2)], capture_output=True).returncode == 1
+
+
+def test_links_resolve_inside_the_image_only(tmp_path: Path) -> None:
+    # ../../.. cannot climb out of the image's root: it stops at "/" of the image.
+    root = stage(
+        tmp_path / "links-root",
+        {"/usr/lib/os-release": 'ID=inside\nPRETTY_NAME="the image\'s own"\n'},
+        links={
+            "/etc/os-release": "../../../../../../usr/lib/os-release",
+            "/usr/lib/loop-a": "loop-b",
+            "/usr/lib/loop-b": "loop-a",
+            "/var/lib/dpkg": "/usr/lib/loop-a",  # a loop where a directory should be
+        },
+    )
+    found = inspect_disk(ext4_disk(tmp_path, "links", root))
+    assert found.state == "ok", found.error
+    assert (found.os_id, found.os_name) == ("inside", "the image's own")
+    assert found.packages == []
+
+
+def test_a_sweep_that_reaches_its_bound_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(credentials, "MAX_ENTRIES", 5)
+    files: dict[str, str | bytes] = {f"/home/alice/file{n}": "x" for n in range(10)}
+    found = inspect_disk(ext4_disk(tmp_path, "many", stage(tmp_path / "many-root", files)))
+    assert [f["kind"] for f in found.findings] == ["inspection_incomplete"]

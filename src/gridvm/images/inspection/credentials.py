@@ -9,9 +9,10 @@ Decisions:
   can still be cracked offline; ``*``, ``!`` and empty fields are not.
 - Homes are ``/root`` and the directories in ``/home``, walked without following symbolic
   links (a link is data; the walk stays in the tree it started from), up to ``MAX_ENTRIES``
-  entries and ``MAX_DEPTH`` levels; small files (``MAX_PEEK`` bytes) are read to recognise
-  private keys whatever their names. When a bound is reached the sweep says so with an
-  ``inspection_incomplete`` finding instead of claiming a clean image.
+  entries and ``MAX_DEPTH`` levels; small files (up to ``MAX_PEEK`` bytes, at most
+  ``MAX_PEEKED_FILES``) are read to recognise private keys whatever their names. When a
+  bound is reached the sweep says so with an ``inspection_incomplete`` finding instead of
+  claiming a clean image.
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ from typing import Any
 
 from gridvm.images.inspection.extfs import Entry, ExtFs
 
-MAX_ENTRIES = 20000
-MAX_DEPTH = 10
-MAX_PEEK = 64 * 1024
-MAX_PEEKED_FILES = 5000
+MAX_ENTRIES = 100_000
+MAX_DEPTH = 32
+# Private keys are a few KiB (an 8192-bit RSA key in PEM is about 6.5 KiB).
+MAX_PEEK = 16 * 1024
+MAX_PEEKED_FILES = 20_000
 
 _PEM_KEY = re.compile(rb"-----BEGIN ((?:RSA |DSA |EC |OPENSSH |ENCRYPTED )?PRIVATE KEY)-----")
 _JWT = re.compile(rb"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}")
@@ -136,7 +138,7 @@ def _cloud_or_token(path: str, data: bytes) -> dict[str, str] | None:
     token_names = ("bearer_token", ".bearer_token", "token", ".token")
     if (name.startswith("bt_u") or name in token_names) and text.strip():
         return finding("token", path, "bearer token file")
-    if _JWT.search(data) and len(data) < 16 * 1024:
+    if any(w in name.lower() for w in ("token", "jwt", "bearer")) and _JWT.search(data):
         return finding("token", path, "file holding a JSON Web Token")
     return None
 
