@@ -15,6 +15,7 @@ from gridvm.services.vulnerabilities import image_worst_severity
 from gridvm.store.models import ImageInspection
 from tests.api.helpers import eventually, make_user, upload
 from tests.guest_disks import debian_root, dpkg_entry, ext4_disk, garbage_disk, ssh_key, stage
+from tests.postgres import new_database
 from tests.servers import RunningServer, run_server
 
 FEED = Path(__file__).parents[1] / "data" / "osv" / "debian-bookworm-subset.json"
@@ -55,9 +56,14 @@ def feed(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.fixture
-def server(tmp_path: Path, feed: Path) -> Iterator[RunningServer]:
-    with run_server(tmp_path / "server", vuln_feed=str(feed), vuln_feed_interval_s=0.2) as s:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def server(request: pytest.FixtureRequest, tmp_path: Path, feed: Path) -> Iterator[RunningServer]:
+    url = None
+    if request.param == "postgresql":
+        url = new_database(request.getfixturevalue("pg_cluster"))
+    with run_server(
+        tmp_path / "server", database_url=url, vuln_feed=str(feed), vuln_feed_interval_s=0.2
+    ) as s:
         yield s
 
 
