@@ -13,7 +13,7 @@ import pytest
 
 from gridvm.services.vulnerabilities import image_worst_severity
 from gridvm.store.models import ImageInspection
-from tests.api.helpers import eventually, make_user, upload
+from tests.api.helpers import assigned, eventually, make_user, register_host, report, sync, upload
 from tests.guest_disks import debian_root, dpkg_entry, ext4_disk, garbage_disk, ssh_key, stage
 from tests.postgres import new_database
 from tests.servers import RunningServer, run_server
@@ -210,3 +210,25 @@ def test_images_without_inspection_are_inspected_by_the_watcher(
     eventually(lambda: vulns(admin, "old")["scanned"])
     with server.services.db.session() as s:  # what certification asks
         assert image_worst_severity(s, image["id"]) == "high"
+
+
+def test_vm_save_inspects_the_saved_disk(server: RunningServer, tmp_path: Path) -> None:
+    admin = server.client()
+    assert upload(admin, patched_debian(tmp_path), "base").status_code == 201
+    agent = register_host(server)
+    vm = admin.post("/api/v1/vms", json={"image": "base", "mode": "single"}).json()["vms"][0]
+    assigned(agent, vm["id"])
+    sync(agent, [report(vm, "running")])
+    admin.post(f"/api/v1/vms/{vm['id']}/stop")
+    sync(agent, [report(vm, "stopped", "stopped")])
+    assert admin.post(f"/api/v1/vms/{vm['id']}/save", json={"name": "mine"}).status_code == 202
+    assigned(agent, vm["id"])
+    # The user left a key in the VM: the saved disk carries it.
+    changed = debian_root(tmp_path, "changed", [dpkg_entry("libc6", "2.36-9+deb12u1", "glibc")])
+    stage(changed, {"/root/.ssh/id_ed25519": ssh_key(tmp_path / "left-behind")})
+    disk = ext4_disk(tmp_path, "changed", changed)
+    saved = agent.put(f"/api/v1/agent/vms/{vm['id']}/disk-image", content=disk.read_bytes())
+    assert saved.status_code == 200, saved.text
+    found = inspection(admin, "mine")
+    assert [f["path"] for f in found["findings"]] == ["/root/.ssh/id_ed25519"]
+    assert found["worst_severity"] == "high"
