@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session
 
 from gridvm.common.errors import Forbidden, NotFound
 from gridvm.images.blobstore import BlobStore
+from gridvm.images.inspection import DiskInspection
 from gridvm.schemas.identity import Role
 from gridvm.schemas.inspection import (
     FindingOut,
@@ -117,9 +118,11 @@ class InspectionService:
                 .limit(limit)
             ).all()
         for image_id, digest in todo:
-            if not self.blobs.exists(digest):
-                continue
-            result = read_disk(self.blobs.path_of(digest))
+            if self.blobs.exists(digest):
+                result = read_disk(self.blobs.path_of(digest))
+            else:
+                error = "the image's disk is missing from the image store"
+                result = DiskInspection(state=InspectionState.unreadable.value, error=error)
             with self.db.session() as s:
                 image = s.get(Image, image_id)
                 if image is not None and s.get(ImageInspection, image_id) is None:

@@ -17,7 +17,7 @@ MAX_PARTITIONS = 16
 @dataclass(frozen=True)
 class Volume:
     offset: int  # bytes from the start of the disk
-    kind: str  # "ext", "xfs", "vfat", "luks", "btrfs", "swap", "unknown"
+    kind: str  # "ext", "xfs", "vfat", "luks", "lvm", "btrfs", "swap", "unknown"
     where: str  # "whole disk" or "partition 2"
 
 
@@ -36,6 +36,8 @@ def file_system_kind(disk: Path, offset: int) -> str:
         return "xfs"
     if head[:6] == b"LUKS\xba\xbe":
         return "luks"
+    if head[512:520] == b"LABELONE" and head[536:544] == b"LVM2 001":
+        return "lvm"
     if len(head) >= 65536 + 72 and head[65536 + 64 : 65536 + 72] == b"_BHRfS_M":
         return "btrfs"
     if head[3:11] in (b"MSDOS5.0", b"mkfs.fat", b"MSWIN4.1") or head[82:87] == b"FAT32":
