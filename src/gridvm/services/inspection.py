@@ -48,7 +48,7 @@ def store_inspection(
     row.worst_severity = None
     if feed is not None and result.state == "ok":
         try:
-            scan(row, feed.current())
+            scan(row, feed.latest())
         except FeedError as exc:  # scanned later by the feed watcher
             log.warning("image %s not scanned yet: %s", image.name, exc)
     s.flush()

@@ -62,6 +62,13 @@ class VulnFeed:
             raise FeedError(f"the feed is larger than {MAX_FEED_BYTES} bytes")
         return path.read_bytes()
 
+    def latest(self) -> FeedSnapshot:
+        """The feed as last read (read now if never): cheap, for scanning one new image."""
+        with self._lock:
+            if self._snapshot is not None:
+                return self._snapshot
+        return self.current()
+
     def current(self) -> FeedSnapshot:
         """The feed as it is now (read again; parsed again only when its content changed)."""
         try:
