@@ -20,6 +20,7 @@ from gridvm.api.routes import (
     scheduling,
     secrets,
     vms,
+    volumes,
 )
 from gridvm.services.server import BackgroundLoops, ServerServices
 
@@ -52,4 +53,5 @@ def create_app(services: ServerServices, *, run_loops: bool = True) -> FastAPI:
     for module in (identity, images, vms, consoles, hosts, secrets, scheduling, agent, guest):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(image_inspection.router, prefix=API_PREFIX)
+    app.include_router(volumes.router, prefix=API_PREFIX)
     return app

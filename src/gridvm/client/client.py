@@ -16,6 +16,7 @@ from gridvm.client.secrets import Secrets, SshKeys
 from gridvm.client.settings import check_token, load_settings, normalize_url
 from gridvm.client.transport import Transport
 from gridvm.client.vms import Deployments, Vms
+from gridvm.client.volumes import Volumes
 from gridvm.schemas.identity import WhoAmI
 
 DEFAULT_TIMEOUT = 30.0
@@ -57,6 +58,7 @@ class Client:
         self.share = Share(self._t)
         self.quotas = Quotas(self._t)
         self.reservations = Reservations(self._t)
+        self.volumes = Volumes(self._t)
 
     @classmethod
     def from_settings(

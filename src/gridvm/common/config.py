@@ -20,6 +20,8 @@ class SiteLimits:
     max_upload_bytes: int = 64 * 1024**3
     max_user_data_bytes: int = 64 * 1024
     max_disk_gb_per_vm: int = 2048
+    # The largest persistent user disk (volume) one may create.
+    max_volume_bytes: int = 1024 * 1024**3
     # Results a job may leave (the size of its results disk) and all a user may keep.
     max_results_bytes_per_vm: int = 256 * 1024**2
     results_quota_bytes_per_user: int = 10 * 1024**3
@@ -111,3 +113,8 @@ class AgentConfig:
     @property
     def vm_dir(self) -> Path:
         return self.data_dir / "vms"
+
+    @property
+    def volume_dir(self) -> Path:
+        """Persistent user disks held on this host, one ``<volume-id>.qcow2`` each."""
+        return self.data_dir / "volumes"

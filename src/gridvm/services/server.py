@@ -29,6 +29,7 @@ from gridvm.services.scheduling import SchedulingService
 from gridvm.services.secrets import SecretService, load_or_create_key
 from gridvm.services.ssh_keys import SshKeyService
 from gridvm.services.vms import VmService
+from gridvm.services.volumes import VolumeService
 from gridvm.services.vulnerabilities import FeedWatcher, VulnFeed
 from gridvm.store.db import Database
 
@@ -72,6 +73,7 @@ class ServerServices:
     # Attached consoles being set up or in use (their peers are the API's websockets).
     console_sessions: ConsoleSessions[Any]
     inspections: InspectionService
+    volumes: VolumeService
 
     wakeup: threading.Event
     signals: HostSignals
@@ -128,6 +130,7 @@ class ServerServices:
             fairshare=FairShareService(db, policy),
             console_sessions=console_sessions,
             inspections=InspectionService(db, blobs, images.vuln_feed),
+            volumes=VolumeService(db, config.limits, signals.bump),
         )
 
     def prepare(self) -> None:
