@@ -27,6 +27,24 @@ from tests.guest_disks import (
 )
 
 
+def pkcs12(key: Path, cert: Path) -> bytes:
+    out = key.parent / "bundle.p12"
+    run(
+        "openssl",
+        "pkcs12",
+        "-export",
+        "-inkey",
+        str(key),
+        "-in",
+        str(cert),
+        "-passout",
+        "pass:bundle",
+        "-out",
+        str(out),
+    )
+    return out.read_bytes()
+
+
 def no_leftovers() -> None:
     mounts = Path("/proc/self/mounts").read_text()
     assert "gridvm-inspect-" not in mounts
@@ -78,6 +96,7 @@ def test_credential_sweep(tmp_path: Path) -> None:
         "/home/alice/.ssh/id_work": ssh_key(keys / "alice_key", passphrase="secret words"),
         "/home/alice/.globus/userkey.pem": grid_key.read_bytes(),
         "/home/alice/.globus/usercert.pem": cert,
+        "/home/alice/.globus/usercred.p12": pkcs12(grid_key, keys / "usercert.pem"),
         "/home/alice/backup/old.key": pem_private_key(keys / "other.pem"),
         "/home/alice/.aws/credentials": "[default]\naws_access_key_id = AKIAEXAMPLE\n"
         "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n",
@@ -112,6 +131,7 @@ def test_credential_sweep(tmp_path: Path) -> None:
         "/home/alice/.ssh/id_work": "ssh_private_key",
         "/home/alice/.globus": "grid_credentials",
         "/home/alice/.globus/userkey.pem": "grid_private_key",
+        "/home/alice/.globus/usercred.p12": "grid_private_key",
         "/home/alice/backup/old.key": "private_key",
         "/home/alice/.aws/credentials": "cloud_credentials",
         "/home/alice/.netrc": "token",

@@ -237,6 +237,11 @@ def sweep(fs: ExtFs) -> list[dict[str, str]]:
                 finding("x509_proxy", item.path, "X.509 proxy certificate with its private key")
             )
             continue
+        if name.lower().endswith((".p12", ".pfx")):
+            kind = "grid_private_key" if "/.globus/" in item.path else "private_key"
+            detail = "PKCS#12 bundle (a certificate with its private key)"
+            findings.append(finding(kind, item.path, detail))
+            continue
         found_key = _classify_key(item.path, data)
         if found_key is not None:
             findings.append(found_key)
