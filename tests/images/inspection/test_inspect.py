@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -48,7 +49,7 @@ def pkcs12(key: Path, cert: Path) -> bytes:
 def no_leftovers() -> None:
     mounts = Path("/proc/self/mounts").read_text()
     assert "gridvm-inspect-" not in mounts
-    leftovers = [p for p in Path("/tmp").glob("gridvm-inspect-*")]
+    leftovers = list(Path(tempfile.gettempdir()).glob("gridvm-inspect-*"))
     assert leftovers == [], leftovers
 
 
