@@ -15,6 +15,7 @@ from gridvm.api.routes import (
     guest,
     hosts,
     identity,
+    image_inspection,
     images,
     scheduling,
     secrets,
@@ -51,5 +52,6 @@ def create_app(services: ServerServices, *, run_loops: bool = True) -> FastAPI:
     install_error_handlers(app)
     for module in (identity, images, vms, consoles, hosts, secrets, scheduling, agent, guest):
         app.include_router(module.router, prefix=API_PREFIX)
+    app.include_router(image_inspection.router, prefix=API_PREFIX)
     app.include_router(volumes.router, prefix=API_PREFIX)
     return app

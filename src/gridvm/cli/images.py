@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from gridvm.cli import output
+from gridvm.cli import image_inspection, output
 from gridvm.cli.errors import exit_if, fail, for_each
 from gridvm.cli.progress import transfer_bar
 from gridvm.cli.state import client, wants_json
@@ -19,6 +19,8 @@ app = typer.Typer(help="Disk images: upload, share, download, delete.", no_args_
 IMAGE_SUFFIXES = (".qcow2", ".qcow", ".img", ".raw", ".vmdk", ".vdi")
 
 Ref = Annotated[str, typer.Argument(metavar="REF", help="image id, or name", show_default=False)]
+
+image_inspection.register(app)
 
 
 def image_table(images: list[ImageOut]) -> None:

@@ -9,6 +9,7 @@ from pydantic import TypeAdapter
 
 from gridvm.client.hosts import Hosts
 from gridvm.client.identity import Groups, Tokens, Users
+from gridvm.client.image_inspection import Inspections
 from gridvm.client.images import Images
 from gridvm.client.scheduling import Quotas, Reservations, Share
 from gridvm.client.secrets import Secrets, SshKeys
@@ -48,6 +49,7 @@ class Client:
         self.users = Users(self._t)
         self.tokens = Tokens(self._t)
         self.images = Images(self._t)
+        self.inspections = Inspections(self._t)
         self.vms = Vms(self._t)
         self.deployments = Deployments(self._t)
         self.hosts = Hosts(self._t)
