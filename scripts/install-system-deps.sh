@@ -9,7 +9,9 @@ packages=(
   util-linux iproute2 nftables
   binutils
   postgresql
-  openssl  # verifies the S/MIME signatures of subscribed HEPiX image lists
+  # Image inspection: qemu-storage-daemon's FUSE export, partition tables, rpm databases;
+  # the tests also build vfat disks, rpm databases and SSH keys.
+  fuse3 fdisk rpm dosfstools openssh-client openssl
 )
 
 missing=()

@@ -49,6 +49,8 @@ def run_server(
     database_url: str | None = None,
     console_agent_timeout_s: float = 10.0,
     images: ImagePolicySettings | None = None,
+    vuln_feed: str | None = None,
+    vuln_feed_interval_s: float = 300.0,
 ) -> Iterator[RunningServer]:
     port = free_port()
     config = ServerConfig(
@@ -61,6 +63,8 @@ def run_server(
         host_offline_after_s=host_offline_after_s,
         console_agent_timeout_s=console_agent_timeout_s,
         images=images or ImagePolicySettings(),
+        vuln_feed=vuln_feed,
+        vuln_feed_interval_s=vuln_feed_interval_s,
     )
     services = ServerServices.from_config(config)
     services.prepare()

@@ -60,10 +60,10 @@ def test_an_officer_certifies_an_inspected_clean_image_and_revokes_it(
     # Alice's private image: the officer sees it, to inspect and certify it.
     assert [i["id"] for i in officer.get("/api/v1/images").json()] == [image]
 
-    # Not inspected yet: refused, with the reason.
+    # Inspected at upload: a blank disk has no file system to read. Refused, with the reason.
     refused = _certify(officer, image)
     assert refused.status_code == 409
-    assert "has not been inspected" in refused.json()["message"]
+    assert "its inspection could not read it" in refused.json()["message"]
 
     record_inspection(server, image, vulns=[vuln("CVE-2026-1", "medium")], worst_severity="medium")
     until = datetime.now(UTC) + timedelta(days=30)

@@ -5,14 +5,16 @@ from __future__ import annotations
 import hashlib
 import subprocess
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 
 from gridvm.common.config import ImagePolicySettings
-from gridvm.images.imagelist import document
+from gridvm.images.imagelist import document, smime
 from tests.api.helpers import eventually, make_qcow2, make_user, upload
+from tests.guest_disks import debian_root, dpkg_entry, ext4_disk, ssh_key, stage
 from tests.image_list_sites import (
     Endorsement,
     file_server,
@@ -260,3 +262,45 @@ def test_a_local_revocation_outranks_the_list(
         again = b.post("/api/v1/image-lists/sitea/refresh").json()
         assert again["last_error"] is None and again["certified"] == 0
         assert _from_list(b)["sitea-analysis"]["certification"] == "revoked"
+
+
+def test_a_listed_image_carrying_credentials_is_not_certified_here(
+    server: RunningServer, site_a_endorser: Endorsement, tmp_path: Path
+) -> None:
+    """The list vouches for its images, but this site's own inspection still counts."""
+    root = debian_root(tmp_path, "keyed", [dpkg_entry("bash", "5.2.15-2+b2")])
+    stage(root, {"/root/.ssh/id_ed25519": ssh_key(tmp_path / "key")})
+    served = tmp_path / "served"
+    served.mkdir()
+    disk = ext4_disk(served, "keyed", root)
+    data = disk.read_bytes()
+    now = datetime.now(UTC)
+    with file_server(served) as base:
+        listed = document.ListedImage(
+            identifier="0f4d1c2e-3b5a-5c6d-8e7f-9a0b1c2d3e4f",
+            title="keyed",
+            sha512=hashlib.sha512(data).hexdigest(),
+            size=len(data),
+            uri=f"{base}/keyed.qcow2",
+        )
+        image_list = document.ImageList(
+            identifier="1a2b3c4d-5e6f-5a7b-8c9d-0e1f2a3b4c5d",
+            title="site A",
+            created=now,
+            expires=now + timedelta(days=7),
+            version="1",
+            uri=f"{base}/list.smime",
+            endorser=document.Endorser(site_a_endorser.dn, "/O=Site A/CN=Site A CA"),
+            images=(listed,),
+        )
+        signer = site_a_endorser.signer
+        message = smime.sign(document.to_json(image_list), signer.cert_pem, signer.key_pem)
+        (served / "list.smime").write_bytes(message)
+        sub = _subscribe(
+            server.client(), "sitea", f"{base}/list.smime", site_a_endorser.dn,
+            site_a_endorser.ca.cert_pem,
+        )  # fmt: skip
+    assert (sub["images"], sub["certified"]) == (1, 0)
+    assert "'sitea-keyed' is not certified here: it carries credentials" in str(sub["last_error"])
+    taken = _from_list(server.client())["sitea-keyed"]
+    assert taken["trust"] == "user"

@@ -22,7 +22,7 @@ def test_certify_show_revoke_and_history(cli: Cli, qcow2: Path) -> None:
     image = cli.json("image", "upload", str(qcow2), "--name", "analysis")["id"]
 
     refused = cli.fails("image", "certify", "analysis", "--reason", "ok", token=officer)
-    assert "cannot be certified: it has not been inspected" in refused
+    assert "cannot be certified: its inspection could not read it" in refused
 
     record_inspection(cli.server, image)
     done = cli.ok(

@@ -16,6 +16,7 @@ from gridvm.api.routes import (
     guest,
     hosts,
     identity,
+    image_inspection,
     image_lists,
     images,
     scheduling,
@@ -55,5 +56,6 @@ def create_app(services: ServerServices, *, run_loops: bool = True) -> FastAPI:
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(certification.router, prefix=API_PREFIX)
     app.include_router(image_lists.router, prefix=API_PREFIX)
+    app.include_router(image_inspection.router, prefix=API_PREFIX)
     app.include_router(volumes.router, prefix=API_PREFIX)
     return app

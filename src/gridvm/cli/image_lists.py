@@ -46,7 +46,7 @@ def _outcome(ctx: typer.Context, sub: SubscriptionOut, done: str) -> None:
     if sub.last_error:
         fail(
             f"image list {sub.name}: {sub.last_error}",
-            hint=f"nothing was taken; try again with: gridvm image-list refresh {sub.name}",
+            hint=f"see: gridvm image-list list; try again: gridvm image-list refresh {sub.name}",
         )
     if not wants_json(ctx):
         output.info(done)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from gridvm.cli import output
+from gridvm.cli import image_inspection, output
 from gridvm.cli.certification import trust_text
 from gridvm.cli.errors import exit_if, fail, for_each
 from gridvm.cli.progress import transfer_bar
@@ -20,6 +20,8 @@ app = typer.Typer(help="Disk images: upload, share, download, delete.", no_args_
 IMAGE_SUFFIXES = (".qcow2", ".qcow", ".img", ".raw", ".vmdk", ".vdi")
 
 Ref = Annotated[str, typer.Argument(metavar="REF", help="image id, or name", show_default=False)]
+
+image_inspection.register(app)
 
 
 def image_table(images: list[ImageOut]) -> None:

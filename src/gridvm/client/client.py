@@ -10,6 +10,7 @@ from pydantic import TypeAdapter
 from gridvm.client.certification import Certifications
 from gridvm.client.hosts import Hosts
 from gridvm.client.identity import Groups, Tokens, Users
+from gridvm.client.image_inspection import Inspections
 from gridvm.client.image_lists import ImageLists
 from gridvm.client.images import Images
 from gridvm.client.scheduling import Quotas, Reservations, Share
@@ -52,6 +53,7 @@ class Client:
         self.images = Images(self._t)
         self.certifications = Certifications(self._t)
         self.image_lists = ImageLists(self._t)
+        self.inspections = Inspections(self._t)
         self.vms = Vms(self._t)
         self.deployments = Deployments(self._t)
         self.hosts = Hosts(self._t)

@@ -82,6 +82,10 @@ class ServerConfig:
     host_lost_after_s: float = 600.0
     # How long an attached console waits for the VM's host agent to open its end.
     console_agent_timeout_s: float = 10.0
+    # Vulnerability feed in OSV format (Debian): a file path or an http(s) URL, JSON or zip.
+    vuln_feed: str | None = None
+    # How often the feed is checked for changes (a change rescans every image).
+    vuln_feed_interval_s: float = 300.0
 
     @property
     def database(self) -> str:

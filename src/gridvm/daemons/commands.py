@@ -129,6 +129,17 @@ def server(
         str | None,
         typer.Option("--public-url", help="the URL other sites reach this server at"),
     ] = None,
+    vuln_feed: Annotated[
+        str | None,
+        typer.Option(
+            "--vuln-feed",
+            help="vulnerability feed in OSV format (Debian): a file or http(s) URL, JSON or zip",
+        ),
+    ] = None,
+    vuln_feed_interval: Annotated[
+        str,
+        typer.Option("--vuln-feed-interval", help="how often to check the feed for changes"),
+    ] = "5m",
 ) -> None:
     """Run the control plane: REST API, scheduler and lease loops."""
     from gridvm.daemons.processes import run_server
@@ -156,6 +167,8 @@ def server(
                 publish_image_list=publish_image_list,
                 public_url=public_url,
             ),
+            vuln_feed=vuln_feed,
+            vuln_feed_interval_s=parse_duration(vuln_feed_interval),
         )
         run_server(config)
     except GridvmError as exc:

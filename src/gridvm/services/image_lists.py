@@ -39,10 +39,17 @@ from gridvm.images.imagelist import document, endorser, smime
 from gridvm.images.ingest import ingest_image
 from gridvm.schemas.image_lists import SubscriptionCreate, SubscriptionOut
 from gridvm.schemas.images import BootMode, TrustClass, Visibility
-from gridvm.services.certification import revoke_valid, sync_trust
+from gridvm.services.certification import (
+    blocking_vulns,
+    credential_findings,
+    revoke_valid,
+    sync_trust,
+)
 from gridvm.services.certification_state import certification_standing, is_valid
 from gridvm.services.identity import ADMIN_NAME
+from gridvm.services.inspection import read_disk, store_inspection
 from gridvm.services.principal import Principal
+from gridvm.services.vulnerabilities import VulnFeed
 from gridvm.services.zone_policy import CertState
 from gridvm.store.db import Database
 from gridvm.store.models import (
@@ -81,8 +88,16 @@ class Signed:
 
 
 class ImageListService:
-    def __init__(self, db: Database, blobs: BlobStore, config: ServerConfig) -> None:
+    def __init__(
+        self,
+        db: Database,
+        blobs: BlobStore,
+        config: ServerConfig,
+        vuln_feed: VulnFeed | None = None,
+    ) -> None:
         self.db = db
+        # Images taken from a list are inspected (and scanned) like uploads.
+        self.vuln_feed = vuln_feed
         self.blobs = blobs
         self.config = config
         self.settings = config.images
@@ -394,12 +409,19 @@ class ImageListService:
                 errors.append(f"image {listed.title!r} ({listed.identifier}): {exc}")
         now = utcnow()
         wanted = {(i.identifier, i.sha512) for i in image_list.images}
+        block = self.settings.block_severity
         with self.db.session() as s:
             sub = self._get(s, name)
             sub.list_identifier = image_list.identifier
             sub.list_expires_at = image_list.expires
             for image in s.scalars(select(Image).where(Image.subscription_id == sub_id)).unique():
                 if (image.list_identifier, image.list_sha512) in wanted:
+                    # The list vouches for it, but not against what this site found in it.
+                    refused = local_refusals(s.get(ImageInspection, image.id), block)
+                    if refused:
+                        revoke_valid(s, image, f"imagelist {name}", refused, now, sub_id)
+                        errors.append(f"image {image.name!r} is not certified here: {refused}")
+                        continue
                     self._certify_listed(s, image, name, sub_id, image_list.expires, now)
                 else:
                     revoke_valid(s, image, f"imagelist {name}", "de-listed", now, sub_id)
@@ -467,6 +489,7 @@ class ImageListService:
                     f" size ({listed.size} bytes)",
                     hint="nothing was kept; the publisher's copy or the list is wrong",
                 )
+            inspected = read_disk(self.blobs.path_of(ingested.digest))
             with self.db.session() as s:
                 admin = s.scalar(select(User).where(User.name == ADMIN_NAME))
                 if admin is None:
@@ -478,29 +501,30 @@ class ImageListService:
                         Image.owner_id == admin.id, Image.name == image_name
                     )
                 ).all()
-                s.add(
-                    Image(
-                        id=new_id("img"),
-                        name=image_name,
-                        version=max(versions, default=0) + 1,
-                        source="imagelist",
-                        subscription_id=sub_id,
-                        list_identifier=listed.identifier,
-                        list_sha512=listed.sha512,
-                        owner_id=admin.id,
-                        group_id=None,
-                        visibility=Visibility.public.value,
-                        trust=TrustClass.user.value,  # certified once the list is applied
-                        digest=ingested.digest,
-                        format="qcow2",
-                        uploaded_format=ingested.format_uploaded,
-                        size=ingested.size,
-                        virtual_size=ingested.virtual_size,
-                        boot_mode=BootMode.disk.value,
-                        os=listed.os or None,
-                        min_memory_mb=64,
-                    )
+                image = Image(
+                    id=new_id("img"),
+                    name=image_name,
+                    version=max(versions, default=0) + 1,
+                    source="imagelist",
+                    subscription_id=sub_id,
+                    list_identifier=listed.identifier,
+                    list_sha512=listed.sha512,
+                    owner_id=admin.id,
+                    group_id=None,
+                    visibility=Visibility.public.value,
+                    trust=TrustClass.user.value,  # certified once the list is applied
+                    digest=ingested.digest,
+                    format="qcow2",
+                    uploaded_format=ingested.format_uploaded,
+                    size=ingested.size,
+                    virtual_size=ingested.virtual_size,
+                    boot_mode=BootMode.disk.value,
+                    os=listed.os or None,
+                    min_memory_mb=64,
                 )
+                s.add(image)
+                s.flush()
+                store_inspection(s, image, inspected, self.vuln_feed)
             log.info("image list %s: took %s (%s)", name, listed.title, listed.identifier)
         except BaseException:
             self._drop_unreferenced(ingested.digest)
@@ -511,6 +535,19 @@ class ImageListService:
             used = s.scalar(select(Image.id).where(Image.digest == digest).limit(1))
         if used is None and self.blobs.exists(digest):
             self.blobs.delete(digest)
+
+
+def local_refusals(inspection: ImageInspection | None, block: str) -> str | None:
+    """Why this site will not certify a listed image whatever the list says: credentials
+    in it, or a vulnerability at or above the block severity (when it was scanned)."""
+    reasons = []
+    creds = credential_findings(inspection)
+    if creds:
+        reasons.append(f"it carries credentials: {', '.join(creds)}")
+    vulns = blocking_vulns(inspection, block)
+    if vulns:
+        reasons.append(f"it has vulnerabilities at or above {block}: {', '.join(vulns[:5])}")
+    return "; ".join(reasons) or None
 
 
 def _fetch_bytes(url: str, limit: int) -> bytes:

@@ -13,9 +13,10 @@ from enum import StrEnum
 
 from gridvm.schemas.hosts import Zone
 from gridvm.schemas.images import TrustClass
+from gridvm.schemas.inspection import SEVERITY_ORDER
 
-# From least to most severe; anything not named here counts as "unknown".
-SEVERITIES = ("unknown", "low", "medium", "high", "critical")
+# From least to most severe (the inspection's order); anything else counts as "unknown".
+SEVERITIES: tuple[str, ...] = tuple(s.value for s in SEVERITY_ORDER)
 
 
 def severity_rank(severity: str | None) -> int:
