@@ -67,6 +67,9 @@ def test_users_see_their_own_group_and_public_images_only(
     alice = make_user(server, "alice", "physics")
     bob = make_user(server, "bob", "physics")
     carol = make_user(server, "carol", "biology")
+    # Publishing to a group is its managers' act.
+    manage = server.client().put("/api/v1/groups/physics/members/alice", json={"manager": True})
+    assert manage.status_code == 200, manage.text
     disk = make_qcow2(tmp_path / "a.qcow2")
     private = upload(alice, disk, "secret").json()
     assert bob.get(f"/api/v1/images/{private['id']}").status_code == 404
@@ -148,14 +151,19 @@ def test_virtual_size_above_the_site_limit_is_refused(tmp_path: Path) -> None:
         assert "4 GiB" in body["message"] and "1 GiB" in body["message"]
 
 
-def test_same_name_twice_is_a_conflict_and_keeps_the_first(
+def test_same_name_twice_makes_a_second_version_and_keeps_the_first(
     server: RunningServer, tmp_path: Path
 ) -> None:
     admin = server.client()
     first = upload(admin, make_qcow2(tmp_path / "a.qcow2"), "dup").json()
     again = upload(admin, make_qcow2(tmp_path / "b.qcow2", "32M"), "dup")
-    assert again.status_code == 409
-    assert [i["id"] for i in admin.get("/api/v1/images").json()] == [first["id"]]
+    assert again.status_code == 201, again.text
+    assert (first["version"], again.json()["version"]) == (1, 2)
+    listed = admin.get("/api/v1/images", params={"all_versions": True}).json()
+    assert [(i["id"], i["latest"]) for i in listed] == [
+        (first["id"], False),
+        (again.json()["id"], True),
+    ]
 
 
 def test_image_in_use_cannot_be_deleted(server: RunningServer, tmp_path: Path) -> None:

@@ -94,6 +94,10 @@ def test_users_see_their_images_and_public_ones_not_others_private_ones(
         "image", "share", "mine", "--with", "public", token=tokens["alice"]
     )
 
+    # Publishing to a group is a manager's act: alice asks, then an admin makes her one.
+    line = cli.fails("image", "share", "mine", token=tokens["alice"])
+    assert "only a manager of group physics" in line and "no manager yet" in line
+    assert "alice is a manager" in cli.ok("group", "set-manager", "physics", "alice").stdout
     cli.ok("image", "share", "mine", token=tokens["alice"])
     assert cli.json("image", "show", "mine", token=tokens["bob"])["id"] == private["id"]
     assert "no image 'mine'" in cli.fails("image", "show", "mine", token=tokens["carol"])

@@ -18,6 +18,7 @@ from gridvm.api.routes import (
     images,
     scheduling,
     secrets,
+    uploads,
     vms,
 )
 from gridvm.services.server import BackgroundLoops, ServerServices
@@ -48,6 +49,17 @@ def create_app(services: ServerServices, *, run_loops: bool = True) -> FastAPI:
     )
     app.state.services = services
     install_error_handlers(app)
-    for module in (identity, images, vms, consoles, hosts, secrets, scheduling, agent, guest):
+    for module in (
+        identity,
+        images,
+        uploads,
+        vms,
+        consoles,
+        hosts,
+        secrets,
+        scheduling,
+        agent,
+        guest,
+    ):
         app.include_router(module.router, prefix=API_PREFIX)
     return app

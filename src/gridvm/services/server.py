@@ -27,6 +27,7 @@ from gridvm.services.results import ResultStore
 from gridvm.services.scheduling import SchedulingService
 from gridvm.services.secrets import SecretService, load_or_create_key
 from gridvm.services.ssh_keys import SshKeyService
+from gridvm.services.uploads import UploadService
 from gridvm.services.vms import VmService
 from gridvm.store.db import Database
 
@@ -69,6 +70,8 @@ class ServerServices:
     fairshare: FairShareService
     # Attached consoles being set up or in use (their peers are the API's websockets).
     console_sessions: ConsoleSessions[Any]
+    # Resumable uploads of images under way.
+    uploads: UploadService
 
     wakeup: threading.Event
     signals: HostSignals
@@ -123,6 +126,7 @@ class ServerServices:
             reservations=ReservationService(db, wakeup.set),
             fairshare=FairShareService(db, policy),
             console_sessions=console_sessions,
+            uploads=UploadService(db, blobs, config.limits, images),
         )
 
     def prepare(self) -> None:
@@ -158,6 +162,7 @@ class BackgroundLoops:
         self.services.scheduling.lost_host_pass()
         self.services.scheduling.lease_pass()
         self.services.scheduling.schedule_pass()
+        self.services.uploads.purge_idle()  # at most every 10 minutes
 
     def _run(self) -> None:
         interval = self.services.config.scheduler_interval_s
