@@ -16,7 +16,7 @@ from pydantic import TypeAdapter
 from gridvm.client.errors import TransferError
 from gridvm.client.files import CHUNK_SIZE, Progress
 from gridvm.client.transport import Transport, decode
-from gridvm.client.uploads import UPLOAD_CHUNK, Uploads
+from gridvm.client.uploads import Uploads
 from gridvm.schemas.images import ExportFormat, ImageOut, ImageUpdate, Visibility
 
 _IMAGE = TypeAdapter(ImageOut)
@@ -44,7 +44,7 @@ class Images:
         progress: Progress | None = None,
         *,
         resume: str | None = None,
-        chunk_size: int = UPLOAD_CHUNK,
+        chunk_size: int | None = None,
     ) -> ImageOut:
         """Upload a disk image file (qcow2, raw, vmdk or vdi) in resumable chunks.
 

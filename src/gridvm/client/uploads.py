@@ -97,12 +97,14 @@ class Uploads:
         upload: UploadOut,
         *,
         progress: Progress | None = None,
-        chunk_size: int = UPLOAD_CHUNK,
-        retries: int = RETRIES,
+        chunk_size: int | None = None,
+        retries: int | None = None,
     ) -> UploadOut:
         """Send the rest of ``path`` from the server's offset on; each failed chunk is retried
         (after asking the server its offset) up to ``retries`` times. If it still fails,
         ``UploadInterrupted`` says how far it got."""
+        chunk_size = chunk_size or UPLOAD_CHUNK
+        retries = RETRIES if retries is None else retries
         with path.open("rb") as f:
             size = os.fstat(f.fileno()).st_size
             if upload.total_bytes is not None and size != upload.total_bytes:
