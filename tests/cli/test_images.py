@@ -243,3 +243,15 @@ def test_download_as_raw_is_the_same_disk(cli: Cli, tmp_path: Path) -> None:
 def _same_disk(a: Path, b: Path) -> bool:
     compare = subprocess.run(["qemu-img", "compare", str(a), str(b)], capture_output=True)
     return compare.returncode == 0
+
+
+def test_uploads_under_way_are_listed_and_can_be_aborted(cli: Cli, tmp_path: Path) -> None:
+    with Client(cli.server.url, cli.server.admin_token) as gv:
+        session = gv.images.uploads.create("later", 3 * MIB)
+        gv.images.uploads.send_chunk(session.id, 0, b"\0" * MIB)
+    listing = cli.ok("image", "uploads").stdout
+    row = next(line.split() for line in listing.splitlines() if session.id in line)
+    assert row[1:6] == ["later", "1", "MiB", "3", "MiB"]
+    assert "aborted upload" in cli.ok("image", "abort-upload", session.id).stdout
+    assert cli.json("image", "uploads") == []
+    assert "no upload" in cli.fails("image", "abort-upload", session.id)

@@ -198,6 +198,41 @@ def upload(
     image_fields(image)
 
 
+@app.command("uploads")
+def list_uploads(ctx: typer.Context) -> None:
+    """Your uploads under way (interrupted ones can be resumed or aborted)."""
+    found = client(ctx).images.uploads.list()
+    if wants_json(ctx):
+        output.print_json(found)
+    elif not found:
+        output.note("no uploads under way")
+    else:
+        rows = [
+            (
+                u.id,
+                u.name,
+                output.size_cell(u.received_bytes),
+                output.size_cell(u.total_bytes) if u.total_bytes is not None else "-",
+                output.relative(u.updated_at),
+            )
+            for u in found
+        ]
+        output.show(output.table(("ID", "NAME", "RECEIVED", "OF", "LAST CHUNK"), rows))
+
+
+@app.command("abort-upload")
+def abort_upload(
+    ctx: typer.Context,
+    upload_id: Annotated[str, typer.Argument(metavar="UPLOAD_ID", help="see gridvm image uploads")],
+) -> None:
+    """Abort an upload under way: the server deletes what it received."""
+    client(ctx).images.uploads.abort(upload_id)
+    if wants_json(ctx):
+        output.print_json({"id": upload_id, "aborted": True})
+    else:
+        output.info(f"aborted upload {upload_id}")
+
+
 def _session_to_resume(
     gv: Client, upload_id: str | None, *, explicit: str | None
 ) -> UploadOut | None:
