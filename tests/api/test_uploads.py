@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
+import time
 from datetime import timedelta
 from pathlib import Path
 
 import httpx
 
 from gridvm.common.config import SiteLimits
-from tests.api.helpers import make_qcow2, make_user, store_files
+from tests.api.helpers import eventually, make_qcow2, make_user, store_files
 from tests.servers import RunningServer, run_server
 
 
@@ -165,3 +167,38 @@ def test_idle_sessions_are_removed(server: RunningServer) -> None:
     assert uploads.purge_idle(idle=timedelta(seconds=-1), every_s=0) == 1
     assert admin.get(f"/api/v1/uploads/{session['id']}").status_code == 404
     assert store_files(server) == []
+
+
+def test_a_chunk_cut_off_keeps_what_arrived_and_the_upload_goes_on(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    admin = server.client()
+    data = _disk_with_data(tmp_path / "d.qcow2")
+    session = _open(admin, "cut", len(data))
+    url = httpx.URL(server.url)
+    request = (
+        f"PATCH /api/v1/uploads/{session['id']} HTTP/1.1\r\n"
+        f"Host: {url.host}:{url.port}\r\n"
+        f"Authorization: Bearer {server.admin_token}\r\n"
+        f"Upload-Offset: 0\r\nContent-Length: {len(data)}\r\n\r\n"
+    ).encode()
+    with socket.create_connection((url.host, url.port)) as sock:
+        sock.sendall(request + data[:100_000])
+        time.sleep(0.3)
+
+    def offset() -> int:
+        return int(admin.head(f"/api/v1/uploads/{session['id']}").headers["Upload-Offset"])
+
+    received = eventually(offset)
+    time.sleep(0.2)
+    while offset() != received:  # until the server is done with the cut-off chunk
+        received = offset()
+        time.sleep(0.2)
+    assert 0 < received <= 100_000
+    assert _send(admin, session["id"], received, data[received:]).status_code == 200
+    done = admin.post(f"/api/v1/uploads/{session['id']}/complete")
+    assert done.status_code == 201, done.text
+    back = tmp_path / "back.qcow2"
+    back.write_bytes(admin.get(f"/api/v1/images/{done.json()['id']}/content").content)
+    same = subprocess.run(["qemu-img", "compare", str(tmp_path / "d.qcow2"), str(back)])
+    assert same.returncode == 0
