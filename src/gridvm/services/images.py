@@ -30,7 +30,9 @@ from gridvm.schemas.vms import FINAL_STATES
 from gridvm.services.identity import ADMIN_NAME
 from gridvm.services.image_sharing import check_publish, may_withdraw
 from gridvm.services.image_versions import (
-    find_image,
+    find_image as find_image,  # re-exported: callers resolve references through here too
+)
+from gridvm.services.image_versions import (
     latest_ids,
     next_version,
     parse_ref,
@@ -163,7 +165,7 @@ class ImageService:
             self._drop_unreferenced(ingested.digest)
             raise
 
-    def _refuse_taken_name(self, s: Session, owner_id: str, name: str) -> None:
+    def _refuse_rename_onto(self, s: Session, owner_id: str, name: str) -> None:
         taken = s.scalar(select(Image.id).where(Image.owner_id == owner_id, Image.name == name))
         if taken:
             raise Conflict(
@@ -220,7 +222,7 @@ class ImageService:
                 raise Forbidden(f"image {image.name!r} belongs to {image.owner.name}")
             if change.name is not None and change.name != image.name:
                 validate_name(change.name, what="image name")
-                self._refuse_taken_name(s, image.owner_id, change.name)
+                self._refuse_rename_onto(s, image.owner_id, change.name)
                 for version in s.scalars(
                     select(Image).where(Image.owner_id == image.owner_id, Image.name == image.name)
                 ).all():

@@ -26,7 +26,7 @@ from gridvm.schemas.vms import (
     VmState,
 )
 from gridvm.services.consoles import ConsoleStore
-from gridvm.services.image_versions import find_image
+from gridvm.services.images import find_image
 from gridvm.services.presenters import vm_out
 from gridvm.services.principal import Principal
 from gridvm.services.results import ResultStore
