@@ -136,7 +136,9 @@ def test_others_follow_the_latest_version_shared_with_them(
     v2 = upload(alice, make_qcow2(tmp_path / "b.qcow2"), "tool").json()  # private
     assert v2["version"] == 2
     # bob sees only what is shared with him: version 1 is his "latest".
-    assert bob.get("/api/v1/images/tool").json()["id"] == v1["id"]
+    seen = bob.get("/api/v1/images/tool").json()
+    assert (seen["id"], seen["latest"]) == (v1["id"], True)
+    assert alice.get(f"/api/v1/images/{v1['id']}").json()["latest"] is False
     assert [i["version"] for i in bob.get("/api/v1/images/tool/versions").json()] == [1]
     assert bob.get("/api/v1/images/tool:2").status_code == 404
     assert alice.patch("/api/v1/images/tool:2", json={"visibility": "group"}).status_code == 200

@@ -58,8 +58,9 @@ class BlobFile:
     temporary: bool = False
 
 
-def _is_latest(s: Session, image: Image) -> bool:
-    return next_version(s, image.owner_id, image.name) == image.version + 1
+def _is_latest(s: Session, who: Principal, image: Image) -> bool:
+    """Whether ``image`` is the highest version of its name that ``who`` may see."""
+    return versions_of(s, who, image)[-1].id == image.id
 
 
 def _in_use(s: Session, image_id: str) -> int:
@@ -209,7 +210,7 @@ class ImageService:
     def get(self, who: Principal, ref: str) -> ImageOut:
         with self.db.session() as s:
             image = find_image(s, who, ref)
-            return image_out(image, _in_use(s, image.id), latest=_is_latest(s, image))
+            return image_out(image, _in_use(s, image.id), latest=_is_latest(s, who, image))
 
     def update(self, who: Principal, ref: str, change: ImageUpdate) -> ImageOut:
         """Rename (every version of the name) and/or change who may use (this version)."""
@@ -231,7 +232,7 @@ class ImageService:
                 check_publish(s, who, image.owner_id, image.group_id, change.visibility)
                 image.visibility = change.visibility.value
             s.flush()
-            return image_out(image, _in_use(s, image.id), latest=_is_latest(s, image))
+            return image_out(image, _in_use(s, image.id), latest=_is_latest(s, who, image))
 
     def delete(self, who: Principal, ref: str, all_versions: bool = False) -> list[str]:
         """Delete the image ``ref`` names (an id or NAME:N: that version). ``NAME`` alone
