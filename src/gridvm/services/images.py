@@ -60,7 +60,8 @@ class BlobFile:
 
 def _is_latest(s: Session, who: Principal, image: Image) -> bool:
     """Whether ``image`` is the highest version of its name that ``who`` may see."""
-    return versions_of(s, who, image)[-1].id == image.id
+    visible = versions_of(s, who, image)
+    return not visible or visible[-1].id == image.id  # not visible: just withdrawn from them
 
 
 def _in_use(s: Session, image_id: str) -> int:
