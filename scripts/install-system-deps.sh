@@ -9,6 +9,9 @@ packages=(
   util-linux iproute2 nftables
   binutils
   postgresql
+  # Image inspection: qemu-storage-daemon's FUSE export, partition tables, rpm databases;
+  # the tests also build vfat disks, rpm databases and SSH keys.
+  fuse3 fdisk rpm dosfstools openssh-client openssl
 )
 
 missing=()

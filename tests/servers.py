@@ -48,6 +48,8 @@ def run_server(
     host_offline_after_s: float = 30.0,
     database_url: str | None = None,
     console_agent_timeout_s: float = 10.0,
+    vuln_feed: str | None = None,
+    vuln_feed_interval_s: float = 300.0,
 ) -> Iterator[RunningServer]:
     port = free_port()
     config = ServerConfig(
@@ -59,6 +61,8 @@ def run_server(
         scheduler_interval_s=scheduler_interval_s,
         host_offline_after_s=host_offline_after_s,
         console_agent_timeout_s=console_agent_timeout_s,
+        vuln_feed=vuln_feed,
+        vuln_feed_interval_s=vuln_feed_interval_s,
     )
     services = ServerServices.from_config(config)
     services.prepare()

@@ -15,11 +15,13 @@ from gridvm.api.routes import (
     guest,
     hosts,
     identity,
+    image_inspection,
     images,
     scheduling,
     secrets,
     uploads,
     vms,
+    volumes,
 )
 from gridvm.services.server import BackgroundLoops, ServerServices
 
@@ -62,4 +64,6 @@ def create_app(services: ServerServices, *, run_loops: bool = True) -> FastAPI:
         guest,
     ):
         app.include_router(module.router, prefix=API_PREFIX)
+    app.include_router(image_inspection.router, prefix=API_PREFIX)
+    app.include_router(volumes.router, prefix=API_PREFIX)
     return app

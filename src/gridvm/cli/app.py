@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from gridvm.cli import account, admin, deployments, hosts, images, scheduling, secrets, vms
+from gridvm.cli import volumes as volume_commands
 from gridvm.cli.errors import GridvmGroup
 from gridvm.cli.output import OutputFormat
 from gridvm.cli.state import CliState
@@ -66,3 +67,4 @@ app.add_typer(admin.tokens, name="token")
 app.command("share")(scheduling.share)
 app.add_typer(scheduling.quotas, name="quota")
 app.add_typer(scheduling.reservations, name="reservation")
+app.add_typer(volume_commands.app, name="volume")

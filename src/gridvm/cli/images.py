@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from gridvm.cli import output, upload_state
+from gridvm.cli import image_inspection, output, upload_state
 from gridvm.cli.errors import exit_if, fail, for_each
 from gridvm.cli.progress import transfer_bar
 from gridvm.cli.state import client, wants_json
@@ -28,6 +28,8 @@ Ref = Annotated[
         show_default=False,
     ),
 ]
+
+image_inspection.register(app)
 
 
 def image_table(images: list[ImageOut]) -> None:

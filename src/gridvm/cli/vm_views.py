@@ -106,6 +106,7 @@ def vm_fields(vm: VmOut) -> None:
                 ("vcpus", str(vm.vcpus)),
                 ("memory", memory_text(vm.memory_mb)),
                 ("disk", disk),
+                ("volumes", output.cell(", ".join(vm.volumes) or None)),
                 ("host", output.cell(vm.host)),
                 ("walltime", output.duration(vm.walltime_s)),
                 ("created", output.timestamp(vm.created_at)),

@@ -149,6 +149,14 @@ def run(
         str | None,
         typer.Option("--walltime", "-t", help="lease, e.g. 10m, 2h, 1d (default: the site's)"),
     ] = None,
+    volume: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--volume",
+            help="a volume of yours to attach (repeatable; one VM only); the guest finds it"
+            " by its serial, the volume's id (gridvm volume show)",
+        ),
+    ] = None,
     mode: Annotated[
         VmMode,
         typer.Option("--mode", help="multi: throw-away disks; single: one VM that keeps its disk"),
@@ -212,6 +220,7 @@ def run(
         affinity=affinity,
         selector=require,
         queue_timeout_s=None if queue_timeout is None else parse_duration(queue_timeout),
+        volumes=volume or [],
     )
     timeout_s = None if timeout is None else parse_duration(timeout)
     gv = client(ctx)
@@ -299,6 +308,34 @@ def show_vm(ctx: typer.Context, vm_id: VmId) -> None:
         output.print_json(vm)
     else:
         vm_fields(vm)
+
+
+@app.command("attach")
+def attach_volume(
+    ctx: typer.Context,
+    vm_id: VmId,
+    volume: Annotated[str, typer.Argument(metavar="VOLUME", help="volume name or id")],
+) -> None:
+    """Attach a volume to a stopped single-mode VM; it has it from its next start."""
+    attached = client(ctx).volumes.attach(vm_id, volume)
+    if wants_json(ctx):
+        output.print_json(attached)
+    else:
+        output.info(f"volume {attached.name} attached to VM {vm_id} (serial {attached.serial})")
+
+
+@app.command("detach")
+def detach_volume(
+    ctx: typer.Context,
+    vm_id: VmId,
+    volume: Annotated[str, typer.Argument(metavar="VOLUME", help="volume name or id")],
+) -> None:
+    """Detach a volume from a stopped single-mode VM (VMs that end let go of theirs)."""
+    detached = client(ctx).volumes.detach(vm_id, volume)
+    if wants_json(ctx):
+        output.print_json(detached)
+    else:
+        output.info(f"volume {detached.name} detached from VM {vm_id}")
 
 
 @app.command("results")

@@ -9,12 +9,14 @@ from pydantic import TypeAdapter
 
 from gridvm.client.hosts import Hosts
 from gridvm.client.identity import Groups, Tokens, Users
+from gridvm.client.image_inspection import Inspections
 from gridvm.client.images import Images
 from gridvm.client.scheduling import Quotas, Reservations, Share
 from gridvm.client.secrets import Secrets, SshKeys
 from gridvm.client.settings import check_token, load_settings, normalize_url
 from gridvm.client.transport import Transport
 from gridvm.client.vms import Deployments, Vms
+from gridvm.client.volumes import Volumes
 from gridvm.schemas.identity import WhoAmI
 
 DEFAULT_TIMEOUT = 30.0
@@ -47,6 +49,7 @@ class Client:
         self.users = Users(self._t)
         self.tokens = Tokens(self._t)
         self.images = Images(self._t)
+        self.inspections = Inspections(self._t)
         self.vms = Vms(self._t)
         self.deployments = Deployments(self._t)
         self.hosts = Hosts(self._t)
@@ -55,6 +58,7 @@ class Client:
         self.share = Share(self._t)
         self.quotas = Quotas(self._t)
         self.reservations = Reservations(self._t)
+        self.volumes = Volumes(self._t)
 
     @classmethod
     def from_settings(

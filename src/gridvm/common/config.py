@@ -20,6 +20,8 @@ class SiteLimits:
     max_upload_bytes: int = 64 * 1024**3
     max_user_data_bytes: int = 64 * 1024
     max_disk_gb_per_vm: int = 2048
+    # The largest persistent user disk (volume) one may create.
+    max_volume_bytes: int = 1024 * 1024**3
     # Results a job may leave (the size of its results disk) and all a user may keep.
     max_results_bytes_per_vm: int = 256 * 1024**2
     results_quota_bytes_per_user: int = 10 * 1024**3
@@ -56,6 +58,10 @@ class ServerConfig:
     host_lost_after_s: float = 600.0
     # How long an attached console waits for the VM's host agent to open its end.
     console_agent_timeout_s: float = 10.0
+    # Vulnerability feed in OSV format (Debian): a file path or an http(s) URL, JSON or zip.
+    vuln_feed: str | None = None
+    # How often the feed is checked for changes (a change rescans every image).
+    vuln_feed_interval_s: float = 300.0
 
     @property
     def database(self) -> str:
@@ -107,3 +113,8 @@ class AgentConfig:
     @property
     def vm_dir(self) -> Path:
         return self.data_dir / "vms"
+
+    @property
+    def volume_dir(self) -> Path:
+        """Persistent user disks held on this host, one ``<volume-id>.qcow2`` each."""
+        return self.data_dir / "volumes"

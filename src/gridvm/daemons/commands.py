@@ -93,6 +93,17 @@ def server(
             help="let short VMs start ahead when they cannot delay the first waiting VM",
         ),
     ] = True,
+    vuln_feed: Annotated[
+        str | None,
+        typer.Option(
+            "--vuln-feed",
+            help="vulnerability feed in OSV format (Debian): a file or http(s) URL, JSON or zip",
+        ),
+    ] = None,
+    vuln_feed_interval: Annotated[
+        str,
+        typer.Option("--vuln-feed-interval", help="how often to check the feed for changes"),
+    ] = "5m",
 ) -> None:
     """Run the control plane: REST API, scheduler and lease loops."""
     from gridvm.daemons.processes import run_server
@@ -113,6 +124,8 @@ def server(
                 pack=pack,
                 backfill=backfill,
             ),
+            vuln_feed=vuln_feed,
+            vuln_feed_interval_s=parse_duration(vuln_feed_interval),
         )
         run_server(config)
     except GridvmError as exc:

@@ -92,6 +92,8 @@ class VmCreate(Wire):
     selector: str | None = Field(default=None, max_length=512)
     # Members still waiting this long after the request fail, with the reason they waited.
     queue_timeout_s: int | None = Field(default=None, le=366 * 86400)
+    # Persistent user disks (names or ids) to attach; only to a request for one VM.
+    volumes: list[str] = Field(default_factory=list, max_length=16)
 
 
 class VmOut(Wire):
@@ -133,6 +135,8 @@ class VmOut(Wire):
     published: dict[str, str] = Field(default_factory=dict)
     # In the last scheduling pass that saw it waiting (higher goes first).
     priority: float | None = None
+    # Names of the volumes attached to it.
+    volumes: list[str] = Field(default_factory=list)
 
 
 class VmSave(Wire):

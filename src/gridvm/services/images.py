@@ -38,9 +38,11 @@ from gridvm.services.image_versions import (
     parse_ref,
     versions_of,
 )
+from gridvm.services.inspection import read_disk, record_inspection, store_inspection
 from gridvm.services.presenters import image_out
 from gridvm.services.principal import Principal
 from gridvm.services.storage_quotas import storage_refusal
+from gridvm.services.vulnerabilities import VulnFeed
 from gridvm.store.db import Database
 from gridvm.store.models import Image, User, Vm
 
@@ -77,6 +79,8 @@ class ImageService:
         self.db = db
         self.blobs = blobs
         self.limits = limits
+        # The site's vulnerability feed: new images are scanned when inspected.
+        self.vuln_feed: VulnFeed | None = None
 
     def upload(
         self, who: Principal, name: str, visibility: Visibility, chunks: Iterable[bytes]
@@ -124,6 +128,8 @@ class ImageService:
             max_virtual_size=self.limits.max_image_virtual_size,
         )
         try:
+            # Read before the transaction: reading an untrusted disk may take a while.
+            inspected = read_disk(self.blobs.path_of(ingested.digest))
             with self.db.session() as s:
                 # Locked: two uploads of one owner are checked against the quota in turn.
                 owner = s.get_one(User, owner_id, with_for_update=True)
@@ -160,6 +166,7 @@ class ImageService:
                     image.min_memory_mb = model.min_memory_mb
                 s.add(image)
                 s.flush()
+                store_inspection(s, image, inspected, self.vuln_feed)
                 s.refresh(image)
                 log.info("image %s:%d stored for %s", name, image.version, owner.name)
                 return image_out(image)
@@ -358,5 +365,7 @@ class ImageService:
             image.kernel_cmdline = manifest.get("kernel_cmdline")
             image.os = manifest.get("os")
             image.min_memory_mb = int(manifest.get("min_memory_mb", 64))
+            s.flush()
+            record_inspection(s, image, self.blobs.path_of(disk), self.vuln_feed)
         log.info("site template %s registered (%s)", name, disk)
         return True

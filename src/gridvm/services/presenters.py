@@ -70,6 +70,7 @@ def vm_out(vm: Vm) -> VmOut:
         progress_message=vm.progress_message,
         published={str(k): str(v) for k, v in (vm.published or {}).items()},
         priority=vm.priority if vm.state == VmState.pending else None,
+        volumes=[v.name for v in vm.volumes],
     )
 
 

@@ -33,6 +33,7 @@ from gridvm.schemas.vms import ACTIVE_STATES, FINAL_STATES, VmState
 from gridvm.services.fairshare import accrue_usage, tree_of
 from gridvm.services.hosts import host_usage, is_online
 from gridvm.services.quotas import active_usage, quota_limits
+from gridvm.services.volumes import detach_ended, place_volumes, volume_host
 from gridvm.store.db import Database
 from gridvm.store.models import Host, SchedulerLock, User, Vm, utcnow
 from gridvm.store.models import Reservation as ReservationRow
@@ -77,6 +78,7 @@ class SchedulingService:
                 return 0
             pending, held = _admit(s, pending)
             pending = self._time_out(pending, now)
+            detach_ended(s)  # of the VMs that timed out
             for vm, reason in held.items():
                 vm.pending_reason = reason
                 # Waiting for its own deployment's turn is not waiting in the queue.
@@ -103,6 +105,7 @@ class SchedulingService:
                 if host_id is not None:
                     vm.host_id = host_id
                     vm.pinned_host_id = None
+                    place_volumes(vm, host_id)
                     vm.state = VmState.scheduled.value
                     vm.pending_reason = None
                 else:
@@ -228,6 +231,7 @@ class SchedulingService:
                 vm.ended_at = now
                 vm.pending_reason = None
                 log.warning("VM %s lost with host %s", vm.id, host.name)
+            detach_ended(s)
             return len(vms)
 
 
@@ -265,7 +269,8 @@ def _demand(vm: Vm, paths: dict[str, str], users: dict[str, str]) -> VmDemand:
         vcpus=vm.vcpus,
         memory_mb=vm.memory_mb,
         image_digest=vm.image.digest if vm.image else "",
-        pinned_host=vm.pinned_host_id,
+        # A kept disk, or volumes, live on one host: the VM runs there.
+        pinned_host=vm.pinned_host_id or volume_host(vm),
         group=paths.get(vm.group_id or "", ""),
         user=users.get(vm.owner_id, ""),
         deployment=vm.deployment_id,

@@ -20,6 +20,7 @@ from gridvm.services.guest_tokens import GuestTokens
 from gridvm.services.host_signals import HostSignals
 from gridvm.services.hosts import HostService
 from gridvm.services.identity import IdentityService
+from gridvm.services.image_inspection import InspectionService
 from gridvm.services.images import ImageService
 from gridvm.services.quotas import QuotaService
 from gridvm.services.reservations import ReservationService
@@ -29,6 +30,8 @@ from gridvm.services.secrets import SecretService, load_or_create_key
 from gridvm.services.ssh_keys import SshKeyService
 from gridvm.services.uploads import UploadService
 from gridvm.services.vms import VmService
+from gridvm.services.volumes import VolumeService
+from gridvm.services.vulnerabilities import FeedWatcher, VulnFeed
 from gridvm.store.db import Database
 
 log = logging.getLogger(__name__)
@@ -70,6 +73,8 @@ class ServerServices:
     fairshare: FairShareService
     # Attached consoles being set up or in use (their peers are the API's websockets).
     console_sessions: ConsoleSessions[Any]
+    inspections: InspectionService
+    volumes: VolumeService
     # Resumable uploads of images under way.
     uploads: UploadService
 
@@ -83,6 +88,7 @@ class ServerServices:
         blobs = BlobStore(config.image_dir)
         consoles = ConsoleStore(config.console_dir)
         images = ImageService(db, blobs, config.limits)
+        images.vuln_feed = VulnFeed(config.vuln_feed) if config.vuln_feed else None
         ssh_keys = SshKeyService(db)
         site_key = load_or_create_key(config.secrets_key_file)
         secrets = SecretService(db, site_key, config.limits.max_secret_bytes)
@@ -126,6 +132,8 @@ class ServerServices:
             reservations=ReservationService(db, wakeup.set),
             fairshare=FairShareService(db, policy),
             console_sessions=console_sessions,
+            inspections=InspectionService(db, blobs, images.vuln_feed),
+            volumes=VolumeService(db, config.limits, signals.bump),
             uploads=UploadService(db, blobs, config.limits, images),
         )
 
@@ -147,12 +155,18 @@ class BackgroundLoops:
         self.services = services
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # Inspects images stored before inspection existed; rescans when the feed changes.
+        self._feed_watcher = FeedWatcher(
+            services.inspections.watch_step, services.config.vuln_feed_interval_s
+        )
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="gridvm-loops", daemon=True)
         self._thread.start()
+        self._feed_watcher.start()
 
     def stop(self) -> None:
+        self._feed_watcher.stop()
         self._stop.set()
         self.services.wakeup.set()
         if self._thread is not None:

@@ -40,6 +40,7 @@ from gridvm.services.vm_requests import (
     member_roles,
     scan_rows,
 )
+from gridvm.services.volumes import attach_to_deployment, claim, detach_ended
 from gridvm.store.db import Database
 from gridvm.store.models import Deployment, Host, Vm, utcnow
 
@@ -128,6 +129,11 @@ class VmService:
             req = req.model_copy(update={"count": len(rows or roles)})
         check_limits(req, self.limits)
         check_placement(req)
+        if req.volumes and req.count != 1:
+            raise InvalidInput(
+                f"a volume attaches to one VM, and this request is for {req.count} VMs",
+                hint="attach volumes to a request for one VM (no -n, --param-file or --role)",
+            )
         launch = self._launch(who, req)
         with self.db.session() as s:
             image = find_image(s, who, req.image)
@@ -143,6 +149,7 @@ class VmService:
                     hint="ask for a larger disk, or leave the disk size out",
                 )
             check_fits_some_host(req, [(h.cores, h.memory_mb) for h in s.scalars(select(Host))])
+            volumes = claim(s, who, req.volumes)
             name = validate_name(req.name or image.name, what="VM name")
             deployment = Deployment(
                 id=new_id("dep"),
@@ -184,6 +191,8 @@ class VmService:
                     )
                 )
             s.flush()
+            if volumes:  # a request with volumes is for one VM
+                attach_to_deployment(s, volumes, deployment.id)
             out = _deployment_out(s, deployment)
         self.wake_scheduler()
         return out
@@ -290,6 +299,8 @@ class VmService:
             vm = _get_vm(s, who, vm_id, lock=True)
             hosts = {vm.host_id, vm.pinned_host_id}
             mutate(vm)
+            if detach_ended(s):  # a VM that ended here lets go of its volumes
+                s.expire(vm, ["volumes"])
             hosts |= {vm.host_id, vm.pinned_host_id}
             out = vm_out(vm)
         self.notify_hosts(*hosts)

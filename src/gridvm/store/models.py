@@ -313,6 +313,7 @@ class Volume(Base):
     state: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     owner: Mapped[User] = relationship(lazy="joined")
+    host: Mapped[Host | None] = relationship(lazy="joined")
 
 
 class Upload(Base):
@@ -435,3 +436,7 @@ class Vm(Base):
     deployment: Mapped[Deployment] = relationship(lazy="joined")
     image: Mapped[Image | None] = relationship(lazy="joined")
     host: Mapped[Host | None] = relationship(lazy="joined", foreign_keys=[host_id])
+    # The volumes attached to it (a volume's vm_id); detached when the VM ends.
+    volumes: Mapped[list[Volume]] = relationship(
+        lazy="selectin", viewonly=True, order_by="Volume.name"
+    )
