@@ -224,7 +224,7 @@ def test_download_continues_a_partial_file_and_verifies_it(cli: Cli, tmp_path: P
     other = tmp_path / "other.qcow2"
     other.write_bytes(b"\x01" * 1000)
     line = cli.fails("image", "download", "part", "-o", str(other), "--continue")
-    assert "damaged" in line
+    assert "damaged" in line and "was not a partial copy of it and was removed" in line
     assert not other.exists()
 
 

@@ -162,8 +162,13 @@ class Images:
             os.fsync(out.fileno())
         try:
             _verify(image, fmt, received, f"sha256:{sha.hexdigest()}")
-        except TransferError:
-            target.unlink(missing_ok=True)
+        except TransferError as exc:
+            target.unlink(missing_ok=True)  # a damaged copy is never left to be used
+            if start:
+                raise TransferError(
+                    f"{exc.message}; {target} was not a partial copy of it and was removed",
+                    hint="download it again (without --continue)",
+                ) from exc
             raise
         if target != dest:
             target.replace(dest)
