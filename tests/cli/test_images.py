@@ -194,6 +194,9 @@ def test_an_interrupted_upload_says_how_to_go_on_and_the_same_command_does(
     assert cli.json("image", "list") == []
 
     broken = False
+    # The same file under another name is another upload; under its name it goes on.
+    other = cli.ok("-o", "json", "image", "upload", str(disk), "-n", "other")
+    assert "continuing" not in other.stderr and json.loads(other.stdout)["name"] == "other"
     result = cli.ok("-o", "json", "image", "upload", str(disk), "-n", "flaky")
     assert f"from byte {2 * MIB}" in result.stderr
     assert json.loads(result.stdout)["name"] == "flaky"

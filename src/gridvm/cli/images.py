@@ -170,8 +170,10 @@ def upload(
     size = file.stat().st_size
     image_name = name or _default_name(file)
     gv = client(ctx)
-    key = upload_state.file_key(gv.url, file)
+    key = upload_state.file_key(gv.url, file, image_name)
     session = _session_to_resume(gv, resume or upload_state.remembered(key), explicit=resume)
+    if session is not None and resume is None and session.name != image_name:
+        session = None  # the same file under another name: a new upload
     if session is None:
         session = gv.images.uploads.create(image_name, size, visibility)
         upload_state.remember(key, session.id)

@@ -1,5 +1,6 @@
 """The CLI's memory of interrupted uploads: ``gridvm image upload FILE`` run again on the
-same file (same path, size and modification time, same server) continues the upload.
+same file (same path, size and modification time, same server, same image name)
+continues the upload.
 
 Kept next to the login settings (``uploads.json``, mode 0600); holds only upload ids.
 """
@@ -17,9 +18,9 @@ def _state_file() -> Path:
     return config_path().parent / "uploads.json"
 
 
-def file_key(server_url: str, path: Path) -> str:
+def file_key(server_url: str, path: Path, name: str) -> str:
     st = path.stat()
-    return f"{server_url}|{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+    return f"{server_url}|{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{name}"
 
 
 def _load() -> dict[str, str]:
