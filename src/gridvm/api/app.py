@@ -51,19 +51,9 @@ def create_app(services: ServerServices, *, run_loops: bool = True) -> FastAPI:
     )
     app.state.services = services
     install_error_handlers(app)
-    for module in (
-        identity,
-        images,
-        uploads,
-        vms,
-        consoles,
-        hosts,
-        secrets,
-        scheduling,
-        agent,
-        guest,
-    ):
+    for module in (identity, images, vms, consoles, hosts, secrets, scheduling, agent, guest):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(image_inspection.router, prefix=API_PREFIX)
     app.include_router(volumes.router, prefix=API_PREFIX)
+    app.include_router(uploads.router, prefix=API_PREFIX)
     return app
