@@ -19,6 +19,7 @@ from gridvm.api.routes import (
     images,
     scheduling,
     secrets,
+    uploads,
     vms,
     volumes,
 )
@@ -54,4 +55,5 @@ def create_app(services: ServerServices, *, run_loops: bool = True) -> FastAPI:
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(image_inspection.router, prefix=API_PREFIX)
     app.include_router(volumes.router, prefix=API_PREFIX)
+    app.include_router(uploads.router, prefix=API_PREFIX)
     return app
