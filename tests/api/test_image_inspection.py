@@ -156,6 +156,8 @@ def test_officer_may_reinspect_shared_images(server: RunningServer, tmp_path: Pa
     alice = make_user(server, "alice")
     root = stage(tmp_path / "root", {"/etc/os-release": "ID=debian\n"})
     assert upload(alice, ext4_disk(tmp_path, "d", root), "shared").status_code == 201
+    # Publishing to the group is a group manager's act.
+    server.client().put("/api/v1/groups/physics/members/alice", json={"manager": True})
     assert alice.patch("/api/v1/images/shared", json={"visibility": "group"}).status_code == 200
     carol = make_user(server, "carol")  # same group: sees the image, may not re-inspect it
     refused = carol.post("/api/v1/images/shared/inspection")

@@ -21,6 +21,7 @@ from gridvm.api.routes import (
     images,
     scheduling,
     secrets,
+    uploads,
     vms,
     volumes,
 )
@@ -58,4 +59,5 @@ def create_app(services: ServerServices, *, run_loops: bool = True) -> FastAPI:
     app.include_router(image_lists.router, prefix=API_PREFIX)
     app.include_router(image_inspection.router, prefix=API_PREFIX)
     app.include_router(volumes.router, prefix=API_PREFIX)
+    app.include_router(uploads.router, prefix=API_PREFIX)
     return app

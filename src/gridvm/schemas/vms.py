@@ -109,6 +109,8 @@ class VmOut(Wire):
     index: int
     image: str | None
     image_name: str
+    # The version of the image the VM got (a run of NAME resolves to its latest at request time).
+    image_version: int | None = None
     vcpus: int
     memory_mb: int
     disk_gb: int | None

@@ -12,11 +12,13 @@ from gridvm.services.zone_policy import CertState
 from gridvm.store.models import Host, Image, Vm, utcnow
 
 
-def image_out(image: Image, in_use_by: int = 0) -> ImageOut:
+def image_out(image: Image, in_use_by: int = 0, *, latest: bool = True) -> ImageOut:
     standing = certification_standing(image, utcnow())
     return ImageOut(
         id=image.id,
         name=image.name,
+        version=image.version,
+        latest=latest,
         owner=image.owner.name,
         group=image.group.name if image.group else None,
         visibility=Visibility(image.visibility),
@@ -47,6 +49,7 @@ def vm_out(vm: Vm) -> VmOut:
         index=vm.index,
         image=vm.image_id,
         image_name=vm.image_name,
+        image_version=vm.image.version if vm.image is not None else None,
         vcpus=vm.vcpus,
         memory_mb=vm.memory_mb,
         disk_gb=vm.disk_gb,

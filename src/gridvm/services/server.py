@@ -30,6 +30,7 @@ from gridvm.services.results import ResultStore
 from gridvm.services.scheduling import SchedulingService
 from gridvm.services.secrets import SecretService, load_or_create_key
 from gridvm.services.ssh_keys import SshKeyService
+from gridvm.services.uploads import UploadService
 from gridvm.services.vms import VmService
 from gridvm.services.volumes import VolumeService
 from gridvm.services.vulnerabilities import FeedWatcher, VulnFeed
@@ -95,6 +96,8 @@ class ServerServices:
     console_sessions: ConsoleSessions[Any]
     inspections: InspectionService
     volumes: VolumeService
+    # Resumable uploads of images under way.
+    uploads: UploadService
 
     wakeup: threading.Event
     signals: HostSignals
@@ -163,6 +166,7 @@ class ServerServices:
             console_sessions=console_sessions,
             inspections=InspectionService(db, blobs, images.vuln_feed),
             volumes=VolumeService(db, config.limits, signals.bump),
+            uploads=UploadService(db, blobs, config.limits, images),
         )
 
     def prepare(self) -> None:
@@ -205,6 +209,7 @@ class BackgroundLoops:
         self.services.scheduling.lease_pass()
         self.services.scheduling.schedule_pass()
         self.services.image_lists.refresh_due()  # in a thread of its own, when due
+        self.services.uploads.purge_idle()  # at most every 10 minutes
 
     def _run(self) -> None:
         interval = self.services.config.scheduler_interval_s

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, object_session
+from sqlalchemy.orm import Session
 
 from gridvm.common.config import SiteLimits
 from gridvm.common.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -43,7 +43,7 @@ from gridvm.services.vm_requests import (
 )
 from gridvm.services.volumes import attach_to_deployment, claim, detach_ended
 from gridvm.store.db import Database
-from gridvm.store.models import Deployment, Host, Image, Vm, utcnow
+from gridvm.store.models import Deployment, Host, Vm, utcnow
 
 RUNNING_LIKE = {VmState.booting, VmState.running, VmState.suspended, VmState.staging}
 
@@ -418,13 +418,7 @@ class VmService:
                 )
             if vm.save_as is not None:
                 raise Conflict(f"VM {vm_id} is being saved as {vm.save_as!r} already")
-            s = object_session(vm)
-            assert s is not None
-            taken = s.scalar(
-                select(Image.id).where(Image.owner_id == vm.owner_id, Image.name == name)
-            )
-            if taken:
-                raise Conflict(f"an image named {name!r} exists already", hint="pick another name")
+            # A name the owner has already: the saved disk becomes its next version.
             vm.save_as = name
             vm.save_id = new_id("save")
             vm.save_error = None
