@@ -147,6 +147,9 @@ class ImageListService:
                 select(Image)
                 .where(Image.visibility == Visibility.public.value)
                 .where(Image.trust.in_([TrustClass.site.value, TrustClass.certified.value]))
+                # A list carries self-contained disks: not images booted with a kernel
+                # and initrd kept beside them.
+                .where(Image.boot_mode == BootMode.disk.value)
                 .order_by(Image.name, Image.version)
             )
             for image in s.scalars(query).unique().all():
