@@ -126,7 +126,12 @@ def create_user(
     name: Annotated[str, typer.Argument(metavar="NAME", help="user name")],
     group: Annotated[str, typer.Option("--group", "-g", help="the user's group")],
     role: Annotated[
-        Role, typer.Option("--role", help="user, admin, or agent (the credential of a host agent)")
+        Role,
+        typer.Option(
+            "--role",
+            help="user, officer (a security officer: certifies images), admin, or agent"
+            " (the credential of a host agent)",
+        ),
     ] = Role.user,
 ) -> None:
     """Create a user in a group (then: gridvm token create --user NAME)."""

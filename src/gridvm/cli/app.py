@@ -9,7 +9,18 @@ from typing import Annotated
 
 import typer
 
-from gridvm.cli import account, admin, deployments, hosts, images, scheduling, secrets, vms
+from gridvm.cli import (
+    account,
+    admin,
+    certification,
+    deployments,
+    hosts,
+    image_lists,
+    images,
+    scheduling,
+    secrets,
+    vms,
+)
 from gridvm.cli import volumes as volume_commands
 from gridvm.cli.errors import GridvmGroup
 from gridvm.cli.output import OutputFormat
@@ -55,7 +66,9 @@ def root(
 
 
 account.register(app)
+certification.register(images.app)
 app.add_typer(images.app, name="image")
+app.add_typer(image_lists.app, name="image-list")
 app.add_typer(vms.app, name="vm")
 app.add_typer(deployments.app, name="deployment")
 app.add_typer(hosts.app, name="host")

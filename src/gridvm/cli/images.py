@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from gridvm.cli import image_inspection, output, upload_state
+from gridvm.cli.certification import trust_text
 from gridvm.cli.errors import exit_if, fail, for_each
 from gridvm.cli.progress import transfer_bar
 from gridvm.cli.state import client, wants_json
@@ -40,7 +41,7 @@ def image_table(images: list[ImageOut]) -> None:
             f"{i.version}{' (latest)' if i.latest else ''}",
             i.owner,
             i.visibility.value,
-            i.trust.value,
+            trust_text(i),
             output.size_cell(i.virtual_size),
             output.size_cell(i.size),
             i.uploaded_format,
@@ -75,7 +76,7 @@ def image_fields(i: ImageOut) -> None:
                 ("owner", i.owner),
                 ("group", output.cell(i.group)),
                 ("visibility", i.visibility.value),
-                ("trust", i.trust.value),
+                ("trust", trust_text(i)),
                 ("format", f"{i.format}{uploaded}"),
                 ("disk size", f"{format_size(i.virtual_size)} ({i.virtual_size} bytes)"),
                 ("stored size", f"{format_size(i.size)} ({i.size} bytes)"),

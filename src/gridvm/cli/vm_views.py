@@ -103,6 +103,7 @@ def vm_fields(vm: VmOut) -> None:
                 ("deployment", f"{vm.deployment} (VM #{vm.index})"),
                 ("image", _image_text(vm)),
                 ("mode", vm.mode.value),
+                ("zone", output.cell(vm.zone.value if vm.zone else None)),
                 ("vcpus", str(vm.vcpus)),
                 ("memory", memory_text(vm.memory_mb)),
                 ("disk", disk),

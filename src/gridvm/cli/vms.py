@@ -22,6 +22,7 @@ from gridvm.cli.waiting import Poll, Timeout, print_outcome, wait_with_bar
 from gridvm.client import DEFAULT_UNTIL, Client
 from gridvm.common.errors import InvalidInput
 from gridvm.common.units import parse_duration, parse_size
+from gridvm.schemas.hosts import Zone
 from gridvm.schemas.scheduling import Affinity
 from gridvm.schemas.vms import DeploymentOut, LaunchFile, VmCreate, VmMode, VmOut, VmState
 
@@ -145,6 +146,14 @@ def run(
         str | None,
         typer.Option("--queue-timeout", help="fail the VMs still waiting after this long, e.g. 2h"),
     ] = None,
+    zone: Annotated[
+        Zone | None,
+        typer.Option(
+            "--zone",
+            help="network zone: trusted (site and certified images) or dmz (any image;"
+            " default for user images)",
+        ),
+    ] = None,
     walltime: Annotated[
         str | None,
         typer.Option("--walltime", "-t", help="lease, e.g. 10m, 2h, 1d (default: the site's)"),
@@ -220,6 +229,7 @@ def run(
         affinity=affinity,
         selector=require,
         queue_timeout_s=None if queue_timeout is None else parse_duration(queue_timeout),
+        zone=zone,
         volumes=volume or [],
     )
     timeout_s = None if timeout is None else parse_duration(timeout)

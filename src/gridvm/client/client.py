@@ -7,9 +7,11 @@ from types import TracebackType
 import httpx
 from pydantic import TypeAdapter
 
+from gridvm.client.certification import Certifications
 from gridvm.client.hosts import Hosts
 from gridvm.client.identity import Groups, Tokens, Users
 from gridvm.client.image_inspection import Inspections
+from gridvm.client.image_lists import ImageLists
 from gridvm.client.images import Images
 from gridvm.client.scheduling import Quotas, Reservations, Share
 from gridvm.client.secrets import Secrets, SshKeys
@@ -49,6 +51,8 @@ class Client:
         self.users = Users(self._t)
         self.tokens = Tokens(self._t)
         self.images = Images(self._t)
+        self.certifications = Certifications(self._t)
+        self.image_lists = ImageLists(self._t)
         self.inspections = Inspections(self._t)
         self.vms = Vms(self._t)
         self.deployments = Deployments(self._t)

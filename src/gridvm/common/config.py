@@ -43,6 +43,29 @@ class SchedulingSettings:
 
 
 @dataclass(frozen=True)
+class ImagePolicySettings:
+    """The site's image policy: certification, deploy-time zones, signed image lists."""
+
+    # No image with a vulnerability of this severity or worse is certified or deployed
+    # (unknown < low < medium < high < critical).
+    block_severity: str = "high"
+    # A certification lasts at most this long (and this long when no expiry is given).
+    max_certification_days: int = 365
+    default_certification_days: int = 90
+    # The endorser's X.509 certificate and key that sign the site's image list (PEM files);
+    # None: a site CA and an endorser certificate made in the data dir on first use.
+    endorser_cert: Path | None = None
+    endorser_key: Path | None = None
+    # Serve the image list and its images to other sites without a token (off: needs one).
+    publish_image_list: bool = False
+    # The base URL other sites reach this server at (hv:uri in the list); None: host:port.
+    public_url: str | None = None
+    # How long an exported image list is valid, and how often subscriptions are refreshed.
+    image_list_valid_days: int = 30
+    image_list_refresh_s: float = 3600.0
+
+
+@dataclass(frozen=True)
 class ServerConfig:
     data_dir: Path
     database_url: str | None = None
@@ -51,6 +74,7 @@ class ServerConfig:
     starter_dir: Path | None = None
     limits: SiteLimits = field(default_factory=SiteLimits)
     scheduling: SchedulingSettings = field(default_factory=SchedulingSettings)
+    images: ImagePolicySettings = field(default_factory=ImagePolicySettings)
     scheduler_interval_s: float = 1.0
     # A host that has not synced for this long is offline and gets no new VMs.
     host_offline_after_s: float = 30.0
@@ -82,6 +106,11 @@ class ServerConfig:
     @property
     def secrets_key_file(self) -> Path:
         return self.data_dir / "secrets.key"
+
+    @property
+    def endorser_dir(self) -> Path:
+        """The site CA and image-list endorser made on first use when none is configured."""
+        return self.data_dir / "endorser"
 
     @property
     def admin_token_file(self) -> Path:

@@ -48,6 +48,10 @@ class ImageOut(Wire):
     min_memory_mb: int
     created_at: datetime
     in_use_by: int = 0
+    # The state of its latest certification ("valid", "expired", "revoked"; None: never
+    # certified), and until when a valid one lasts or when it lapsed.
+    certification: str | None = None
+    certification_until: datetime | None = None
 
 
 class ExportFormat(StrEnum):

@@ -191,7 +191,7 @@ class ImageService:
             query = select(Image).order_by(Image.name, Image.version, Image.created_at)
             if name:
                 query = query.where(Image.name == name)
-            if not who.is_admin:
+            if not who.is_officer:  # officers inspect and certify any image
                 query = query.where(
                     or_(
                         Image.owner_id == who.user_id,

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gridvm.common.config import SiteLimits
-from gridvm.common.errors import Conflict, InvalidInput, NotFound
+from gridvm.common.errors import Conflict, Forbidden, InvalidInput, NotFound
 from gridvm.common.names import new_id, validate_name
 from gridvm.common.units import format_duration
 from gridvm.schemas.agent import DesiredState
@@ -26,6 +26,7 @@ from gridvm.schemas.vms import (
     VmState,
 )
 from gridvm.services.consoles import ConsoleStore
+from gridvm.services.deploy_policy import trusted_run_lapsed, zone_for
 from gridvm.services.images import find_image
 from gridvm.services.presenters import vm_out
 from gridvm.services.principal import Principal
@@ -109,8 +110,11 @@ class VmService:
         ssh_keys: SshKeyService,
         wake_scheduler: Callable[[], None] = lambda: None,
         notify_hosts: Callable[..., None] = lambda *hosts: None,
+        block_severity: str = "high",
     ) -> None:
         self.db = db
+        # Images with a vulnerability this severe or worse are not deployed.
+        self.block_severity = block_severity
         self.limits = limits
         self.consoles = consoles
         self.results = results
@@ -149,6 +153,7 @@ class VmService:
                     hint="ask for a larger disk, or leave the disk size out",
                 )
             check_fits_some_host(req, [(h.cores, h.memory_mb) for h in s.scalars(select(Host))])
+            zone = zone_for(s, image, req.zone, self.block_severity)
             volumes = claim(s, who, req.volumes)
             name = validate_name(req.name or image.name, what="VM name")
             deployment = Deployment(
@@ -181,6 +186,7 @@ class VmService:
                         memory_mb=req.memory_mb,
                         disk_gb=req.disk_gb,
                         mode=req.mode.value,
+                        zone=zone.value,
                         user_data=req.user_data,
                         params=rows[index] if rows else {},
                         launch=launch,
@@ -332,6 +338,13 @@ class VmService:
             if vm.state != VmState.stopped.value:
                 hint = "only a stopped single-mode VM starts again; use redeploy for a fresh start"
                 raise Conflict(f"VM {vm_id} is {vm.state}, not stopped", hint=hint)
+            lapsed = trusted_run_lapsed(vm, utcnow())
+            if lapsed is not None:
+                raise Forbidden(
+                    f"VM {vm_id} may not start again: {lapsed}",
+                    hint="save its disk (gridvm vm save) and run that in the DMZ (--zone dmz),"
+                    " or ask a security officer",
+                )
             vm.pinned_host_id = vm.host_id
             vm.host_id = None
             vm.boot += 1
