@@ -1,4 +1,8 @@
-"""Certification of images by security officers, and the zones their VMs may run in."""
+"""Certification of images by security officers, and the zones their VMs may run in.
+
+The images are real disks, inspected and scanned by the server at upload against the
+project's OSV feed (see tests/scanned_disks.py for what each disk yields).
+"""
 
 from __future__ import annotations
 
@@ -17,7 +21,14 @@ from tests.api.helpers import (
     sync,
     upload,
 )
-from tests.inspection_rows import record_inspection, set_certification_expiry, vuln
+from tests.certification_time import set_certification_expiry
+from tests.scanned_disks import (
+    BELOW_BLOCK_VULN,
+    clean_debian,
+    keyed_debian,
+    old_glibc_debian,
+    old_openssl_debian,
+)
 from tests.servers import RunningServer
 
 
@@ -32,8 +43,8 @@ def _officer(server: RunningServer) -> httpx.Client:
     return server.client(token)
 
 
-def _image(server: RunningServer, owner: httpx.Client, tmp_path: Path, name: str) -> str:
-    made = upload(owner, make_qcow2(tmp_path / f"{name}.qcow2", "16M"), name)
+def _image(owner: httpx.Client, disk: Path, name: str) -> str:
+    made = upload(owner, disk, name)
     assert made.status_code == 201, made.text
     image_id: str = made.json()["id"]
     return image_id
@@ -51,21 +62,24 @@ def _run(client: httpx.Client, image: str, zone: str | None = None) -> httpx.Res
 
 
 def test_an_officer_certifies_an_inspected_clean_image_and_revokes_it(
-    server: RunningServer, tmp_path: Path
+    scanned_server: RunningServer, tmp_path: Path
 ) -> None:
-    officer = _officer(server)
+    officer = _officer(scanned_server)
     assert officer.get("/api/v1/whoami").json()["role"] == "officer"
-    alice = make_user(server, "alice")
-    image = _image(server, alice, tmp_path, "analysis")
-    # Alice's private image: the officer sees it, to inspect and certify it.
-    assert [i["id"] for i in officer.get("/api/v1/images").json()] == [image]
+    alice = make_user(scanned_server, "alice")
+    blank = _image(alice, make_qcow2(tmp_path / "blank.qcow2", "16M"), "blank")
+    image = _image(alice, old_openssl_debian(tmp_path, "analysis"), "analysis")
+    # Alice's private images: the officer sees them, to inspect and certify them.
+    assert sorted(i["id"] for i in officer.get("/api/v1/images").json()) == sorted([blank, image])
 
     # Inspected at upload: a blank disk has no file system to read. Refused, with the reason.
-    refused = _certify(officer, image)
+    refused = _certify(officer, blank)
     assert refused.status_code == 409
     assert "its inspection could not read it" in refused.json()["message"]
 
-    record_inspection(server, image, vulns=[vuln("CVE-2026-1", "medium")], worst_severity="medium")
+    # Scanned at upload: a vulnerability below the block severity does not stop it.
+    scan = officer.get(f"/api/v1/images/{image}/vulnerabilities").json()
+    assert [(v["id"], v["severity"]) for v in scan["vulns"]] == [(BELOW_BLOCK_VULN, "unknown")]
     until = datetime.now(UTC) + timedelta(days=30)
     made = _certify(officer, image, expires_at=until.isoformat())
     assert made.status_code == 201, made.text
@@ -100,41 +114,52 @@ def test_an_officer_certifies_an_inspected_clean_image_and_revokes_it(
 
 
 def test_certification_is_refused_for_unreadable_credentials_or_vulnerable_images(
+    scanned_server: RunningServer, tmp_path: Path
+) -> None:
+    admin = scanned_server.client()  # admins hold officer powers
+    blank = _image(admin, make_qcow2(tmp_path / "blank.qcow2", "16M"), "blank")
+    refused = _certify(admin, blank)
+    assert refused.status_code == 409
+    assert (
+        "could not read it (no file system or partition table was found on the disk"
+        in refused.json()["message"]
+    )
+
+    keyed = _image(admin, keyed_debian(tmp_path, "keyed"), "keyed")
+    refused = _certify(admin, keyed)
+    assert refused.status_code == 409
+    assert (
+        "carries credentials: ssh_private_key at /root/.ssh/id_ed25519" in refused.json()["message"]
+    )
+
+    # glibc before its security update: the high CVE in each of its packages; the DSA
+    # (no severity in the feed, so below the block severity) is not a reason.
+    old = _image(admin, old_glibc_debian(tmp_path, "old-glibc"), "old-glibc")
+    refused = _certify(admin, old)
+    assert refused.status_code == 409
+    message = refused.json()["message"]
+    assert "vulnerabilities at or above high: DEBIAN-CVE-2023-4911 (high, libc-bin)" in message
+    assert "DEBIAN-CVE-2023-4911 (high, libc6)" in message
+    assert "DSA-5514-1" not in message
+    for image in (blank, keyed, old):
+        assert admin.get(f"/api/v1/images/{image}").json()["trust"] == "user"
+
+
+def test_without_a_vulnerability_feed_nothing_is_certified(
     server: RunningServer, tmp_path: Path
 ) -> None:
-    admin = server.client()  # admins hold officer powers
-    image = _image(server, admin, tmp_path, "base")
-    record_inspection(server, image, state="unreadable", error="no file system found")
+    admin = server.client()  # this server has no feed: uploads are inspected, not scanned
+    image = _image(admin, clean_debian(tmp_path, "base"), "base")
+    assert admin.get(f"/api/v1/images/{image}/vulnerabilities").json()["scanned"] is False
     refused = _certify(admin, image)
     assert refused.status_code == 409
-    assert "could not read it (no file system found)" in refused.json()["message"]
-
-    record_inspection(server, image, scanned=False)
-    refused = _certify(admin, image)
     assert "have not been scanned for vulnerabilities yet" in refused.json()["message"]
-
-    record_inspection(
-        server, image, findings=[{"kind": "ssh private key", "path": "/root/.ssh/id_rsa"}]
-    )
-    refused = _certify(admin, image)
-    assert "carries credentials: ssh private key at /root/.ssh/id_rsa" in refused.json()["message"]
-
-    record_inspection(
-        server,
-        image,
-        vulns=[vuln("CVE-2026-2", "high", "bash"), vuln("CVE-2026-3", "critical")],
-        worst_severity="critical",
-    )
-    message = _certify(admin, image).json()["message"]
-    assert "vulnerabilities at or above high: CVE-2026-3 (critical, openssl)" in message
-    assert "CVE-2026-2 (high, bash)" in message
     assert admin.get(f"/api/v1/images/{image}").json()["trust"] == "user"
 
 
-def test_expiry_limits_and_lapse(server: RunningServer, tmp_path: Path) -> None:
-    admin = server.client()
-    image = _image(server, admin, tmp_path, "base")
-    record_inspection(server, image)
+def test_expiry_limits_and_lapse(scanned_server: RunningServer, tmp_path: Path) -> None:
+    admin = scanned_server.client()
+    image = _image(admin, clean_debian(tmp_path, "base"), "base")
     past = (datetime.now(UTC) - timedelta(days=1)).isoformat()
     assert _certify(admin, image, expires_at=past).status_code == 422
     far = (datetime.now(UTC) + timedelta(days=400)).isoformat()
@@ -144,16 +169,19 @@ def test_expiry_limits_and_lapse(server: RunningServer, tmp_path: Path) -> None:
     assert default["expires_at"].startswith(
         (datetime.now(UTC) + timedelta(days=90)).strftime("%Y-%m-%d")
     )
-    set_certification_expiry(server, image, datetime.now(UTC) - timedelta(hours=1))
+    set_certification_expiry(scanned_server, image, datetime.now(UTC) - timedelta(hours=1))
     shown = admin.get(f"/api/v1/images/{image}").json()
     assert (shown["trust"], shown["certification"]) == ("user", "expired")
 
 
-def test_zones_follow_the_class_and_refusals_say_why(server: RunningServer, tmp_path: Path) -> None:
-    register_host(server)
-    admin = server.client()
-    alice = make_user(server, "alice")
-    image = _image(server, alice, tmp_path, "analysis")
+def test_zones_follow_the_class_and_refusals_say_why(
+    scanned_server: RunningServer, tmp_path: Path
+) -> None:
+    register_host(scanned_server)
+    admin = scanned_server.client()
+    alice = make_user(scanned_server, "alice")
+    # Scanned: one vulnerability, below the block severity.
+    image = _image(alice, old_openssl_debian(tmp_path, "analysis"), "analysis")
 
     # A user image: the DMZ by default, never the trusted zone.
     made = _run(alice, image)
@@ -166,13 +194,12 @@ def test_zones_follow_the_class_and_refusals_say_why(server: RunningServer, tmp_
     assert "--zone dmz" in body["hint"]
 
     # Certified: the trusted zone by default, the DMZ if asked.
-    record_inspection(server, image, worst_severity="low", vulns=[vuln("CVE-1", "low")])
     assert _certify(admin, image).status_code == 201
     assert _run(alice, image).json()["vms"][0]["zone"] == "trusted"
     assert _run(alice, image, "dmz").json()["vms"][0]["zone"] == "dmz"
 
     # Expired: refused in the trusted zone, with the DMZ as the way out.
-    set_certification_expiry(server, image, datetime.now(UTC) - timedelta(days=1))
+    set_certification_expiry(scanned_server, image, datetime.now(UTC) - timedelta(days=1))
     refused = _run(alice, image, "trusted")
     assert refused.status_code == 403
     assert "certification was expired" in refused.json()["message"]
@@ -180,16 +207,20 @@ def test_zones_follow_the_class_and_refusals_say_why(server: RunningServer, tmp_
     assert _run(alice, image).json()["vms"][0]["zone"] == "dmz"
 
     # Vulnerable beyond the block severity, or carrying credentials: refused anywhere.
-    record_inspection(server, image, worst_severity="high", vulns=[vuln("CVE-2", "high")])
-    refused = _run(alice, image, "dmz")
+    old = _image(alice, old_glibc_debian(tmp_path, "old-glibc"), "old-glibc")
+    refused = _run(alice, old, "dmz")
     assert refused.status_code == 403 and "high vulnerability" in refused.json()["message"]
-    record_inspection(server, image, findings=[{"kind": "aws key", "path": "/root/.aws"}])
-    refused = _run(alice, image, "dmz")
-    assert "carries credentials (aws key at /root/.aws)" in refused.json()["message"]
+    keyed = _image(alice, keyed_debian(tmp_path, "keyed"), "keyed")
+    refused = _run(alice, keyed, "dmz")
+    assert refused.status_code == 403
+    assert (
+        "carries credentials (ssh_private_key at /root/.ssh/id_ed25519)"
+        in refused.json()["message"]
+    )
 
 
-def test_vms_are_placed_in_their_zone(server: RunningServer, tmp_path: Path) -> None:
-    agent = register_host(server)
+def test_vms_are_placed_in_their_zone(scanned_server: RunningServer, tmp_path: Path) -> None:
+    agent = register_host(scanned_server)
     registration = {
         "name": "node1",
         "address": "127.0.0.1",
@@ -201,9 +232,8 @@ def test_vms_are_placed_in_their_zone(server: RunningServer, tmp_path: Path) -> 
         "zones": ["dmz"],
     }
     assert agent.post("/api/v1/agent/register", json=registration).status_code == 200
-    admin = server.client()
-    image = _image(server, admin, tmp_path, "base")
-    record_inspection(server, image)
+    admin = scanned_server.client()
+    image = _image(admin, clean_debian(tmp_path, "base"), "base")
     assert _certify(admin, image).status_code == 201
     # Certified, asked for the trusted zone: the DMZ-only host will not take it.
     trusted = _run(admin, image, "trusted").json()["id"]
@@ -219,11 +249,10 @@ def test_vms_are_placed_in_their_zone(server: RunningServer, tmp_path: Path) -> 
 
 
 def test_queued_trusted_vms_fail_when_the_image_is_revoked(
-    server: RunningServer, tmp_path: Path
+    scanned_server: RunningServer, tmp_path: Path
 ) -> None:
-    admin = server.client()  # no host: the VMs wait
-    image = _image(server, admin, tmp_path, "base")
-    record_inspection(server, image)
+    admin = scanned_server.client()  # no host: the VMs wait
+    image = _image(admin, clean_debian(tmp_path, "base"), "base")
     assert _certify(admin, image).status_code == 201
     trusted = _run(admin, image).json()["id"]
     dmz = _run(admin, image, "dmz").json()["id"]
@@ -243,12 +272,11 @@ def test_queued_trusted_vms_fail_when_the_image_is_revoked(
 
 
 def test_a_stopped_trusted_vm_may_not_start_once_its_image_is_revoked(
-    server: RunningServer, tmp_path: Path
+    scanned_server: RunningServer, tmp_path: Path
 ) -> None:
-    agent = register_host(server)
-    admin = server.client()
-    image = _image(server, admin, tmp_path, "base")
-    record_inspection(server, image)
+    agent = register_host(scanned_server)
+    admin = scanned_server.client()
+    image = _image(admin, clean_debian(tmp_path, "base"), "base")
     assert _certify(admin, image).status_code == 201
     body = {"image": image, "memory_mb": 128, "mode": "single"}
     vm = admin.post("/api/v1/vms", json=body).json()["vms"][0]

@@ -16,9 +16,9 @@ from gridvm.store.models import ImageInspection
 from tests.api.helpers import assigned, eventually, make_user, register_host, report, sync, upload
 from tests.guest_disks import debian_root, dpkg_entry, ext4_disk, garbage_disk, ssh_key, stage
 from tests.postgres import new_database
+from tests.scanned_disks import OSV_FEED
 from tests.servers import RunningServer, run_server
 
-FEED = Path(__file__).parents[1] / "data" / "osv" / "debian-bookworm-subset.json"
 STARTERS = Path(__file__).parents[2] / "build" / "starter"
 
 
@@ -52,7 +52,7 @@ def patched_debian(tmp: Path) -> Path:
 @pytest.fixture
 def feed(tmp_path: Path) -> Path:
     path = tmp_path / "feed.json"
-    shutil.copyfile(FEED, path)
+    shutil.copyfile(OSV_FEED, path)
     return path
 
 

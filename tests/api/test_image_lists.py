@@ -14,7 +14,6 @@ import pytest
 from gridvm.common.config import ImagePolicySettings
 from gridvm.images.imagelist import document, smime
 from tests.api.helpers import eventually, make_qcow2, make_user, upload
-from tests.guest_disks import debian_root, dpkg_entry, ext4_disk, ssh_key, stage
 from tests.image_list_sites import (
     Endorsement,
     file_server,
@@ -24,7 +23,7 @@ from tests.image_list_sites import (
     signed_content,
     tampered,
 )
-from tests.inspection_rows import record_inspection
+from tests.scanned_disks import OSV_FEED, clean_debian, keyed_debian
 from tests.servers import RunningServer, run_server
 
 
@@ -35,19 +34,20 @@ def site_a_endorser() -> Endorsement:
 
 @pytest.fixture
 def site_a(tmp_path: Path, site_a_endorser: Endorsement) -> Iterator[RunningServer]:
-    """The publishing site: its list and images are served without a token."""
+    """The publishing site: its list and images are served without a token; it scans its
+    images against the project's OSV feed, so that its officers may certify them."""
     cert, key, _ = site_a_endorser.write(tmp_path / "site-a-pki")
     settings = ImagePolicySettings(publish_image_list=True, endorser_cert=cert, endorser_key=key)
-    with run_server(tmp_path / "site-a", images=settings) as running:
+    with run_server(tmp_path / "site-a", images=settings, vuln_feed=str(OSV_FEED)) as running:
         yield running
 
 
 def _certified_public_image(site: RunningServer, tmp_path: Path, name: str) -> str:
+    """A clean Debian disk, inspected and scanned at upload, then certified."""
     admin = site.client()
-    made = upload(admin, make_qcow2(tmp_path / f"{name}.qcow2", "16M"), name, visibility="public")
+    made = upload(admin, clean_debian(tmp_path, name), name, visibility="public")
     assert made.status_code == 201, made.text
     image_id: str = made.json()["id"]
-    record_inspection(site, image_id)
     certified = admin.post(f"/api/v1/images/{image_id}/certifications", json={"reason": "ok"})
     assert certified.status_code == 201, certified.text
     return image_id
@@ -268,11 +268,9 @@ def test_a_listed_image_carrying_credentials_is_not_certified_here(
     server: RunningServer, site_a_endorser: Endorsement, tmp_path: Path
 ) -> None:
     """The list vouches for its images, but this site's own inspection still counts."""
-    root = debian_root(tmp_path, "keyed", [dpkg_entry("bash", "5.2.15-2+b2")])
-    stage(root, {"/root/.ssh/id_ed25519": ssh_key(tmp_path / "key")})
     served = tmp_path / "served"
     served.mkdir()
-    disk = ext4_disk(served, "keyed", root)
+    disk = keyed_debian(served, "keyed")
     data = disk.read_bytes()
     now = datetime.now(UTC)
     with file_server(served) as base:

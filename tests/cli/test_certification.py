@@ -1,12 +1,17 @@
-"""``gridvm image certify|revoke|certifications``, officers, and ``vm run --zone``."""
+"""``gridvm image certify|revoke|certifications``, officers, and ``vm run --zone``.
+
+The images are real disks, inspected and scanned by the server at upload against the
+project's OSV feed (see tests/scanned_disks.py).
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from tests.certification_time import set_certification_expiry
 from tests.cli.conftest import Cli
-from tests.inspection_rows import record_inspection, set_certification_expiry, vuln
+from tests.scanned_disks import clean_debian, old_glibc_debian
 
 
 def _officer_token(cli: Cli) -> str:
@@ -17,14 +22,16 @@ def _officer_token(cli: Cli) -> str:
     return token
 
 
-def test_certify_show_revoke_and_history(cli: Cli, qcow2: Path) -> None:
+def test_certify_show_revoke_and_history(scanned_cli: Cli, qcow2: Path, tmp_path: Path) -> None:
+    cli = scanned_cli
     officer = _officer_token(cli)
-    image = cli.json("image", "upload", str(qcow2), "--name", "analysis")["id"]
+    cli.ok("image", "upload", str(qcow2), "--name", "blank")  # no file system to read
 
-    refused = cli.fails("image", "certify", "analysis", "--reason", "ok", token=officer)
+    refused = cli.fails("image", "certify", "blank", "--reason", "ok", token=officer)
     assert "cannot be certified: its inspection could not read it" in refused
 
-    record_inspection(cli.server, image)
+    disk = clean_debian(tmp_path, "analysis")
+    image = cli.json("image", "upload", str(disk), "--name", "analysis")["id"]
     done = cli.ok(
         "image", "certify", "analysis", "--reason", "reviewed", "--expires", "30d", token=officer
     )
@@ -56,16 +63,16 @@ def test_users_may_not_certify(cli: Cli, qcow2: Path) -> None:
     assert "needs a security officer" in refused
 
 
-def test_run_in_a_zone(cli: Cli, qcow2: Path) -> None:
-    image = cli.json("image", "upload", str(qcow2), "--name", "base")["id"]
+def test_run_in_a_zone(scanned_cli: Cli, tmp_path: Path) -> None:
+    cli = scanned_cli
+    cli.ok("image", "upload", str(clean_debian(tmp_path, "base")), "--name", "base")
     refused = cli.fails("vm", "run", "base", "--memory", "128M", "--zone", "trusted")
     assert "a user image runs only in the DMZ zone" in refused and "--zone dmz" in refused
-    record_inspection(
-        cli.server, image, vulns=[vuln("CVE-9", "critical")], worst_severity="critical"
-    )
-    refused = cli.fails("vm", "run", "base", "--memory", "128M", "--zone", "dmz")
-    assert "critical vulnerability" in refused
-    record_inspection(cli.server, image)
+    # glibc before its security update: a high vulnerability, the site's block severity.
+    old = old_glibc_debian(tmp_path, "old-glibc")
+    cli.ok("image", "upload", str(old), "--name", "old-glibc")
+    refused = cli.fails("vm", "run", "old-glibc", "--memory", "128M", "--zone", "dmz")
+    assert "high vulnerability" in refused
     vm = cli.json("vm", "run", "base", "--memory", "128M")["vms"][0]
     assert vm["zone"] == "dmz"
     assert "dmz" in cli.ok("vm", "show", vm["id"]).stdout

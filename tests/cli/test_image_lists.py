@@ -7,12 +7,13 @@ from pathlib import Path
 from gridvm.images.imagelist import smime
 from tests.cli.conftest import Cli
 from tests.image_list_sites import file_server
-from tests.inspection_rows import record_inspection
+from tests.scanned_disks import clean_debian
 
 
-def test_export_then_subscribe_to_it(cli: Cli, qcow2: Path, tmp_path: Path) -> None:
-    image = cli.json("image", "upload", str(qcow2), "--name", "base", "--visibility", "public")
-    record_inspection(cli.server, image["id"])
+def test_export_then_subscribe_to_it(scanned_cli: Cli, tmp_path: Path) -> None:
+    cli = scanned_cli  # scans uploads: a clean image may be certified, and so listed
+    disk = clean_debian(tmp_path, "base")
+    cli.ok("image", "upload", str(disk), "--name", "base", "--visibility", "public")
     cli.ok("image", "certify", "base", "--reason", "reviewed")
     served = tmp_path / "served"
     served.mkdir()
