@@ -10,6 +10,9 @@ packages=(
   binutils
   mmdebstrap uidmap
   postgresql
+  # Image inspection: qemu-storage-daemon's FUSE export, partition tables, rpm databases;
+  # the tests also build vfat disks, rpm databases and SSH keys.
+  fuse3 fdisk rpm dosfstools openssh-client openssl
 )
 
 missing=()

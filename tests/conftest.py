@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.scanned_disks import OSV_FEED
 from tests.servers import RunningServer, run_server
 
 
@@ -12,4 +13,11 @@ from tests.servers import RunningServer, run_server
 def server(tmp_path: Path) -> Iterator[RunningServer]:
     """A fresh server with an empty database (no hosts, no images), in this process."""
     with run_server(tmp_path / "server") as running:
+        yield running
+
+
+@pytest.fixture
+def scanned_server(tmp_path: Path) -> Iterator[RunningServer]:
+    """A fresh server that scans uploads against the project's OSV feed (tests/data/osv)."""
+    with run_server(tmp_path / "server", vuln_feed=str(OSV_FEED)) as running:
         yield running

@@ -14,7 +14,7 @@ import httpx
 import uvicorn
 
 from gridvm.api.app import create_app
-from gridvm.common.config import ServerConfig, SiteLimits
+from gridvm.common.config import ImagePolicySettings, ServerConfig, SiteLimits
 from gridvm.services.server import ServerServices
 
 
@@ -48,6 +48,9 @@ def run_server(
     host_offline_after_s: float = 30.0,
     database_url: str | None = None,
     console_agent_timeout_s: float = 10.0,
+    images: ImagePolicySettings | None = None,
+    vuln_feed: str | None = None,
+    vuln_feed_interval_s: float = 300.0,
 ) -> Iterator[RunningServer]:
     port = free_port()
     config = ServerConfig(
@@ -59,6 +62,9 @@ def run_server(
         scheduler_interval_s=scheduler_interval_s,
         host_offline_after_s=host_offline_after_s,
         console_agent_timeout_s=console_agent_timeout_s,
+        images=images or ImagePolicySettings(),
+        vuln_feed=vuln_feed,
+        vuln_feed_interval_s=vuln_feed_interval_s,
     )
     services = ServerServices.from_config(config)
     services.prepare()

@@ -23,6 +23,7 @@ from gridvm.schemas.agent import (
     SyncResponse,
 )
 from gridvm.schemas.vms import VmMode
+from gridvm.schemas.volumes import VolumeAttachment
 from tests.agent.helpers import FakeDriver, assignment, record
 
 
@@ -30,13 +31,18 @@ class FakeServer(ServerLink):
     def __init__(self) -> None:  # no HTTP
         self.assignments: list[Assignment] = []
         self.requests: list[SyncRequest] = []
+        self.delete_volumes: list[str] = []
 
     def register(self, registration: HostRegistration) -> RegistrationOut:
         return RegistrationOut(host=registration.name, poll_interval_s=1.0)
 
     def sync(self, request: SyncRequest) -> SyncResponse:
         self.requests.append(request)
-        return SyncResponse(generation=1, assignments=list(self.assignments))
+        return SyncResponse(
+            generation=1,
+            assignments=list(self.assignments),
+            delete_volumes=list(self.delete_volumes),
+        )
 
     def send_console(self, vm_id: str, offset: int, data: bytes) -> int:
         return offset + len(data)
@@ -153,3 +159,24 @@ def test_a_vm_with_an_unreadable_record_is_left_alone(agent: Agent) -> None:
     agent.wait_idle()
     assert (agent.records.dir_of(a.vm_id) / "disk.qcow2").read_bytes() == b"a kept disk"
     assert server(agent).reported() == {}
+
+
+def test_volumes_the_server_deletes_go_from_the_host_and_are_reported(agent: Agent) -> None:
+    volumes = agent.machines.volumes
+    old = volumes.ensure("vol-old", 1024**2)
+    used = volumes.ensure("vol-used", 1024**2)
+    a = assignment().model_copy(
+        update={"volumes": [VolumeAttachment(id="vol-used", size_bytes=1024**2, serial="s")]}
+    )
+    agent.records.save(record(a, LocalState.running))
+    driver(agent).states[a.vm_id] = "running"
+    server(agent).assignments = [a]
+    server(agent).delete_volumes = ["vol-old", "vol-used"]
+    agent.round()
+    assert not old.exists()
+    assert used.exists()  # a VM of this host runs with it: kept, not reported
+    server(agent).delete_volumes = []
+    agent.round()
+    assert server(agent).requests[-1].deleted_volumes == ["vol-old"]
+    agent.round()
+    assert server(agent).requests[-1].deleted_volumes == []

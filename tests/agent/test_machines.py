@@ -8,6 +8,7 @@ from gridvm.agent.records import RecordStore, VmRecord
 from gridvm.common.errors import HypervisorError
 from gridvm.schemas.agent import Assignment, DesiredState, EndCause, LocalState
 from gridvm.schemas.vms import VmMode
+from gridvm.schemas.volumes import VolumeAttachment
 from tests.agent.helpers import Host, Images, assignment
 
 
@@ -229,3 +230,52 @@ def test_a_monitor_that_does_not_answer_is_hung(host: Host, images: Images) -> N
     assert host.machines.runtime(r) == Runtime.running
     host.driver.hung.add(r.vm_id)
     assert host.machines.runtime(r) == Runtime.hung
+
+
+# --- 9. volumes: attached after the other disks, never deleted with the VM ---------------------
+
+
+def _with_volume(a: Assignment) -> Assignment:
+    volume = VolumeAttachment(
+        id="vol-0a1b2c3d4e5f", size_bytes=8 * 1024**2, serial="vol-0a1b2c3d4e5f"
+    )
+    return a.model_copy(update={"volumes": [volume], "output_bytes": 1024**2})
+
+
+def test_a_vm_boots_with_its_volume_last_and_ending_keeps_the_volume(
+    host: Host, images: Images
+) -> None:
+    a = _with_volume(assignment(image_digest=images.old))
+    r = started(host, a)
+    assert r.state == LocalState.running
+    volume = host.machines.volumes.path_of("vol-0a1b2c3d4e5f")
+    assert volume.is_file()
+    spec = host.machines.spec(a)
+    assert [d.serial for d in spec.extra_disks] == ["gridvm-output", "vol-0a1b2c3d4e5f"]
+    assert (spec.extra_disks[-1].path, spec.extra_disks[-1].cache) == (volume, "writeback")
+    assert host.records.dir_of(a.vm_id) not in volume.parents
+    host.machines.apply(
+        Action(Do.finish, a.vm_id, a, cause=EndCause.poweroff, state=LocalState.ended), r
+    )
+    assert not disk_of(host, a.vm_id) and volume.is_file()
+    host.machines.apply(Action(Do.forget, a.vm_id), host.records.load_all()[a.vm_id])
+    assert volume.is_file()
+
+
+def test_a_failed_start_undoes_its_disks_but_keeps_the_volume(host: Host, images: Images) -> None:
+    host.driver.fail["start"] = HypervisorError("no QEMU today")
+    a = _with_volume(assignment(image_digest=images.old))
+    r = started(host, a)
+    assert (r.state, r.cause) == (LocalState.failed, EndCause.start_failed)
+    assert not disk_of(host, a.vm_id)
+    assert not (host.records.dir_of(a.vm_id) / SEED).exists()
+    assert host.machines.volumes.path_of("vol-0a1b2c3d4e5f").is_file()
+
+
+def test_terminate_deletes_the_vm_disk_but_not_its_volume(host: Host, images: Images) -> None:
+    a = _with_volume(assignment(mode=VmMode.single, image_digest=images.old))
+    r = started(host, a)
+    gone = a.model_copy(update={"desired": DesiredState.deleted})
+    host.machines.apply(Action(Do.delete, a.vm_id, gone), r)
+    assert not disk_of(host, a.vm_id)
+    assert host.machines.volumes.path_of("vol-0a1b2c3d4e5f").is_file()

@@ -6,7 +6,14 @@ from pathlib import Path
 import pytest
 
 from gridvm.common.config import SiteLimits
-from tests.api.helpers import make_qcow2, make_user, register_host, store_files, upload
+from tests.api.helpers import (
+    eventually,
+    make_qcow2,
+    make_user,
+    register_host,
+    store_files,
+    upload,
+)
 from tests.servers import RunningServer, run_server
 
 
@@ -67,6 +74,9 @@ def test_users_see_their_own_group_and_public_images_only(
     alice = make_user(server, "alice", "physics")
     bob = make_user(server, "bob", "physics")
     carol = make_user(server, "carol", "biology")
+    # Publishing to a group is its managers' act.
+    manage = server.client().put("/api/v1/groups/physics/members/alice", json={"manager": True})
+    assert manage.status_code == 200, manage.text
     disk = make_qcow2(tmp_path / "a.qcow2")
     private = upload(alice, disk, "secret").json()
     assert bob.get(f"/api/v1/images/{private['id']}").status_code == 404
@@ -148,14 +158,19 @@ def test_virtual_size_above_the_site_limit_is_refused(tmp_path: Path) -> None:
         assert "4 GiB" in body["message"] and "1 GiB" in body["message"]
 
 
-def test_same_name_twice_is_a_conflict_and_keeps_the_first(
+def test_same_name_twice_makes_a_second_version_and_keeps_the_first(
     server: RunningServer, tmp_path: Path
 ) -> None:
     admin = server.client()
     first = upload(admin, make_qcow2(tmp_path / "a.qcow2"), "dup").json()
     again = upload(admin, make_qcow2(tmp_path / "b.qcow2", "32M"), "dup")
-    assert again.status_code == 409
-    assert [i["id"] for i in admin.get("/api/v1/images").json()] == [first["id"]]
+    assert again.status_code == 201, again.text
+    assert (first["version"], again.json()["version"]) == (1, 2)
+    listed = admin.get("/api/v1/images", params={"all_versions": True}).json()
+    assert [(i["id"], i["latest"]) for i in listed] == [
+        (first["id"], False),
+        (again.json()["id"], True),
+    ]
 
 
 def test_image_in_use_cannot_be_deleted(server: RunningServer, tmp_path: Path) -> None:
@@ -199,3 +214,80 @@ def test_admin_renaming_a_users_image_onto_another_of_theirs_is_a_conflict(
     )
     assert response.status_code == 409
     assert "already" in response.json()["message"]
+
+
+def test_downloads_honour_byte_ranges(server: RunningServer, tmp_path: Path) -> None:
+    admin = server.client()
+    image = upload(admin, make_qcow2(tmp_path / "a.qcow2"), "ranged").json()
+    whole = admin.get("/api/v1/images/ranged/content").content
+    assert len(whole) == image["size"]
+    middle = admin.get("/api/v1/images/ranged/content", headers={"Range": "bytes=100-199"})
+    assert middle.status_code == 206
+    assert middle.headers["content-range"] == f"bytes 100-199/{image['size']}"
+    assert middle.content == whole[100:200]
+    tail = admin.get("/api/v1/images/ranged/content", headers={"Range": "bytes=1000-"})
+    assert tail.status_code == 206 and tail.content == whole[1000:]
+    beyond = admin.get(
+        "/api/v1/images/ranged/content", headers={"Range": f"bytes={image['size'] + 10}-"}
+    )
+    assert beyond.status_code == 416
+
+
+def test_raw_export_is_the_same_disk_and_its_temp_file_is_removed(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    admin = server.client()
+    disk = make_qcow2(tmp_path / "a.qcow2", "32M")
+    subprocess.run(
+        ["qemu-io", "-f", "qcow2", "-c", "write -P 5 4M 1M", str(disk)],
+        check=True,
+        capture_output=True,
+    )
+    upload(admin, disk, "exported")
+    response = admin.get("/api/v1/images/exported/content", params={"format": "raw"})
+    assert response.status_code == 200
+    assert response.headers["content-disposition"].endswith('exported-1.raw"')
+    raw = tmp_path / "disk.raw"
+    raw.write_bytes(response.content)
+    assert raw.stat().st_size == 32 * 2**20
+    compare = subprocess.run(
+        ["qemu-img", "compare", "-f", "raw", "-F", "qcow2", str(raw), str(disk)],
+        capture_output=True,
+        text=True,
+    )
+    assert compare.returncode == 0, compare.stdout + compare.stderr
+    part = admin.get(
+        "/api/v1/images/exported/content",
+        params={"format": "raw"},
+        headers={"Range": f"bytes={4 * 2**20}-{4 * 2**20 + 3}"},
+    )
+    assert (part.status_code, part.content) == (206, b"\x05" * 4)
+    # Only the stored qcow2 is left in the store: the exports were removed after sending.
+    eventually(lambda: [p.parent.name for p in store_files(server)] == ["sha256"])
+    assert (
+        admin.get("/api/v1/images/exported/content", params={"format": "vmdk"}).status_code == 422
+    )
+
+
+@pytest.mark.parametrize("fmt", ["vmdk", "vdi"])
+def test_corrupt_vmdk_and_vdi_are_refused_and_leave_nothing(
+    server: RunningServer, tmp_path: Path, fmt: str
+) -> None:
+    source = make_qcow2(tmp_path / "src.qcow2", "32M")
+    subprocess.run(
+        ["qemu-io", "-f", "qcow2", "-c", "write -P 3 0 8M", str(source)],
+        check=True,
+        capture_output=True,
+    )
+    good = tmp_path / f"good.{fmt}"
+    subprocess.run(
+        ["qemu-img", "convert", "-f", "qcow2", "-O", fmt, str(source), str(good)], check=True
+    )
+    cut = tmp_path / f"cut.{fmt}"
+    cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    body = _refused(server, cut, f"cut-{fmt}")
+    assert body["error"] == "image_rejected", body
+    garbled = bytearray(good.read_bytes())
+    garbled[512:4096] = b"\xff" * (4096 - 512)  # headers/tables overwritten
+    (tmp_path / f"garbled.{fmt}").write_bytes(bytes(garbled))
+    _refused(server, tmp_path / f"garbled.{fmt}", f"garbled-{fmt}")

@@ -241,8 +241,17 @@ def test_save_a_stopped_single_vm_as_an_image(
     )
     after = admin.get(f"/api/v1/vms/{vm['id']}").json()
     assert (after["saving_as"], after["save_error"]) == (None, None)
-    # The name is taken now: a second save under it is refused at once.
-    assert admin.post(f"/api/v1/vms/{vm['id']}/save", json={"name": "custom"}).status_code == 409
+    assert image["version"] == 1
+    # Saving again under that name makes its next version (the vm save --as NAME flow).
+    again = admin.post(f"/api/v1/vms/{vm['id']}/save", json={"name": "custom"})
+    assert again.status_code == 202, again.text
+    assigned(agent, vm["id"])
+    disk2 = make_qcow2(tmp_path / "flat2.qcow2", "56M")
+    saved = agent.put(f"/api/v1/agent/vms/{vm['id']}/disk-image", content=disk2.read_bytes())
+    assert saved.status_code == 200, saved.text
+    latest = admin.get("/api/v1/images/custom").json()
+    assert (latest["version"], latest["virtual_size"]) == (2, 56 * 2**20)
+    assert admin.get("/api/v1/images/custom:1").json()["id"] == image["id"]
 
 
 def test_a_failed_save_is_shown_on_the_vm(

@@ -114,6 +114,7 @@ def test_a_group_quota_holds_back_what_would_go_over(
             "images": None,
             "used_image_bytes": 0,
             "used_images": 0,
+            "used_volume_bytes": 0,
         }
     ]
     admin.put("/api/v1/quotas/group/physics", json={"cores": 4})

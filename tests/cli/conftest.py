@@ -65,5 +65,11 @@ def cli(server: RunningServer, tmp_path: Path) -> Cli:
 
 
 @pytest.fixture
+def scanned_cli(scanned_server: RunningServer, tmp_path: Path) -> Cli:
+    """``gridvm`` against a server that scans uploads against the project's OSV feed."""
+    return Cli(scanned_server, tmp_path / "home" / "gridvm" / "config.json")
+
+
+@pytest.fixture
 def qcow2(tmp_path: Path) -> Path:
     return make_qcow2(tmp_path / "disk.qcow2", "64M")

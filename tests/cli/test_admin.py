@@ -48,3 +48,26 @@ def test_a_user_in_a_missing_group_is_refused_with_a_hint(cli: Cli) -> None:
 def test_an_unknown_role_is_a_usage_error(cli: Cli) -> None:
     result = cli("user", "create", "bob", "--group", "admins", "--role", "king")
     assert result.exit_code == 2
+
+
+def test_admins_name_group_managers_who_add_members(cli: Cli) -> None:
+    cli.ok("group", "create", "physics")
+    cli.ok("group", "create", "bio")
+    cli.ok("user", "create", "alice", "--group", "physics")
+    cli.ok("user", "create", "carol", "--group", "bio")
+    alice = cli.ok("token", "create", "--user", "alice").stdout.strip()
+    assert "admin" in cli.fails("group", "add-member", "physics", "carol", token=alice)
+    added = cli.ok("group", "add-member", "physics", "alice", "--manager").stdout
+    assert "alice is a manager of group physics" in added
+    assert "carol is a member of group physics" in (
+        cli.ok("group", "add-member", "physics", "carol", token=alice).stdout
+    )
+    assert "only admins may name managers" in cli.fails(
+        "group", "set-manager", "physics", "carol", token=alice
+    )
+    physics = next(g for g in cli.json("group", "list") if g["name"] == "physics")
+    assert (physics["members"], physics["managers"]) == (["alice", "carol"], ["alice"])
+    assert "MANAGERS" in cli.ok("group", "list").stdout
+    cli.ok("group", "remove-member", "physics", "carol", token=alice)
+    assert "plain member" in cli.ok("group", "set-manager", "physics", "alice", "--no").stdout
+    assert "primary group" in cli.fails("group", "remove-member", "physics", "alice")

@@ -127,3 +127,16 @@ def test_json_listings_parse(cli: Cli, image: str) -> None:
     assert cli.json("deployment", "list", "--all") == []
     assert cli.json("host", "list") == []
     assert cli.ok("vm", "list").stderr.strip() == "no VMs"
+
+
+def test_run_pins_a_version_or_follows_the_latest_and_show_says_which(
+    cli: Cli, image: str, qcow2: Path
+) -> None:
+    newer = cli.json("image", "upload", str(qcow2), "--name", "base")
+    assert newer["version"] == 2
+    pinned = cli.json("vm", "run", "base:1", "--memory", "256M")["vms"][0]
+    latest = cli.json("vm", "run", "base", "--memory", "256M")["vms"][0]
+    assert (pinned["image"], pinned["image_version"]) == (image, 1)
+    assert (latest["image"], latest["image_version"]) == (newer["id"], 2)
+    assert f"base:1 ({image})" in cli.ok("vm", "show", pinned["id"]).stdout
+    assert f"base:2 ({newer['id']})" in cli.ok("vm", "show", latest["id"]).stdout

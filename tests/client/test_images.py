@@ -83,6 +83,7 @@ def test_users_see_their_own_group_and_public_images_only(
     for user, group in (("alice", "physics"), ("bob", "physics"), ("carol", "bio")):
         gv.users.create(user, group)
         tokens[user] = gv.tokens.create(user=user).token
+    assert gv.groups.set_member("physics", "alice", manager=True).managers == ["alice"]
     public = gv.images.upload(qcow2, "site-base", visibility="public")
 
     with (

@@ -54,6 +54,29 @@ GOLDEN_SPECS: dict[str, MachineSpec] = {
         machine="pc",
         extra_disks=(ExtraDisk(path=VMS / "vm-0003" / "data.raw", format="raw", read_only=True),),
     ),
+    # A job with its results disk and a user's volume (persistent, write-back cache).
+    "job_with_volume": MachineSpec(
+        vm_id="vm-0004",
+        vcpus=1,
+        memory_mb=192,
+        disk=VMS / "vm-0004" / "disk.qcow2",
+        seed_iso=VMS / "vm-0004" / "seed.iso",
+        kernel=IMAGES / "sha256-0a1b" / "vmlinuz",
+        kernel_cmdline="console=ttyS0 root=/dev/vda rw",
+        accelerator="tcg",
+        run_dir=Path("/run/gridvm/vm-0004"),
+        network="user",
+        mac="52:54:00:12:34:57",
+        guest_channel=True,
+        extra_disks=(
+            ExtraDisk(path=VMS / "vm-0004" / "output.raw", format="raw", serial="gridvm-output"),
+            ExtraDisk(
+                path=Path("/var/lib/gridvm/volumes/vol-0a1b2c3d4e5f.qcow2"),
+                serial="vol-0a1b2c3d4e5f",
+                cache="writeback",
+            ),
+        ),
+    ),
 }
 
 
@@ -122,3 +145,47 @@ def test_kernel_cmdline_is_one_argument() -> None:
     spec = GOLDEN_SPECS["direct_boot_tcg"]
     argv = build_argv(spec)
     assert argv[argv.index("-append") + 1] == spec.kernel_cmdline
+
+
+def _disks(argv: list[str]) -> list[tuple[str, str]]:
+    """(-blockdev, -device) value pairs in command-line order."""
+    blockdevs = [argv[i + 1] for i, a in enumerate(argv) if a == "-blockdev"]
+    devices = [
+        argv[i + 1] for i, a in enumerate(argv) if a == "-device" and "drive=" in argv[i + 1]
+    ]
+    return list(zip(blockdevs, devices, strict=True))
+
+
+def test_a_volume_comes_last_with_its_serial_format_and_cache_spelled_out() -> None:
+    disks = _disks(build_argv(GOLDEN_SPECS["job_with_volume"]))
+    serials = [d.split("serial=")[1].split(",")[0] for _, d in disks]
+    assert serials == ["gridvm-root", "gridvm-seed", "gridvm-output", "vol-0a1b2c3d4e5f"]
+    blockdev, device = disks[-1]
+    assert blockdev.startswith("driver=qcow2,")
+    assert "read-only=off" in blockdev
+    assert "cache.direct=off,cache.no-flush=off" in blockdev
+    assert "file.filename=/var/lib/gridvm/volumes/vol-0a1b2c3d4e5f.qcow2" in blockdev
+    assert "write-cache=on" in device
+    # Disks without a cache mode keep QEMU's -blockdev defaults, as before.
+    assert "cache." not in disks[2][0]
+
+
+@pytest.mark.parametrize(
+    ("cache", "direct", "write_cache"),
+    [("writeback", "off", "on"), ("none", "on", "on"), ("writethrough", "off", "off")],
+)
+def test_cache_modes_map_to_blockdev_and_device_options(
+    cache: str, direct: str, write_cache: str
+) -> None:
+    spec = MachineSpec(
+        vm_id="vm-cache",
+        vcpus=1,
+        memory_mb=64,
+        disk=Path("/v/disk.qcow2"),
+        accelerator="tcg",
+        run_dir=Path("/run/v"),
+        extra_disks=(ExtraDisk(path=Path("/v/vol.qcow2"), cache=cache),),  # type: ignore[arg-type]
+    )
+    blockdev, device = _disks(build_argv(spec))[-1]
+    assert f"cache.direct={direct}" in blockdev
+    assert f"write-cache={write_cache}" in device

@@ -24,6 +24,7 @@ from gridvm.agent.link import ServerLink
 from gridvm.agent.machines import Machines
 from gridvm.agent.reconcile import LIVE, Action, Do, Runtime, adoption, plan
 from gridvm.agent.records import RecordStore, VmRecord
+from gridvm.agent.volumes import VolumeFiles
 from gridvm.common.config import AgentConfig
 from gridvm.common.errors import GridvmError
 from gridvm.hypervisor.qemu_driver import QemuDriver
@@ -57,6 +58,7 @@ class Agent:
             self.link.upload_results,
             self.link.upload_disk_image,
             self.link.launch_bundle,
+            VolumeFiles(config.volume_dir),
         )
         self._pool = ThreadPoolExecutor(
             max_workers=STAGING_THREADS, thread_name_prefix="gridvm-stage"
@@ -65,6 +67,8 @@ class Agent:
         self._busy: dict[str, Future[None]] = {}
         self._console_offsets: dict[str, int] = {}
         self._generation: int | None = None
+        # Volumes whose files were deleted as the server asked, reported at the next sync.
+        self._deleted_volumes: list[str] = []
         self._stop = threading.Event()
         self.guest_relays = GuestRelays(self._forward_guest)
 
@@ -144,9 +148,13 @@ class Agent:
                 vms=[self._report(r) for r in records.values()],
                 since=self._generation,
                 wait_s=wait,
+                deleted_volumes=self._deleted_volumes,
             )
         )
         self._generation = response.generation
+        self._deleted_volumes = self.machines.volumes.delete(
+            response.delete_volumes, _volumes_in_use(records, frozenset(self._busy))
+        )
         self._console_offsets = dict(response.console_offsets)
         self.console_relays.open(
             response.console_sessions, functools.partial(_serial_socket, self.records, records)
@@ -223,6 +231,16 @@ class Agent:
                 )
             except (GridvmError, OSError) as exc:
                 log.warning("console of %s not sent: %s", vm_id, exc)
+
+
+def _volumes_in_use(records: dict[str, VmRecord], busy: frozenset[str]) -> frozenset[str]:
+    """Volumes of VMs that run, or are being started or stopped, on this host."""
+    return frozenset(
+        v.id
+        for vm_id, r in records.items()
+        if vm_id in busy or r.state in LIVE or r.state == LocalState.staging
+        for v in r.assignment.volumes
+    )
 
 
 def _serial_socket(store: RecordStore, records: dict[str, VmRecord], vm_id: str) -> Path | None:

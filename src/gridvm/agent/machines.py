@@ -1,8 +1,9 @@
 """Carry out the agent's actions on one host: stage and boot VMs, stop, finish, delete.
 
-Staging a VM is several steps (cached image, overlay disk, seed ISO, QEMU);
-each registers its undo, so a start that fails half-way leaves no disk,
-ISO, pin or process behind (a kept single-mode disk and its pins stay).
+Staging a VM is several steps (cached image, overlay disk, volumes, seed ISO,
+QEMU); each registers its undo, so a start that fails half-way leaves no disk,
+ISO, pin or process behind (a kept single-mode disk and its pins stay, and so
+do the user's volumes, made or not by this start).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from gridvm.agent.reconcile import Action, Do, Runtime
 from gridvm.agent.records import RecordStore, VmRecord
 from gridvm.agent.results import collect_results
 from gridvm.agent.undo import UndoStack
+from gridvm.agent.volumes import VolumeFiles
 from gridvm.common.errors import GridvmError, HypervisorError
 from gridvm.context.nocloud import build_seed_iso, render_network_config
 from gridvm.hypervisor.driver import HypervisorDriver
@@ -58,6 +60,7 @@ class Machines:
         upload_results: Upload | None = None,
         upload_disk_image: Upload | None = None,
         fetch_launch: Callable[[str], LaunchBundle] | None = None,
+        volumes: VolumeFiles | None = None,
     ) -> None:
         self.records = records
         self.cache = cache
@@ -67,6 +70,8 @@ class Machines:
         self.upload_results = upload_results
         self.upload_disk_image = upload_disk_image
         self.fetch_launch = fetch_launch
+        # Users' volumes: beside the VM directories, never inside one (those are removed).
+        self.volumes = volumes or VolumeFiles(records.root.parent / "volumes")
 
     # --- observing ------------------------------------------------------------
     def runtime(self, record: VmRecord) -> Runtime:
@@ -105,9 +110,15 @@ class Machines:
             mac=mac_for(a.vm_id),
             guest_channel=True,
             extra_disks=(
-                (ExtraDisk(path=run_dir / OUTPUT, format="raw", serial=OUTPUT_SERIAL),)
-                if a.output_bytes
-                else ()
+                *(
+                    (ExtraDisk(path=run_dir / OUTPUT, format="raw", serial=OUTPUT_SERIAL),)
+                    if a.output_bytes
+                    else ()
+                ),
+                *(
+                    ExtraDisk(path=self.volumes.path_of(v.id), serial=v.serial, cache="writeback")
+                    for v in a.volumes
+                ),
             ),
         )
 
@@ -217,6 +228,8 @@ class Machines:
                     with output.open("wb") as f:  # sparse, all zeros: no results yet
                         f.truncate(a.output_bytes)
                     undo.push("results disk", lambda: output.unlink(missing_ok=True))
+                for volume in a.volumes:  # kept whatever happens: the user's data
+                    self.volumes.ensure(volume.id, volume.size_bytes)
                 seed = run_dir / SEED
                 launch = self._launch_bundle(a)
                 build_seed_iso(

@@ -12,14 +12,19 @@ from gridvm.api.errors import install_error_handlers
 from gridvm.api.routes import (
     agent,
     builds,
+    certification,
     consoles,
     guest,
     hosts,
     identity,
+    image_inspection,
+    image_lists,
     images,
     scheduling,
     secrets,
+    uploads,
     vms,
+    volumes,
 )
 from gridvm.services.server import BackgroundLoops, ServerServices
 
@@ -52,4 +57,9 @@ def create_app(services: ServerServices, *, run_loops: bool = True) -> FastAPI:
     for module in (identity, images, vms, consoles, hosts, secrets, scheduling, agent, guest):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(builds.router, prefix=API_PREFIX)
+    app.include_router(certification.router, prefix=API_PREFIX)
+    app.include_router(image_lists.router, prefix=API_PREFIX)
+    app.include_router(image_inspection.router, prefix=API_PREFIX)
+    app.include_router(volumes.router, prefix=API_PREFIX)
+    app.include_router(uploads.router, prefix=API_PREFIX)
     return app

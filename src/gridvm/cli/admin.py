@@ -8,7 +8,7 @@ import typer
 
 from gridvm.cli import output
 from gridvm.cli.state import client, wants_json
-from gridvm.schemas.identity import Role
+from gridvm.schemas.identity import GroupOut, Role
 
 groups = typer.Typer(help="Groups (VOs) of users.", no_args_is_help=True)
 users = typer.Typer(help="Users (admins only).", no_args_is_help=True)
@@ -54,6 +54,51 @@ def set_shares(
         output.info(f"group {group.path} now has {group.shares:g} shares")
 
 
+UserName = Annotated[str, typer.Argument(metavar="USER", help="user name", show_default=False)]
+
+
+def _group_changed(ctx: typer.Context, group: GroupOut, message: str) -> None:
+    if wants_json(ctx):
+        output.print_json(group)
+    else:
+        output.info(message)
+
+
+@groups.command("add-member")
+def add_member(
+    ctx: typer.Context,
+    name: GroupName,
+    user: UserName,
+    manager: Annotated[
+        bool, typer.Option("--manager", help="as a manager (publishes images to the group)")
+    ] = False,
+) -> None:
+    """Add a user to a group (admins; a group's managers may add plain members)."""
+    group = client(ctx).groups.set_member(name, user, manager=manager)
+    role = "manager" if manager else "member"
+    _group_changed(ctx, group, f"{user} is a {role} of group {group.path or group.name}")
+
+
+@groups.command("set-manager")
+def set_manager(
+    ctx: typer.Context,
+    name: GroupName,
+    user: UserName,
+    no: Annotated[bool, typer.Option("--no", help="make them a plain member again")] = False,
+) -> None:
+    """Make a member a manager of the group, who publishes images to it (admins)."""
+    group = client(ctx).groups.set_member(name, user, manager=not no)
+    role = "a plain member" if no else "a manager"
+    _group_changed(ctx, group, f"{user} is {role} of group {group.path or group.name}")
+
+
+@groups.command("remove-member")
+def remove_member(ctx: typer.Context, name: GroupName, user: UserName) -> None:
+    """Take a user out of a group (not out of their primary group)."""
+    group = client(ctx).groups.remove_member(name, user)
+    _group_changed(ctx, group, f"{user} is no longer a member of group {group.path or group.name}")
+
+
 @groups.command("list")
 def list_groups(ctx: typer.Context) -> None:
     """Groups and their members (an admin sees all, others their own)."""
@@ -66,11 +111,12 @@ def list_groups(ctx: typer.Context) -> None:
             g.path or g.name,
             f"{g.shares:g}",
             output.cell(", ".join(g.members)),
+            output.cell(", ".join(g.managers)),
             output.relative(g.created_at),
         )
         for g in found
     ]
-    output.show(output.table(("GROUP", "SHARES", "MEMBERS", "CREATED"), rows))
+    output.show(output.table(("GROUP", "SHARES", "MEMBERS", "MANAGERS", "CREATED"), rows))
 
 
 # --- users ---------------------------------------------------------------------------
@@ -80,7 +126,12 @@ def create_user(
     name: Annotated[str, typer.Argument(metavar="NAME", help="user name")],
     group: Annotated[str, typer.Option("--group", "-g", help="the user's group")],
     role: Annotated[
-        Role, typer.Option("--role", help="user, admin, or agent (the credential of a host agent)")
+        Role,
+        typer.Option(
+            "--role",
+            help="user, officer (a security officer: certifies images), admin, or agent"
+            " (the credential of a host agent)",
+        ),
     ] = Role.user,
 ) -> None:
     """Create a user in a group (then: gridvm token create --user NAME)."""

@@ -13,13 +13,16 @@ from gridvm.cli import (
     account,
     admin,
     builds,
+    certification,
     deployments,
     hosts,
+    image_lists,
     images,
     scheduling,
     secrets,
     vms,
 )
+from gridvm.cli import volumes as volume_commands
 from gridvm.cli.errors import GridvmGroup
 from gridvm.cli.output import OutputFormat
 from gridvm.cli.state import CliState
@@ -65,7 +68,9 @@ def root(
 
 account.register(app)
 builds.register(images.app)
+certification.register(images.app)
 app.add_typer(images.app, name="image")
+app.add_typer(image_lists.app, name="image-list")
 app.add_typer(vms.app, name="vm")
 app.add_typer(deployments.app, name="deployment")
 app.add_typer(hosts.app, name="host")
@@ -77,3 +82,4 @@ app.add_typer(admin.tokens, name="token")
 app.command("share")(scheduling.share)
 app.add_typer(scheduling.quotas, name="quota")
 app.add_typer(scheduling.reservations, name="reservation")
+app.add_typer(volume_commands.app, name="volume")

@@ -76,7 +76,8 @@ def _quota_rows(found: list[QuotaOut]) -> None:
             + ("no limit" if q.memory_mb is None else format_size(q.memory_mb * MIB)),
             f"{q.used_vms} / {_limit(q.vms, '')}",
             f"{format_size(q.used_image_bytes)} / "
-            + ("no limit" if q.image_bytes is None else format_size(q.image_bytes)),
+            + ("no limit" if q.image_bytes is None else format_size(q.image_bytes))
+            + (f" ({format_size(q.used_volume_bytes)} volumes)" if q.used_volume_bytes else ""),
             f"{q.used_images} / {_limit(q.images, '')}",
         )
         for q in found

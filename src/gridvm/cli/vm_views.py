@@ -101,11 +101,13 @@ def vm_fields(vm: VmOut) -> None:
                 ("owner", vm.owner),
                 ("group", output.cell(vm.group)),
                 ("deployment", f"{vm.deployment} (VM #{vm.index})"),
-                ("image", f"{vm.image_name} ({vm.image})"),
+                ("image", _image_text(vm)),
                 ("mode", vm.mode.value),
+                ("zone", output.cell(vm.zone.value if vm.zone else None)),
                 ("vcpus", str(vm.vcpus)),
                 ("memory", memory_text(vm.memory_mb)),
                 ("disk", disk),
+                ("volumes", output.cell(", ".join(vm.volumes) or None)),
                 ("host", output.cell(vm.host)),
                 ("walltime", output.duration(vm.walltime_s)),
                 ("created", output.timestamp(vm.created_at)),
@@ -120,3 +122,9 @@ def vm_fields(vm: VmOut) -> None:
 
 def counts_text(vms: list[VmOut]) -> str:
     return ", ".join(f"{n} {state.value}" for state, n in state_counts(vms).items()) or "no VMs"
+
+
+def _image_text(vm: VmOut) -> str:
+    """``name:version (id)``: the version the VM got; ``(deleted)`` once the image is gone."""
+    version = f":{vm.image_version}" if vm.image_version is not None else ""
+    return f"{vm.image_name}{version} ({vm.image or 'deleted'})"

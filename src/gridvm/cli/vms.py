@@ -22,6 +22,7 @@ from gridvm.cli.waiting import Poll, Timeout, print_outcome, wait_with_bar
 from gridvm.client import DEFAULT_UNTIL, Client
 from gridvm.common.errors import InvalidInput
 from gridvm.common.units import parse_duration, parse_size
+from gridvm.schemas.hosts import Zone
 from gridvm.schemas.scheduling import Affinity
 from gridvm.schemas.vms import DeploymentOut, LaunchFile, VmCreate, VmMode, VmOut, VmState
 
@@ -145,9 +146,25 @@ def run(
         str | None,
         typer.Option("--queue-timeout", help="fail the VMs still waiting after this long, e.g. 2h"),
     ] = None,
+    zone: Annotated[
+        Zone | None,
+        typer.Option(
+            "--zone",
+            help="network zone: trusted (site and certified images) or dmz (any image;"
+            " default for user images)",
+        ),
+    ] = None,
     walltime: Annotated[
         str | None,
         typer.Option("--walltime", "-t", help="lease, e.g. 10m, 2h, 1d (default: the site's)"),
+    ] = None,
+    volume: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--volume",
+            help="a volume of yours to attach (repeatable; one VM only); the guest finds it"
+            " by its serial, the volume's id (gridvm volume show)",
+        ),
     ] = None,
     mode: Annotated[
         VmMode,
@@ -212,6 +229,8 @@ def run(
         affinity=affinity,
         selector=require,
         queue_timeout_s=None if queue_timeout is None else parse_duration(queue_timeout),
+        zone=zone,
+        volumes=volume or [],
     )
     timeout_s = None if timeout is None else parse_duration(timeout)
     gv = client(ctx)
@@ -299,6 +318,34 @@ def show_vm(ctx: typer.Context, vm_id: VmId) -> None:
         output.print_json(vm)
     else:
         vm_fields(vm)
+
+
+@app.command("attach")
+def attach_volume(
+    ctx: typer.Context,
+    vm_id: VmId,
+    volume: Annotated[str, typer.Argument(metavar="VOLUME", help="volume name or id")],
+) -> None:
+    """Attach a volume to a stopped single-mode VM; it has it from its next start."""
+    attached = client(ctx).volumes.attach(vm_id, volume)
+    if wants_json(ctx):
+        output.print_json(attached)
+    else:
+        output.info(f"volume {attached.name} attached to VM {vm_id} (serial {attached.serial})")
+
+
+@app.command("detach")
+def detach_volume(
+    ctx: typer.Context,
+    vm_id: VmId,
+    volume: Annotated[str, typer.Argument(metavar="VOLUME", help="volume name or id")],
+) -> None:
+    """Detach a volume from a stopped single-mode VM (VMs that end let go of theirs)."""
+    detached = client(ctx).volumes.detach(vm_id, volume)
+    if wants_json(ctx):
+        output.print_json(detached)
+    else:
+        output.info(f"volume {detached.name} detached from VM {vm_id}")
 
 
 @app.command("results")

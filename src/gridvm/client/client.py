@@ -8,14 +8,18 @@ import httpx
 from pydantic import TypeAdapter
 
 from gridvm.client.builds import Builds
+from gridvm.client.certification import Certifications
 from gridvm.client.hosts import Hosts
 from gridvm.client.identity import Groups, Tokens, Users
+from gridvm.client.image_inspection import Inspections
+from gridvm.client.image_lists import ImageLists
 from gridvm.client.images import Images
 from gridvm.client.scheduling import Quotas, Reservations, Share
 from gridvm.client.secrets import Secrets, SshKeys
 from gridvm.client.settings import check_token, load_settings, normalize_url
 from gridvm.client.transport import Transport
 from gridvm.client.vms import Deployments, Vms
+from gridvm.client.volumes import Volumes
 from gridvm.schemas.identity import WhoAmI
 
 DEFAULT_TIMEOUT = 30.0
@@ -49,6 +53,9 @@ class Client:
         self.tokens = Tokens(self._t)
         self.images = Images(self._t)
         self.builds = Builds(self._t)
+        self.certifications = Certifications(self._t)
+        self.image_lists = ImageLists(self._t)
+        self.inspections = Inspections(self._t)
         self.vms = Vms(self._t)
         self.deployments = Deployments(self._t)
         self.hosts = Hosts(self._t)
@@ -57,6 +64,7 @@ class Client:
         self.share = Share(self._t)
         self.quotas = Quotas(self._t)
         self.reservations = Reservations(self._t)
+        self.volumes = Volumes(self._t)
 
     @classmethod
     def from_settings(

@@ -6,11 +6,12 @@ from urllib.parse import quote
 
 from pydantic import TypeAdapter
 
-from gridvm.client.transport import Transport
+from gridvm.client.transport import Transport, decode
 from gridvm.schemas.identity import (
     GroupCreate,
     GroupOut,
     GroupUpdate,
+    MembershipSet,
     Role,
     TokenCreate,
     TokenCreated,
@@ -44,6 +45,18 @@ class Groups:
     def list(self) -> list[GroupOut]:
         """All groups for an admin; your own groups otherwise."""
         return self._t.get("/groups", _GROUPS)
+
+    def set_member(self, name: str, user: str, *, manager: bool = False) -> GroupOut:
+        """Add ``user`` to the group, or set whether they manage it (managers publish images
+        to the group). Admins; a manager of the group may add plain members."""
+        body = MembershipSet(manager=manager).model_dump(mode="json")
+        path = f"/groups/{quote(name, safe='')}/members/{quote(user, safe='')}"
+        return self._t.send("PUT", path, _GROUP, json=body)
+
+    def remove_member(self, name: str, user: str) -> GroupOut:
+        """Take ``user`` out of the group (not out of their primary group)."""
+        path = f"/groups/{quote(name, safe='')}/members/{quote(user, safe='')}"
+        return decode(self._t.request("DELETE", path), _GROUP)
 
 
 class Users:

@@ -90,12 +90,17 @@ class Transport:
     # --- streamed responses ---------------------------------------------------
     @contextmanager
     def stream(
-        self, method: str, path: str, *, params: Params | None = None
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Params | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Iterator[httpx.Response]:
         """A response whose body is read in chunks; transport failures become ``ApiError``."""
         with (
             self._translate_errors(method, path),
-            self._http.stream(method, path, params=_clean(params)) as response,
+            self._http.stream(method, path, params=_clean(params), headers=headers) as response,
         ):
             if response.is_error:
                 response.read()

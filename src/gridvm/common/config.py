@@ -21,6 +21,8 @@ class SiteLimits:
     max_upload_bytes: int = 64 * 1024**3
     max_user_data_bytes: int = 64 * 1024
     max_disk_gb_per_vm: int = 2048
+    # The largest persistent user disk (volume) one may create.
+    max_volume_bytes: int = 1024 * 1024**3
     # Results a job may leave (the size of its results disk) and all a user may keep.
     max_results_bytes_per_vm: int = 256 * 1024**2
     results_quota_bytes_per_user: int = 10 * 1024**3
@@ -48,6 +50,29 @@ class SchedulingSettings:
 
 
 @dataclass(frozen=True)
+class ImagePolicySettings:
+    """The site's image policy: certification, deploy-time zones, signed image lists."""
+
+    # No image with a vulnerability of this severity or worse is certified or deployed
+    # (unknown < low < medium < high < critical).
+    block_severity: str = "high"
+    # A certification lasts at most this long (and this long when no expiry is given).
+    max_certification_days: int = 365
+    default_certification_days: int = 90
+    # The endorser's X.509 certificate and key that sign the site's image list (PEM files);
+    # None: a site CA and an endorser certificate made in the data dir on first use.
+    endorser_cert: Path | None = None
+    endorser_key: Path | None = None
+    # Serve the image list and its images to other sites without a token (off: needs one).
+    publish_image_list: bool = False
+    # The base URL other sites reach this server at (hv:uri in the list); None: host:port.
+    public_url: str | None = None
+    # How long an exported image list is valid, and how often subscriptions are refreshed.
+    image_list_valid_days: int = 30
+    image_list_refresh_s: float = 3600.0
+
+
+@dataclass(frozen=True)
 class ServerConfig:
     data_dir: Path
     database_url: str | None = None
@@ -56,6 +81,7 @@ class ServerConfig:
     starter_dir: Path | None = None
     limits: SiteLimits = field(default_factory=SiteLimits)
     scheduling: SchedulingSettings = field(default_factory=SchedulingSettings)
+    images: ImagePolicySettings = field(default_factory=ImagePolicySettings)
     scheduler_interval_s: float = 1.0
     # A host that has not synced for this long is offline and gets no new VMs.
     host_offline_after_s: float = 30.0
@@ -67,6 +93,10 @@ class ServerConfig:
     # the configured Debian mirror, $GRIDVM_DEBIAN_MIRROR), and builds run at once.
     certified_repositories: tuple[str, ...] = field(default_factory=default_certified_repositories)
     build_workers: int = 1
+    # Vulnerability feed in OSV format (Debian): a file path or an http(s) URL, JSON or zip.
+    vuln_feed: str | None = None
+    # How often the feed is checked for changes (a change rescans every image).
+    vuln_feed_interval_s: float = 300.0
 
     @property
     def database(self) -> str:
@@ -87,6 +117,11 @@ class ServerConfig:
     @property
     def secrets_key_file(self) -> Path:
         return self.data_dir / "secrets.key"
+
+    @property
+    def endorser_dir(self) -> Path:
+        """The site CA and image-list endorser made on first use when none is configured."""
+        return self.data_dir / "endorser"
 
     @property
     def admin_token_file(self) -> Path:
@@ -118,3 +153,8 @@ class AgentConfig:
     @property
     def vm_dir(self) -> Path:
         return self.data_dir / "vms"
+
+    @property
+    def volume_dir(self) -> Path:
+        """Persistent user disks held on this host, one ``<volume-id>.qcow2`` each."""
+        return self.data_dir / "volumes"

@@ -14,7 +14,13 @@ from typing import Annotated
 
 import typer
 
-from gridvm.common.config import AgentConfig, SchedulingSettings, ServerConfig, SiteLimits
+from gridvm.common.config import (
+    AgentConfig,
+    ImagePolicySettings,
+    SchedulingSettings,
+    ServerConfig,
+    SiteLimits,
+)
 from gridvm.common.errors import GridvmError
 from gridvm.common.logs import setup_logging
 from gridvm.common.units import parse_duration, parse_size
@@ -93,6 +99,47 @@ def server(
             help="let short VMs start ahead when they cannot delay the first waiting VM",
         ),
     ] = True,
+    block_severity: Annotated[
+        str,
+        typer.Option(
+            "--block-severity",
+            help="images with a vulnerability this severe or worse are neither certified nor"
+            " deployed: low, medium, high or critical",
+        ),
+    ] = "high",
+    endorser_cert: Annotated[
+        Path | None,
+        typer.Option(
+            "--endorser-cert",
+            help="X.509 certificate (PEM) that signs the site's image list"
+            " (default: one made in the data dir, under endorser/)",
+        ),
+    ] = None,
+    endorser_key: Annotated[
+        Path | None, typer.Option("--endorser-key", help="its private key (PEM)")
+    ] = None,
+    publish_image_list: Annotated[
+        bool,
+        typer.Option(
+            "--publish-image-list/--no-publish-image-list",
+            help="serve the signed image list and its images to other sites without a token",
+        ),
+    ] = False,
+    public_url: Annotated[
+        str | None,
+        typer.Option("--public-url", help="the URL other sites reach this server at"),
+    ] = None,
+    vuln_feed: Annotated[
+        str | None,
+        typer.Option(
+            "--vuln-feed",
+            help="vulnerability feed in OSV format (Debian): a file or http(s) URL, JSON or zip",
+        ),
+    ] = None,
+    vuln_feed_interval: Annotated[
+        str,
+        typer.Option("--vuln-feed-interval", help="how often to check the feed for changes"),
+    ] = "5m",
 ) -> None:
     """Run the control plane: REST API, scheduler and lease loops."""
     from gridvm.daemons.processes import run_server
@@ -113,6 +160,15 @@ def server(
                 pack=pack,
                 backfill=backfill,
             ),
+            images=ImagePolicySettings(
+                block_severity=block_severity,
+                endorser_cert=endorser_cert,
+                endorser_key=endorser_key,
+                publish_image_list=publish_image_list,
+                public_url=public_url,
+            ),
+            vuln_feed=vuln_feed,
+            vuln_feed_interval_s=parse_duration(vuln_feed_interval),
         )
         run_server(config)
     except GridvmError as exc:

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gridvm.hypervisor.spec import MachineSpec
+from gridvm.hypervisor.spec import CacheMode, MachineSpec
 
 DEFAULT_QEMU_BINARY = "qemu-system-x86_64"
 
@@ -131,25 +131,38 @@ def _guest_channel_args(spec: MachineSpec) -> list[str]:
     ]
 
 
-def _blockdev(node: str, path: Path, fmt: str, *, read_only: bool) -> list[str]:
+def _blockdev(
+    node: str, path: Path, fmt: str, *, read_only: bool, cache: CacheMode | None = None
+) -> list[str]:
     options = [
         f"driver={fmt}",
         f"node-name={node}",
         f"read-only={'on' if read_only else 'off'}",
+        *_cache_options(cache),
         "file.driver=file",
         f"file.filename={qemu_opt_value(path)}",
     ]
     return ["-blockdev", ",".join(options)]
 
 
-def _virtio_blk(node: str, *, serial: str, bootindex: int | None = None) -> list[str]:
+def _cache_options(cache: CacheMode | None) -> list[str]:
+    """-drive cache=MODE as -blockdev options: O_DIRECT or not; guest flushes always honoured
+    (no-flush=off). The guest-visible write cache goes on the device (write-cache)."""
+    if cache is None:
+        return []
+    return [f"cache.direct={'on' if cache == 'none' else 'off'}", "cache.no-flush=off"]
+
+
+def _virtio_blk(
+    node: str, *, serial: str, bootindex: int | None = None, cache: CacheMode | None = None
+) -> list[str]:
     # write-cache=on: with -blockdev the default would be write-through.
     options = [
         "virtio-blk-pci",
         f"drive={node}",
         f"id={node}-dev",
         f"serial={serial}",
-        "write-cache=on",
+        f"write-cache={'off' if cache == 'writethrough' else 'on'}",
     ]
     if bootindex is not None:
         options.append(f"bootindex={bootindex}")
@@ -166,8 +179,10 @@ def _disk_args(spec: MachineSpec) -> list[str]:
         args += _virtio_blk(SEED_NODE, serial="gridvm-seed")
     for index, extra in enumerate(spec.extra_disks, start=1):
         node = f"disk{index}"
-        args += _blockdev(node, extra.path, extra.format, read_only=extra.read_only)
-        args += _virtio_blk(node, serial=extra.serial or f"gridvm-disk{index}")
+        args += _blockdev(
+            node, extra.path, extra.format, read_only=extra.read_only, cache=extra.cache
+        )
+        args += _virtio_blk(node, serial=extra.serial or f"gridvm-disk{index}", cache=extra.cache)
     return args
 
 

@@ -18,10 +18,13 @@ from gridvm.common.errors import InvalidInput
 Accelerator = Literal["kvm", "tcg"]
 NetworkMode = Literal["user", "none"]
 DiskFormat = Literal["qcow2", "raw"]
+# QEMU's -drive cache= modes, spelled out on -blockdev/-device (see qemu_argv._cache_options).
+CacheMode = Literal["writeback", "writethrough", "none"]
 
 ACCELERATORS: tuple[Accelerator, ...] = ("kvm", "tcg")
 NETWORK_MODES: tuple[NetworkMode, ...] = ("user", "none")
 DISK_FORMATS: tuple[DiskFormat, ...] = ("qcow2", "raw")
+CACHE_MODES: tuple[CacheMode, ...] = ("writeback", "writethrough", "none")
 
 # Linux limits sun_path to 108 bytes including the terminating NUL.
 UNIX_SOCKET_PATH_MAX = 107
@@ -42,19 +45,26 @@ PIDFILE_NAME = "qemu.pid"
 
 @dataclass(frozen=True, kw_only=True)
 class ExtraDisk:
-    """A further virtio-blk disk (data volumes, later)."""
+    """A further virtio-blk disk: the results disk, a user's volume."""
 
     path: Path
     format: DiskFormat = "qcow2"
     read_only: bool = False
     # What the guest sees in /sys/block/vdX/serial (default gridvm-disk<N>).
     serial: str | None = None
+    # Spelled out on the command line when set (a volume's data must reach its file once
+    # the guest flushes); None keeps QEMU's -blockdev defaults.
+    cache: CacheMode | None = None
 
     def __post_init__(self) -> None:
         _check_path("extra disk", self.path)
         if self.format not in DISK_FORMATS:
             raise InvalidInput(
                 f"extra disk format must be one of {', '.join(DISK_FORMATS)}, not {self.format!r}"
+            )
+        if self.cache is not None and self.cache not in CACHE_MODES:
+            raise InvalidInput(
+                f"extra disk cache mode must be one of {', '.join(CACHE_MODES)}, not {self.cache!r}"
             )
         if self.serial is not None and not re.fullmatch(r"[A-Za-z0-9-]{1,20}", self.serial):
             raise InvalidInput(f"invalid disk serial {self.serial!r}", hint="1-20 of A-Z a-z 0-9 -")

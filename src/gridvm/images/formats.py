@@ -250,6 +250,16 @@ def flatten_overlay(overlay: Path, dst: Path) -> None:
     )
 
 
+def export_raw(stored: Path, dst: Path) -> None:
+    """Write a stored (self-contained, already checked) qcow2 to ``dst`` as a sparse raw
+    disk, for an export: zero clusters stay holes in ``dst``."""
+    stored, dst = _abs(stored), _abs(dst)
+    qemu_img.run(
+        ["convert", "-f", "qcow2", "-O", "raw", "-S", "4k", str(stored), str(dst)],
+        limits=qemu_img.CONVERT_LIMITS,
+    )
+
+
 def _qcow2_info(path: Path) -> dict[str, Any]:
     """``qemu-img info`` of one of gridvm's own qcow2 files (shared lock: it may be in use)."""
     path = _abs(path)

@@ -16,6 +16,7 @@ from gridvm.schemas.base import Wire
 from gridvm.schemas.consoles import ConsoleSessionOrder
 from gridvm.schemas.hosts import Zone
 from gridvm.schemas.vms import LaunchFile, VmMode
+from gridvm.schemas.volumes import VolumeAttachment
 
 
 class HostRegistration(Wire):
@@ -89,6 +90,9 @@ class Assignment(Wire):
     stop_grace_s: int
     # This boot's VM token, for the seed ISO: the guest reports to the server with it.
     guest_token: str | None = Field(default=None, repr=False)
+    # Persistent user disks, after the root disk, the seed ISO and the results disk; the
+    # agent makes a volume's file at its first use and never deletes it with the VM.
+    volumes: list[VolumeAttachment] = Field(default_factory=list)
 
 
 class VmReport(Wire):
@@ -113,6 +117,8 @@ class SyncRequest(Wire):
     # generation differs, or after wait_s seconds at the most.
     since: int | None = None
     wait_s: float = Field(default=0.0, ge=0, le=30)
+    # Volumes whose files the agent deleted, as the server asked (see delete_volumes).
+    deleted_volumes: list[str] = Field(default_factory=list)
 
 
 class SyncResponse(Wire):
@@ -121,6 +127,8 @@ class SyncResponse(Wire):
     console_offsets: dict[str, int] = Field(default_factory=dict)
     # Users waiting for an attached console of a VM of this host (see schemas.consoles).
     console_sessions: list[ConsoleSessionOrder] = Field(default_factory=list)
+    # Volumes of this host being deleted: the agent deletes their files and reports them.
+    delete_volumes: list[str] = Field(default_factory=list)
 
 
 class RegistrationOut(Wire):

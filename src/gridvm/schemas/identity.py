@@ -37,6 +37,14 @@ class GroupOut(Wire):
     parent: str | None = None
     path: str = ""
     shares: float = 1.0
+    # Members who publish images to the group (and add or remove its members).
+    managers: list[str] = []
+
+
+class MembershipSet(Wire):
+    """Add a user to a group, or change whether they manage it (admins)."""
+
+    manager: bool = False
 
 
 class UserCreate(Wire):

@@ -38,6 +38,8 @@ class QuotaOut(Wire):
     images: int | None = None
     used_image_bytes: int = 0
     used_images: int = 0
+    # The part of used_image_bytes that volumes take (at their full size).
+    used_volume_bytes: int = 0
 
 
 class ShareRow(Wire):

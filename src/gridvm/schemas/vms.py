@@ -8,6 +8,7 @@ from enum import StrEnum
 from pydantic import Field
 
 from gridvm.schemas.base import Wire
+from gridvm.schemas.hosts import Zone
 from gridvm.schemas.scheduling import Affinity
 
 
@@ -92,6 +93,11 @@ class VmCreate(Wire):
     selector: str | None = Field(default=None, max_length=512)
     # Members still waiting this long after the request fail, with the reason they waited.
     queue_timeout_s: int | None = Field(default=None, le=366 * 86400)
+    # The network zone to run in; None: from the image's class (site and certified:
+    # trusted; user: the DMZ). User images may run only in the DMZ.
+    zone: Zone | None = None
+    # Persistent user disks (names or ids) to attach; only to a request for one VM.
+    volumes: list[str] = Field(default_factory=list, max_length=16)
 
 
 class VmOut(Wire):
@@ -103,6 +109,8 @@ class VmOut(Wire):
     index: int
     image: str | None
     image_name: str
+    # The version of the image the VM got (a run of NAME resolves to its latest at request time).
+    image_version: int | None = None
     vcpus: int
     memory_mb: int
     disk_gb: int | None
@@ -131,6 +139,9 @@ class VmOut(Wire):
     published: dict[str, str] = Field(default_factory=dict)
     # In the last scheduling pass that saw it waiting (higher goes first).
     priority: float | None = None
+    zone: Zone | None = None
+    # Names of the volumes attached to it.
+    volumes: list[str] = Field(default_factory=list)
 
 
 class VmSave(Wire):

@@ -36,6 +36,7 @@ from gridvm.services.images import ImageService
 from gridvm.services.principal import Principal
 from gridvm.services.results import ResultStore
 from gridvm.services.secrets import SecretService
+from gridvm.services.volumes import VolumeService, attachments, detach_ended
 from gridvm.store.db import Database
 from gridvm.store.models import Host, Vm, utcnow
 
@@ -110,6 +111,8 @@ class AgentService:
                     and vm.host_id == host.id
                 ):
                     _apply_report(vm, report)
+            detach_ended(s)  # the volumes of VMs that ended are free for the next run
+            VolumeService.files_deleted(s, host.id, req.deleted_volumes)
             return host.id
 
     def assignments(self, host_id: str, generation: int) -> SyncResponse:
@@ -117,12 +120,14 @@ class AgentService:
         with self.db.session() as s:
             host = s.get_one(Host, host_id)
             assignments = [self._assignment(vm) for vm in _assigned(s, host)]
+            delete_volumes = VolumeService.to_delete(s, host.id)
         offsets = {a.vm_id: self.consoles.offset(a.vm_id) for a in assignments}
         return SyncResponse(
             generation=generation,
             assignments=assignments,
             console_offsets=offsets,
             console_sessions=self.console_sessions(host_id),
+            delete_volumes=delete_volumes,
         )
 
     def _assignment(self, vm: Vm) -> Assignment:
@@ -166,6 +171,7 @@ class AgentService:
             save_id=vm.save_id,
             stop_grace_s=self.limits.stop_grace_s,
             guest_token=self.guest_tokens.issue(vm.id, vm.attempt, vm.boot),
+            volumes=attachments(vm),
         )
 
     def append_console(self, who: Principal, vm_id: str, offset: int, data: bytes) -> int:

@@ -28,7 +28,6 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from gridvm.common.errors import (
-    Conflict,
     GridvmError,
     InvalidInput,
     NotFound,
@@ -117,7 +116,6 @@ class BuildService:
         with self.db.session() as s:
             template = find_image(s, who, recipe.template)
             spec, _kernel = self._template_record(template)
-            self._refuse_taken_name(s, who.user_id, recipe.name)
             full = storage_refusal(s, who.user_id, who.primary_group_id, 0)
             if full is not None:  # no room for any image: refused before building
                 raise PayloadTooLarge(f"image storage quota: {full}", hint=QUOTA_HINT)
@@ -168,14 +166,6 @@ class BuildService:
             raise InvalidInput(
                 f"template {template.name!r} is not a Debian template: {exc.message}", hint=hint
             ) from exc
-
-    @staticmethod
-    def _refuse_taken_name(s: Session, owner_id: str, name: str) -> None:
-        if s.scalar(select(Image.id).where(Image.owner_id == owner_id, Image.name == name)):
-            raise Conflict(
-                f"you have an image named {name!r} already",
-                hint="pick another name in the recipe, or delete or rename the old image",
-            )
 
     def _find(self, s: Session, who: Principal, ref: str) -> ImageBuild:
         """A build by id, or the build that made the image ``ref`` (id or name)."""

@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gridvm.common.errors import Conflict, InvalidInput, NotFound, Unauthorized
+from gridvm.common.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from gridvm.common.names import new_id, validate_name
 from gridvm.schemas.identity import GroupOut, Role, TokenCreated, TokenOut, UserOut, WhoAmI
 from gridvm.services.group_tree import group_paths
@@ -143,6 +143,12 @@ class IdentityService:
     def _group_out(s: Session, group: Group, members: list[str]) -> GroupOut:
         paths = group_paths(s)
         parent = s.get(Group, group.parent_id) if group.parent_id else None
+        managers = s.scalars(
+            select(User.name)
+            .join(Membership, Membership.user_id == User.id)
+            .where(Membership.group_id == group.id, Membership.manager.is_(True))
+            .order_by(User.name)
+        ).all()
         return GroupOut(
             name=group.name,
             created_at=group.created_at,
@@ -150,7 +156,69 @@ class IdentityService:
             parent=parent.name if parent else None,
             path=paths.get(group.id, group.name),
             shares=group.shares,
+            managers=list(managers),
         )
+
+    # --- members and managers -------------------------------------------
+    def set_member(
+        self, who: Principal, group_name: str, user_name: str, manager: bool
+    ) -> GroupOut:
+        """Add ``user_name`` to the group, or change whether they manage it. Admins do both;
+        a manager of the group may add plain members."""
+        with self.db.session() as s:
+            group = self._group(s, group_name)
+            user = self._user(s, user_name)
+            membership = s.get(Membership, (user.id, group.id))
+            if not who.is_admin:
+                changes_manager = manager or (membership is not None and membership.manager)
+                if changes_manager or not self._manages(s, who, group):
+                    raise Forbidden(
+                        f"only admins{'' if changes_manager else ' and managers of ' + group.name}"
+                        f" may {'name managers of' if changes_manager else 'add members to'}"
+                        f" group {group.name}",
+                        hint="ask a site administrator",
+                    )
+            if membership is None:
+                membership = Membership(user_id=user.id, group_id=group.id, group=group)
+                user.memberships.append(membership)
+            membership.manager = manager
+            s.flush()
+            return self._group_out(s, group, self._members(s, group))
+
+    def remove_member(self, who: Principal, group_name: str, user_name: str) -> GroupOut:
+        """Take ``user_name`` out of the group (not their primary group). Admins, or a
+        manager of the group for a member who is not a manager."""
+        with self.db.session() as s:
+            group = self._group(s, group_name)
+            user = self._user(s, user_name)
+            membership = s.get(Membership, (user.id, group.id))
+            if membership is None:
+                raise NotFound(f"{user.name} is not a member of group {group.name}")
+            if not who.is_admin and (membership.manager or not self._manages(s, who, group)):
+                raise Forbidden(
+                    f"you may not remove {user.name} from group {group.name}",
+                    hint="admins remove managers; managers remove other members",
+                )
+            if user.primary_group_id == group.id:
+                raise Conflict(
+                    f"group {group.name} is {user.name}'s primary group",
+                    hint="their VMs and images count there; it cannot be taken away",
+                )
+            user.memberships.remove(membership)
+            s.flush()
+            return self._group_out(s, group, self._members(s, group))
+
+    @staticmethod
+    def _manages(s: Session, who: Principal, group: Group) -> bool:
+        own = s.get(Membership, (who.user_id, group.id))
+        return own is not None and own.manager
+
+    @staticmethod
+    def _user(s: Session, name: str) -> User:
+        user = s.scalar(select(User).where(User.name == name))
+        if user is None:
+            raise NotFound(f"no user {name!r}", hint="see the users with: gridvm user list")
+        return user
 
     def list_groups(self, who: Principal) -> list[GroupOut]:
         with self.db.session() as s:

@@ -13,17 +13,36 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from gridvm.common.config import SiteLimits
-from gridvm.common.errors import Conflict, Forbidden, InvalidInput, NotFound, PayloadTooLarge
+from gridvm.common.errors import Conflict, Forbidden, PayloadTooLarge
 from gridvm.common.names import new_id, validate_name
 from gridvm.images.blobstore import BlobStore
-from gridvm.images.formats import virtual_size_of
+from gridvm.images.formats import export_raw, virtual_size_of
 from gridvm.images.ingest import ingest_image
-from gridvm.schemas.images import BootMode, ImageOut, ImageUpdate, TrustClass, Visibility
+from gridvm.schemas.images import (
+    BootMode,
+    ExportFormat,
+    ImageOut,
+    ImageUpdate,
+    TrustClass,
+    Visibility,
+)
 from gridvm.schemas.vms import FINAL_STATES
 from gridvm.services.identity import ADMIN_NAME
+from gridvm.services.image_sharing import check_publish, may_withdraw
+from gridvm.services.image_versions import (
+    find_image as find_image,  # re-exported: callers resolve references through here too
+)
+from gridvm.services.image_versions import (
+    latest_ids,
+    next_version,
+    parse_ref,
+    versions_of,
+)
+from gridvm.services.inspection import read_disk, record_inspection, store_inspection
 from gridvm.services.presenters import image_out
 from gridvm.services.principal import Principal
 from gridvm.services.storage_quotas import storage_refusal
+from gridvm.services.vulnerabilities import VulnFeed
 from gridvm.store.db import Database
 from gridvm.store.models import Image, ImageCertification, User, Vm
 
@@ -37,28 +56,14 @@ class BlobFile:
     path: Path
     size: int
     filename: str
+    # A file made for this response (an export): delete it once sent.
+    temporary: bool = False
 
 
-def find_image(s: Session, who: Principal, ref: str) -> Image:
-    """The image ``ref`` names (an id, or a name: own images first, then shared ones)."""
-    image = s.get(Image, ref)
-    if image is not None and who.can_see_image(image):
-        return image
-    candidates = s.scalars(select(Image).where(Image.name == ref)).all()
-    visible = [i for i in candidates if who.can_see_image(i)]
-    own = [i for i in visible if i.owner_id == who.user_id]
-    if own:
-        return own[0]
-    if len(visible) == 1:
-        return visible[0]
-    if len(visible) > 1:
-        site = [i for i in visible if i.trust == TrustClass.site]
-        if len(site) == 1:
-            return site[0]
-        raise Conflict(
-            f"{len(visible)} images are named {ref!r}", hint="name the image by its id instead"
-        )
-    raise NotFound(f"no image {ref!r}", hint="see the images you can use with: gridvm image list")
+def _is_latest(s: Session, who: Principal, image: Image) -> bool:
+    """Whether ``image`` is the highest version of its name that ``who`` may see."""
+    visible = versions_of(s, who, image)
+    return not visible or visible[-1].id == image.id  # not visible: just withdrawn from them
 
 
 def _in_use(s: Session, image_id: str) -> int:
@@ -74,15 +79,15 @@ class ImageService:
         self.db = db
         self.blobs = blobs
         self.limits = limits
+        # The site's vulnerability feed: new images are scanned when inspected.
+        self.vuln_feed: VulnFeed | None = None
 
     def upload(
         self, who: Principal, name: str, visibility: Visibility, chunks: Iterable[bytes]
     ) -> ImageOut:
         validate_name(name, what="image name")
-        self._refuse_taken_name(who.user_id, name)
-        if visibility == Visibility.public and not who.is_admin:
-            raise Forbidden("only admins publish public images", hint="share with your group")
         with self.db.session() as s:  # already full: refuse before receiving anything
+            check_publish(s, who, who.user_id, who.primary_group_id, visibility)
             full = storage_refusal(s, who.user_id, who.primary_group_id, 0)
         if full is not None:
             raise PayloadTooLarge(f"image storage quota: {full}", hint=QUOTA_HINT)
@@ -99,7 +104,6 @@ class ImageService:
             if vm.save_as is None or vm.image is None:
                 raise Conflict(f"VM {vm_id} has no save under way")
             name, owner_id, source_id = vm.save_as, vm.owner_id, vm.image.id
-            self._refuse_taken_name(owner_id, name, s)
         return self._store(
             chunks, owner_id, None, name, Visibility.private, boots_like=source_id, source="save"
         )
@@ -124,10 +128,11 @@ class ImageService:
             max_virtual_size=self.limits.max_image_virtual_size,
         )
         try:
+            # Read before the transaction: reading an untrusted disk may take a while.
+            inspected = read_disk(self.blobs.path_of(ingested.digest))
             with self.db.session() as s:
                 # Locked: two uploads of one owner are checked against the quota in turn.
                 owner = s.get_one(User, owner_id, with_for_update=True)
-                self._refuse_taken_name(owner_id, name, s)
                 refusal = storage_refusal(
                     s, owner_id, group_id or owner.primary_group_id, ingested.size
                 )
@@ -136,6 +141,8 @@ class ImageService:
                 image = Image(
                     id=new_id("img"),
                     name=name,
+                    # A name the owner has already gets its next version.
+                    version=next_version(s, owner_id, name),
                     owner_id=owner_id,
                     group_id=group_id or owner.primary_group_id,
                     visibility=visibility.value,
@@ -159,36 +166,32 @@ class ImageService:
                     image.min_memory_mb = model.min_memory_mb
                 s.add(image)
                 s.flush()
+                store_inspection(s, image, inspected, self.vuln_feed)
                 s.refresh(image)
-                log.info("image %s stored for %s", name, owner.name)
+                log.info("image %s:%d stored for %s", name, image.version, owner.name)
                 return image_out(image)
         except BaseException:
             self._drop_unreferenced(ingested.digest)
             raise
 
-    def _refuse_taken_name(self, owner_id: str, name: str, s: Session | None = None) -> None:
-        def check(session: Session) -> None:
-            taken = session.scalar(
-                select(Image.id).where(Image.owner_id == owner_id, Image.name == name)
+    def _refuse_rename_onto(self, s: Session, owner_id: str, name: str) -> None:
+        taken = s.scalar(select(Image.id).where(Image.owner_id == owner_id, Image.name == name))
+        if taken:
+            raise Conflict(
+                f"the owner has an image named {name!r} already",
+                hint="pick another name, or delete or rename the old image",
             )
-            if taken:
-                raise Conflict(
-                    f"the owner has an image named {name!r} already",
-                    hint="pick another name, or delete or rename the old image",
-                )
 
-        if s is not None:
-            check(s)
-            return
-        with self.db.session() as session:
-            check(session)
-
-    def list_images(self, who: Principal, name: str | None = None) -> list[ImageOut]:
+    def list_images(
+        self, who: Principal, name: str | None = None, all_versions: bool = False
+    ) -> list[ImageOut]:
+        """The images ``who`` may use; only the latest visible version of each name unless
+        ``all_versions``."""
         with self.db.session() as s:
-            query = select(Image).order_by(Image.name, Image.created_at)
+            query = select(Image).order_by(Image.name, Image.version, Image.created_at)
             if name:
                 query = query.where(Image.name == name)
-            if not who.is_admin:
+            if not who.is_officer:  # officers inspect and certify any image
                 query = query.where(
                     or_(
                         Image.owner_id == who.user_id,
@@ -197,54 +200,100 @@ class ImageService:
                         & Image.group_id.in_(who.group_ids),
                     )
                 )
-            return [image_out(i, _in_use(s, i.id)) for i in s.scalars(query).unique().all()]
+            images = list(s.scalars(query).unique().all())
+            latest = latest_ids(images)
+            return [
+                image_out(i, _in_use(s, i.id), latest=i.id in latest)
+                for i in images
+                if all_versions or i.id in latest
+            ]
+
+    def versions(self, who: Principal, ref: str) -> list[ImageOut]:
+        """Every version (that ``who`` may see) of the name ``ref`` resolves to, oldest first."""
+        with self.db.session() as s:
+            found = versions_of(s, who, find_image(s, who, ref))
+            latest = found[-1].id if found else None
+            return [image_out(i, _in_use(s, i.id), latest=i.id == latest) for i in found]
 
     def get(self, who: Principal, ref: str) -> ImageOut:
         with self.db.session() as s:
             image = find_image(s, who, ref)
-            return image_out(image, _in_use(s, image.id))
+            return image_out(image, _in_use(s, image.id), latest=_is_latest(s, who, image))
 
     def update(self, who: Principal, ref: str, change: ImageUpdate) -> ImageOut:
+        """Rename (every version of the name) and/or change who may use (this version)."""
         with self.db.session() as s:
             image = find_image(s, who, ref)
-            if not who.can_change_image(image):
+            withdrawing = change.name is None and change.visibility == Visibility.private
+            if not who.can_change_image(image) and not (
+                withdrawing and may_withdraw(s, who, image)
+            ):
                 raise Forbidden(f"image {image.name!r} belongs to {image.owner.name}")
             if change.name is not None and change.name != image.name:
                 validate_name(change.name, what="image name")
-                self._refuse_taken_name(image.owner_id, change.name, s)
-                image.name = change.name
-            if change.visibility is not None:
-                if change.visibility == Visibility.public and not who.is_admin:
-                    raise Forbidden(
-                        "only admins publish public images", hint="share with your group"
-                    )
-                if change.visibility == Visibility.group and image.group_id is None:
-                    raise InvalidInput("the image's owner is in no group")
+                self._refuse_rename_onto(s, image.owner_id, change.name)
+                for version in s.scalars(
+                    select(Image).where(Image.owner_id == image.owner_id, Image.name == image.name)
+                ).all():
+                    version.name = change.name
+            if change.visibility is not None and change.visibility.value != image.visibility:
+                check_publish(s, who, image.owner_id, image.group_id, change.visibility)
                 image.visibility = change.visibility.value
             s.flush()
-            return image_out(image, _in_use(s, image.id))
+            return image_out(image, _in_use(s, image.id), latest=_is_latest(s, who, image))
 
-    def delete(self, who: Principal, ref: str) -> None:
+    def delete(self, who: Principal, ref: str, all_versions: bool = False) -> list[str]:
+        """Delete the image ``ref`` names (an id or NAME:N: that version). ``NAME`` alone
+        deletes its only version, and is refused while the name has several, unless
+        ``all_versions``. Nothing is deleted if any of them is in use. Returns the ids."""
         with self.db.session() as s:
             image = find_image(s, who, ref)
             if not who.can_change_image(image):
                 raise Forbidden(f"image {image.name!r} belongs to {image.owner.name}")
-            users = _in_use(s, image.id)
-            if users:
-                raise Conflict(
-                    f"image {image.name!r} is used by {users} VM{'s' if users > 1 else ''}",
-                    hint="terminate those VMs first; see them with: gridvm vm list",
-                )
-            digests = [d for d in (image.digest, image.kernel_digest, image.initrd_digest) if d]
-            s.delete(image)
+            doomed = [image]
+            names_version = s.get(Image, ref) is not None or parse_ref(ref)[1] is not None
+            if all_versions or not names_version:
+                siblings = versions_of(s, who, image)
+                if len(siblings) > 1 and not all_versions:
+                    listed = ", ".join(f"{i.name}:{i.version}" for i in siblings)
+                    raise Conflict(
+                        f"image {image.name!r} has {len(siblings)} versions ({listed})",
+                        hint=f"delete one with: gridvm image rm {image.name}:{image.version};"
+                        " or all of them with --all-versions",
+                    )
+                doomed = siblings
+            for i in doomed:
+                users = _in_use(s, i.id)
+                if users:
+                    raise Conflict(
+                        f"image {i.name}:{i.version} is used by {users}"
+                        f" VM{'s' if users > 1 else ''}",
+                        hint="terminate those VMs first; see them with: gridvm vm list",
+                    )
+            digests = {d for i in doomed for d in (i.digest, i.kernel_digest, i.initrd_digest) if d}
+            ids = [i.id for i in doomed]
+            for i in doomed:
+                s.delete(i)
         for digest in digests:
             self._drop_unreferenced(digest)
+        return ids
 
-    def content(self, who: Principal, ref: str) -> BlobFile:
+    def content(self, who: Principal, ref: str, fmt: ExportFormat = ExportFormat.qcow2) -> BlobFile:
+        """The image's disk as stored (qcow2), or exported as a sparse raw file made for
+        this request (``temporary``: the caller deletes it once sent)."""
         with self.db.session() as s:
             image = find_image(s, who, ref)
             path = self.blobs.path_of(image.digest)
-            return BlobFile(path=path, size=path.stat().st_size, filename=f"{image.name}.qcow2")
+            stem = f"{image.name}-{image.version}"
+        if fmt == ExportFormat.qcow2:
+            return BlobFile(path=path, size=path.stat().st_size, filename=f"{stem}.qcow2")
+        raw = self.blobs.make_temp(".raw")
+        try:
+            export_raw(path, raw)
+        except BaseException:
+            raw.unlink(missing_ok=True)
+            raise
+        return BlobFile(path=raw, size=raw.stat().st_size, filename=f"{stem}.raw", temporary=True)
 
     def _drop_unreferenced(self, digest: str) -> None:
         with self.db.session() as s:
@@ -279,9 +328,9 @@ class ImageService:
         try:
             size = self.blobs.size_of(digest)
             virtual_size = virtual_size_of(self.blobs.path_of(digest))
+            inspected = read_disk(self.blobs.path_of(digest))  # like every stored image
             with self.db.session() as s:
                 owner = s.get_one(User, owner_id, with_for_update=True)
-                self._refuse_taken_name(owner_id, name, s)
                 refusal = storage_refusal(s, owner_id, owner.primary_group_id, size)
                 if refusal is not None:
                     raise PayloadTooLarge(f"image storage quota: {refusal}", hint=QUOTA_HINT)
@@ -289,6 +338,8 @@ class ImageService:
                 image = Image(
                     id=new_id("img"),
                     name=name,
+                    # Building a name the owner has already makes its next version.
+                    version=next_version(s, owner_id, name),
                     owner_id=owner_id,
                     group_id=owner.primary_group_id,
                     visibility=Visibility.private.value,
@@ -308,6 +359,7 @@ class ImageService:
                 )
                 s.add(image)
                 s.flush()
+                store_inspection(s, image, inspected, self.vuln_feed)
                 if trust == TrustClass.certified and certification:
                     s.add(
                         ImageCertification(
@@ -320,7 +372,13 @@ class ImageService:
                     )
                 s.flush()
                 s.refresh(image)
-                log.info("built image %s stored for %s (%s)", name, owner.name, trust.value)
+                log.info(
+                    "built image %s:%d stored for %s (%s)",
+                    name,
+                    image.version,
+                    owner.name,
+                    trust.value,
+                )
                 return image_out(image)
         except BaseException:
             self._drop_unreferenced(digest)
@@ -382,5 +440,7 @@ class ImageService:
             image.kernel_cmdline = manifest.get("kernel_cmdline")
             image.os = manifest.get("os")
             image.min_memory_mb = int(manifest.get("min_memory_mb", 64))
+            s.flush()
+            record_inspection(s, image, self.blobs.path_of(disk), self.vuln_feed)
         log.info("site template %s registered (%s)", name, disk)
         return True

@@ -5,19 +5,24 @@ from __future__ import annotations
 from datetime import datetime
 
 from gridvm.schemas.hosts import HostOut, HostState, Zone
-from gridvm.schemas.images import BootMode, ImageOut, TrustClass, Visibility
+from gridvm.schemas.images import BootMode, ImageOut, Visibility
 from gridvm.schemas.vms import VmMode, VmOut, VmState
-from gridvm.store.models import Host, Image, Vm
+from gridvm.services.certification_state import certification_standing
+from gridvm.services.zone_policy import CertState
+from gridvm.store.models import Host, Image, Vm, utcnow
 
 
-def image_out(image: Image, in_use_by: int = 0) -> ImageOut:
+def image_out(image: Image, in_use_by: int = 0, *, latest: bool = True) -> ImageOut:
+    standing = certification_standing(image, utcnow())
     return ImageOut(
         id=image.id,
         name=image.name,
+        version=image.version,
+        latest=latest,
         owner=image.owner.name,
         group=image.group.name if image.group else None,
         visibility=Visibility(image.visibility),
-        trust=TrustClass(image.trust),
+        trust=standing.image_class,
         digest=image.digest,
         format=image.format,
         uploaded_format=image.uploaded_format,
@@ -29,6 +34,8 @@ def image_out(image: Image, in_use_by: int = 0) -> ImageOut:
         min_memory_mb=image.min_memory_mb,
         created_at=image.created_at,
         in_use_by=in_use_by,
+        certification=None if standing.state == CertState.none else standing.state.value,
+        certification_until=standing.until,
     )
 
 
@@ -42,6 +49,7 @@ def vm_out(vm: Vm) -> VmOut:
         index=vm.index,
         image=vm.image_id,
         image_name=vm.image_name,
+        image_version=vm.image.version if vm.image is not None else None,
         vcpus=vm.vcpus,
         memory_mb=vm.memory_mb,
         disk_gb=vm.disk_gb,
@@ -67,6 +75,8 @@ def vm_out(vm: Vm) -> VmOut:
         progress_message=vm.progress_message,
         published={str(k): str(v) for k, v in (vm.published or {}).items()},
         priority=vm.priority if vm.state == VmState.pending else None,
+        zone=Zone(vm.zone) if vm.zone else None,
+        volumes=[v.name for v in vm.volumes],
     )
 
 

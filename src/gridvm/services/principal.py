@@ -25,6 +25,18 @@ class Principal:
     def is_admin(self) -> bool:
         return self.role is Role.admin
 
+    @property
+    def is_officer(self) -> bool:
+        """A security officer, or an admin (who holds an officer's powers too)."""
+        return self.role in (Role.admin, Role.officer)
+
+    def require_officer(self) -> None:
+        if not self.is_officer:
+            raise Forbidden(
+                "this needs a security officer (or an admin)",
+                hint="ask a security officer of the site",
+            )
+
     def require_admin(self) -> None:
         if not self.is_admin:
             raise Forbidden("this needs the admin role", hint="ask a site administrator")
@@ -50,7 +62,8 @@ class Principal:
             )
 
     def can_see_image(self, image: Image) -> bool:
-        if self.is_admin or image.owner_id == self.user_id:
+        # Security officers inspect and certify any image.
+        if self.is_officer or image.owner_id == self.user_id:
             return True
         if image.visibility == Visibility.public:
             return True

@@ -20,7 +20,7 @@ from gridvm.schemas.scheduling import QuotaOut, QuotaSet, QuotaSubject
 from gridvm.schemas.vms import ACTIVE_STATES
 from gridvm.services.group_tree import group_paths
 from gridvm.services.principal import Principal
-from gridvm.services.storage_quotas import stored_usage
+from gridvm.services.storage_quotas import stored_usage, volume_usage
 from gridvm.store.db import Database
 from gridvm.store.models import Group, Quota, User, Vm
 
@@ -120,6 +120,7 @@ class QuotaService:
             paths = group_paths(s)
             usage = active_usage(s, paths)
             stored = stored_usage(s, paths)
+            volumes = volume_usage(s, paths)
             storage = _storage_limits(s, paths)
             mine = {("user", who.name)} | {("group", paths[g]) for g in who.group_ids if g in paths}
             out = []
@@ -144,6 +145,7 @@ class QuotaService:
                         images=images,
                         used_image_bytes=kept_bytes,
                         used_images=kept,
+                        used_volume_bytes=volumes.get((kind, name), 0),
                     )
                 )
             return out

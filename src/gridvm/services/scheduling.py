@@ -30,9 +30,11 @@ from gridvm.scheduler import (
 from gridvm.schemas.agent import DesiredState
 from gridvm.schemas.hosts import ZONES_BY_TRUST, HostState, Zone
 from gridvm.schemas.vms import ACTIVE_STATES, FINAL_STATES, VmState
+from gridvm.services.deploy_policy import trusted_run_lapsed
 from gridvm.services.fairshare import accrue_usage, tree_of
 from gridvm.services.hosts import host_usage, is_online
 from gridvm.services.quotas import active_usage, quota_limits
+from gridvm.services.volumes import detach_ended, place_volumes, volume_host
 from gridvm.store.db import Database
 from gridvm.store.models import Host, SchedulerLock, User, Vm, utcnow
 from gridvm.store.models import Reservation as ReservationRow
@@ -77,6 +79,8 @@ class SchedulingService:
                 return 0
             pending, held = _admit(s, pending)
             pending = self._time_out(pending, now)
+            pending = _fail_lapsed(pending, now)
+            detach_ended(s)  # of the VMs that timed out or lost their zone
             for vm, reason in held.items():
                 vm.pending_reason = reason
                 # Waiting for its own deployment's turn is not waiting in the queue.
@@ -103,6 +107,7 @@ class SchedulingService:
                 if host_id is not None:
                     vm.host_id = host_id
                     vm.pinned_host_id = None
+                    place_volumes(vm, host_id)
                     vm.state = VmState.scheduled.value
                     vm.pending_reason = None
                 else:
@@ -228,6 +233,7 @@ class SchedulingService:
                 vm.ended_at = now
                 vm.pending_reason = None
                 log.warning("VM %s lost with host %s", vm.id, host.name)
+            detach_ended(s)
             return len(vms)
 
 
@@ -258,6 +264,29 @@ def _admit(s: Session, pending: Sequence[Vm]) -> tuple[list[Vm], dict[Vm, str]]:
     return admitted, held
 
 
+def _fail_lapsed(pending: Sequence[Vm], now: datetime) -> list[Vm]:
+    """Fail the VMs waiting for the trusted zone whose image lost its certification since
+    they were asked for (a stopped single-mode VM starting again keeps waiting)."""
+    waiting = []
+    for vm in pending:
+        reason = None if vm.pinned_host_id is not None else trusted_run_lapsed(vm, now)
+        if reason is None:
+            waiting.append(vm)
+            continue
+        vm.state = VmState.failed.value
+        vm.ended_at = now
+        vm.exit_reason = f"{reason} (run it again with --zone dmz, or ask a security officer)"
+        vm.pending_reason = None
+    return waiting
+
+
+def _zones(vm: Vm) -> frozenset[str]:
+    """The zone the VM was given at request time (older rows: from the image's class)."""
+    if vm.zone:
+        return frozenset({vm.zone})
+    return ZONES_BY_TRUST.get(vm.image.trust, frozenset()) if vm.image else frozenset()
+
+
 def _demand(vm: Vm, paths: dict[str, str], users: dict[str, str]) -> VmDemand:
     d = vm.deployment
     return VmDemand(
@@ -265,7 +294,8 @@ def _demand(vm: Vm, paths: dict[str, str], users: dict[str, str]) -> VmDemand:
         vcpus=vm.vcpus,
         memory_mb=vm.memory_mb,
         image_digest=vm.image.digest if vm.image else "",
-        pinned_host=vm.pinned_host_id,
+        # A kept disk, or volumes, live on one host: the VM runs there.
+        pinned_host=vm.pinned_host_id or volume_host(vm),
         group=paths.get(vm.group_id or "", ""),
         user=users.get(vm.owner_id, ""),
         deployment=vm.deployment_id,
@@ -274,7 +304,7 @@ def _demand(vm: Vm, paths: dict[str, str], users: dict[str, str]) -> VmDemand:
         gang=d.gang,
         affinity=Affinity(d.affinity),
         selector=d.selector or "",
-        zones=ZONES_BY_TRUST.get(vm.image.trust, frozenset()) if vm.image else frozenset(),
+        zones=_zones(vm),
     )
 
 

@@ -7,12 +7,13 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from gridvm.common.config import SchedulingSettings, ServerConfig
+from gridvm.common.config import ImagePolicySettings, SchedulingSettings, ServerConfig
 from gridvm.common.errors import InvalidInput
 from gridvm.images.blobstore import BlobStore
 from gridvm.scheduler import FairShareAlgorithm, Policy
 from gridvm.services.agents import AgentService
 from gridvm.services.builds import BuildService, BuildWorker
+from gridvm.services.certification import CertificationService
 from gridvm.services.console_sessions import ConsoleSessions
 from gridvm.services.consoles import ConsoleStore
 from gridvm.services.fairshare import FairShareService
@@ -21,6 +22,8 @@ from gridvm.services.guest_tokens import GuestTokens
 from gridvm.services.host_signals import HostSignals
 from gridvm.services.hosts import HostService
 from gridvm.services.identity import IdentityService
+from gridvm.services.image_inspection import InspectionService
+from gridvm.services.image_lists import ImageListService
 from gridvm.services.images import ImageService
 from gridvm.services.quotas import QuotaService
 from gridvm.services.reservations import ReservationService
@@ -28,7 +31,11 @@ from gridvm.services.results import ResultStore
 from gridvm.services.scheduling import SchedulingService
 from gridvm.services.secrets import SecretService, load_or_create_key
 from gridvm.services.ssh_keys import SshKeyService
+from gridvm.services.uploads import UploadService
 from gridvm.services.vms import VmService
+from gridvm.services.volumes import VolumeService
+from gridvm.services.vulnerabilities import FeedWatcher, VulnFeed
+from gridvm.services.zone_policy import SEVERITIES
 from gridvm.store.db import Database
 
 log = logging.getLogger(__name__)
@@ -52,6 +59,22 @@ def policy_of(settings: SchedulingSettings) -> Policy:
     )
 
 
+def check_image_policy(settings: ImagePolicySettings) -> None:
+    if settings.block_severity.lower() not in SEVERITIES[1:]:
+        raise InvalidInput(
+            f"unknown block severity {settings.block_severity!r}",
+            hint="use low, medium, high or critical",
+        )
+    if (settings.endorser_cert is None) != (settings.endorser_key is None):
+        raise InvalidInput(
+            "give both the endorser's certificate and its key, or neither",
+            hint="--endorser-cert FILE --endorser-key FILE",
+        )
+    for path in (settings.endorser_cert, settings.endorser_key):
+        if path is not None and not path.is_file():
+            raise InvalidInput(f"no file {path}", hint="give the endorser's PEM files")
+
+
 @dataclass
 class ServerServices:
     config: ServerConfig
@@ -68,9 +91,15 @@ class ServerServices:
     quotas: QuotaService
     reservations: ReservationService
     fairshare: FairShareService
+    certification: CertificationService
+    image_lists: ImageListService
     # Attached consoles being set up or in use (their peers are the API's websockets).
     console_sessions: ConsoleSessions[Any]
     builds: BuildService
+    inspections: InspectionService
+    volumes: VolumeService
+    # Resumable uploads of images under way.
+    uploads: UploadService
 
     wakeup: threading.Event
     signals: HostSignals
@@ -78,10 +107,12 @@ class ServerServices:
     @classmethod
     def from_config(cls, config: ServerConfig) -> ServerServices:
         policy = policy_of(config.scheduling)
+        check_image_policy(config.images)
         db = Database(config.database)
         blobs = BlobStore(config.image_dir)
         consoles = ConsoleStore(config.console_dir)
         images = ImageService(db, blobs, config.limits)
+        images.vuln_feed = VulnFeed(config.vuln_feed) if config.vuln_feed else None
         ssh_keys = SshKeyService(db)
         site_key = load_or_create_key(config.secrets_key_file)
         secrets = SecretService(db, site_key, config.limits.max_secret_bytes)
@@ -98,7 +129,15 @@ class ServerServices:
             identity=IdentityService(db),
             images=images,
             vms=VmService(
-                db, config.limits, consoles, results, secrets, ssh_keys, wakeup.set, signals.bump
+                db,
+                config.limits,
+                consoles,
+                results,
+                secrets,
+                ssh_keys,
+                wakeup.set,
+                signals.bump,
+                block_severity=config.images.block_severity,
             ),
             hosts=HostService(db, config.host_offline_after_s),
             agents=AgentService(
@@ -124,6 +163,8 @@ class ServerServices:
             quotas=QuotaService(db, wakeup.set),
             reservations=ReservationService(db, wakeup.set),
             fairshare=FairShareService(db, policy),
+            certification=CertificationService(db, config.images),
+            image_lists=ImageListService(db, blobs, config, images.vuln_feed),
             console_sessions=console_sessions,
             builds=BuildService(
                 db,
@@ -132,6 +173,9 @@ class ServerServices:
                 config.data_dir / "builds",
                 config.certified_repositories,
             ),
+            inspections=InspectionService(db, blobs, images.vuln_feed),
+            volumes=VolumeService(db, config.limits, signals.bump),
+            uploads=UploadService(db, blobs, config.limits, images),
         )
 
     def prepare(self) -> None:
@@ -153,14 +197,20 @@ class BackgroundLoops:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._builds = BuildWorker(services.builds, services.config.build_workers)
+        # Inspects images stored before inspection existed; rescans when the feed changes.
+        self._feed_watcher = FeedWatcher(
+            services.inspections.watch_step, services.config.vuln_feed_interval_s
+        )
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="gridvm-loops", daemon=True)
         self._thread.start()
         self._builds.start()
+        self._feed_watcher.start()
 
     def stop(self) -> None:
         self._builds.stop()
+        self._feed_watcher.stop()
         self._stop.set()
         self.services.wakeup.set()
         if self._thread is not None:
@@ -170,6 +220,8 @@ class BackgroundLoops:
         self.services.scheduling.lost_host_pass()
         self.services.scheduling.lease_pass()
         self.services.scheduling.schedule_pass()
+        self.services.image_lists.refresh_due()  # in a thread of its own, when due
+        self.services.uploads.purge_idle()  # at most every 10 minutes
 
     def _run(self) -> None:
         interval = self.services.config.scheduler_interval_s

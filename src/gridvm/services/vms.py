@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, object_session
+from sqlalchemy.orm import Session
 
 from gridvm.common.config import SiteLimits
-from gridvm.common.errors import Conflict, InvalidInput, NotFound
+from gridvm.common.errors import Conflict, Forbidden, InvalidInput, NotFound
 from gridvm.common.names import new_id, validate_name
 from gridvm.common.units import format_duration
 from gridvm.schemas.agent import DesiredState
@@ -26,6 +26,7 @@ from gridvm.schemas.vms import (
     VmState,
 )
 from gridvm.services.consoles import ConsoleStore
+from gridvm.services.deploy_policy import trusted_run_lapsed, zone_for
 from gridvm.services.images import find_image
 from gridvm.services.presenters import vm_out
 from gridvm.services.principal import Principal
@@ -40,8 +41,9 @@ from gridvm.services.vm_requests import (
     member_roles,
     scan_rows,
 )
+from gridvm.services.volumes import attach_to_deployment, claim, detach_ended
 from gridvm.store.db import Database
-from gridvm.store.models import Deployment, Host, Image, Vm, utcnow
+from gridvm.store.models import Deployment, Host, Vm, utcnow
 
 RUNNING_LIKE = {VmState.booting, VmState.running, VmState.suspended, VmState.staging}
 
@@ -108,8 +110,11 @@ class VmService:
         ssh_keys: SshKeyService,
         wake_scheduler: Callable[[], None] = lambda: None,
         notify_hosts: Callable[..., None] = lambda *hosts: None,
+        block_severity: str = "high",
     ) -> None:
         self.db = db
+        # Images with a vulnerability this severe or worse are not deployed.
+        self.block_severity = block_severity
         self.limits = limits
         self.consoles = consoles
         self.results = results
@@ -128,6 +133,11 @@ class VmService:
             req = req.model_copy(update={"count": len(rows or roles)})
         check_limits(req, self.limits)
         check_placement(req)
+        if req.volumes and req.count != 1:
+            raise InvalidInput(
+                f"a volume attaches to one VM, and this request is for {req.count} VMs",
+                hint="attach volumes to a request for one VM (no -n, --param-file or --role)",
+            )
         launch = self._launch(who, req)
         with self.db.session() as s:
             image = find_image(s, who, req.image)
@@ -143,6 +153,8 @@ class VmService:
                     hint="ask for a larger disk, or leave the disk size out",
                 )
             check_fits_some_host(req, [(h.cores, h.memory_mb) for h in s.scalars(select(Host))])
+            zone = zone_for(s, image, req.zone, self.block_severity)
+            volumes = claim(s, who, req.volumes)
             name = validate_name(req.name or image.name, what="VM name")
             deployment = Deployment(
                 id=new_id("dep"),
@@ -174,6 +186,7 @@ class VmService:
                         memory_mb=req.memory_mb,
                         disk_gb=req.disk_gb,
                         mode=req.mode.value,
+                        zone=zone.value,
                         user_data=req.user_data,
                         params=rows[index] if rows else {},
                         launch=launch,
@@ -184,6 +197,8 @@ class VmService:
                     )
                 )
             s.flush()
+            if volumes:  # a request with volumes is for one VM
+                attach_to_deployment(s, volumes, deployment.id)
             out = _deployment_out(s, deployment)
         self.wake_scheduler()
         return out
@@ -290,6 +305,8 @@ class VmService:
             vm = _get_vm(s, who, vm_id, lock=True)
             hosts = {vm.host_id, vm.pinned_host_id}
             mutate(vm)
+            if detach_ended(s):  # a VM that ended here lets go of its volumes
+                s.expire(vm, ["volumes"])
             hosts |= {vm.host_id, vm.pinned_host_id}
             out = vm_out(vm)
         self.notify_hosts(*hosts)
@@ -321,6 +338,13 @@ class VmService:
             if vm.state != VmState.stopped.value:
                 hint = "only a stopped single-mode VM starts again; use redeploy for a fresh start"
                 raise Conflict(f"VM {vm_id} is {vm.state}, not stopped", hint=hint)
+            lapsed = trusted_run_lapsed(vm, utcnow())
+            if lapsed is not None:
+                raise Forbidden(
+                    f"VM {vm_id} may not start again: {lapsed}",
+                    hint="save its disk (gridvm vm save) and run that in the DMZ (--zone dmz),"
+                    " or ask a security officer",
+                )
             vm.pinned_host_id = vm.host_id
             vm.host_id = None
             vm.boot += 1
@@ -394,13 +418,7 @@ class VmService:
                 )
             if vm.save_as is not None:
                 raise Conflict(f"VM {vm_id} is being saved as {vm.save_as!r} already")
-            s = object_session(vm)
-            assert s is not None
-            taken = s.scalar(
-                select(Image.id).where(Image.owner_id == vm.owner_id, Image.name == name)
-            )
-            if taken:
-                raise Conflict(f"an image named {name!r} exists already", hint="pick another name")
+            # A name the owner has already: the saved disk becomes its next version.
             vm.save_as = name
             vm.save_id = new_id("save")
             vm.save_error = None

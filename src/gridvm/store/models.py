@@ -191,6 +191,9 @@ class Image(Base):
         ForeignKey("image_list_subscriptions.id", ondelete="SET NULL")
     )
     list_identifier: Mapped[str | None] = mapped_column(String(64))
+    # The SHA-512 the list gave for it (of the file downloaded, before it was stored as
+    # qcow2): the same identifier with another checksum is a new version of the image.
+    list_sha512: Mapped[str | None] = mapped_column(String(128))
     owner_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
     group_id: Mapped[str | None] = mapped_column(ForeignKey("groups.id"))
     visibility: Mapped[str] = mapped_column(String(16))
@@ -209,6 +212,10 @@ class Image(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     owner: Mapped[User] = relationship(lazy="joined")
     group: Mapped[Group | None] = relationship(lazy="joined")
+    # Its certifications, oldest first (rows are deleted with the image by the database).
+    certifications: Mapped[list[ImageCertification]] = relationship(
+        lazy="selectin", order_by="ImageCertification.certified_at", viewonly=True
+    )
 
 
 class ImageInspection(Base):
@@ -313,6 +320,7 @@ class Volume(Base):
     state: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     owner: Mapped[User] = relationship(lazy="joined")
+    host: Mapped[Host | None] = relationship(lazy="joined")
 
 
 class Upload(Base):
@@ -435,3 +443,7 @@ class Vm(Base):
     deployment: Mapped[Deployment] = relationship(lazy="joined")
     image: Mapped[Image | None] = relationship(lazy="joined")
     host: Mapped[Host | None] = relationship(lazy="joined", foreign_keys=[host_id])
+    # The volumes attached to it (a volume's vm_id); detached when the VM ends.
+    volumes: Mapped[list[Volume]] = relationship(
+        lazy="selectin", viewonly=True, order_by="Volume.name"
+    )

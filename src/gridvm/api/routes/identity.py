@@ -9,6 +9,7 @@ from gridvm.schemas.identity import (
     GroupCreate,
     GroupOut,
     GroupUpdate,
+    MembershipSet,
     TokenCreate,
     TokenCreated,
     TokenOut,
@@ -40,6 +41,19 @@ def create_group(body: GroupCreate, svc: Services, who: Caller) -> GroupOut:
 def update_group(name: str, body: GroupUpdate, svc: Services, who: Caller) -> GroupOut:
     """Change a group's fair-share shares (admins)."""
     return svc.identity.update_group(who, name, body.shares)
+
+
+@router.put("/groups/{name}/members/{user}", tags=["identity"])
+def set_member(name: str, user: str, body: MembershipSet, svc: Services, who: Caller) -> GroupOut:
+    """Add a user to the group, or set whether they manage it (admins; a manager of the
+    group may add plain members)."""
+    return svc.identity.set_member(who, name, user, body.manager)
+
+
+@router.delete("/groups/{name}/members/{user}", tags=["identity"])
+def remove_member(name: str, user: str, svc: Services, who: Caller) -> GroupOut:
+    """Take a user out of the group (not out of their primary group)."""
+    return svc.identity.remove_member(who, name, user)
 
 
 @router.get("/groups", tags=["identity"])

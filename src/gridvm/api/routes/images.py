@@ -9,12 +9,13 @@ import anyio.from_thread
 import anyio.to_thread
 from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import FileResponse
+from starlette.background import BackgroundTask
 
 from gridvm.api.deps import Caller, Services
 from gridvm.api.streaming import RAW_BODY, blocking_chunks
 from gridvm.common.errors import PayloadTooLarge
 from gridvm.common.units import format_size
-from gridvm.schemas.images import ImageOut, ImageUpdate, Visibility
+from gridvm.schemas.images import ExportFormat, ImageOut, ImageUpdate, Visibility
 
 router = APIRouter(tags=["images"])
 
@@ -46,8 +47,17 @@ async def upload_image(
 
 
 @router.get("/images")
-def list_images(svc: Services, who: Caller, name: str | None = None) -> list[ImageOut]:
-    return svc.images.list_images(who, name)
+def list_images(
+    svc: Services, who: Caller, name: str | None = None, all_versions: bool = False
+) -> list[ImageOut]:
+    """The images you may use: the latest version of each name (``all_versions``: every one)."""
+    return svc.images.list_images(who, name, all_versions)
+
+
+@router.get("/images/{ref}/versions")
+def image_versions(ref: str, svc: Services, who: Caller) -> list[ImageOut]:
+    """Every version of the name ``ref`` resolves to (that you may see), oldest first."""
+    return svc.images.versions(who, ref)
 
 
 @router.get("/images/{ref}")
@@ -61,12 +71,23 @@ def update_image(ref: str, body: ImageUpdate, svc: Services, who: Caller) -> Ima
 
 
 @router.delete("/images/{ref}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_image(ref: str, svc: Services, who: Caller) -> None:
-    svc.images.delete(who, ref)
+def delete_image(ref: str, svc: Services, who: Caller, all_versions: bool = False) -> None:
+    """Delete one image (an id, or NAME:N); NAME alone when it has one version, or every
+    version of it with ``all_versions``."""
+    svc.images.delete(who, ref, all_versions)
 
 
 @router.get("/images/{ref}/content", response_class=FileResponse)
-def download_image(ref: str, svc: Services, who: Caller) -> FileResponse:
-    """The image as qcow2; range requests are honoured."""
-    blob = svc.images.content(who, ref)
-    return FileResponse(blob.path, media_type="application/octet-stream", filename=blob.filename)
+def download_image(
+    ref: str, svc: Services, who: Caller, format: ExportFormat = ExportFormat.qcow2
+) -> FileResponse:
+    """The image as qcow2 (as stored), or ``format=raw`` (a sparse raw disk converted for
+    this request). Range requests are honoured (206 with Content-Range)."""
+    blob = svc.images.content(who, ref, format)
+    cleanup = BackgroundTask(blob.path.unlink, missing_ok=True) if blob.temporary else None
+    return FileResponse(
+        blob.path,
+        media_type="application/octet-stream",
+        filename=blob.filename,
+        background=cleanup,
+    )

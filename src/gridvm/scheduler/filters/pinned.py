@@ -1,4 +1,4 @@
-"""A stopped single-mode VM's disk lives on one host: it can only start there."""
+"""A stopped single-mode VM's disk, or its volumes, live on one host: it starts only there."""
 
 from __future__ import annotations
 
@@ -20,4 +20,4 @@ def _pinned(table: HostTable, vm: VmDemand, ctx: PassContext) -> Mask:
     return mask
 
 
-PINNED = HostFilter("pinned", "not the host holding its disk", _pinned)
+PINNED = HostFilter("pinned", "not the host holding its disk or volumes", _pinned)
