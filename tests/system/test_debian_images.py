@@ -108,10 +108,12 @@ def test_debian_vm_stops_cleanly_on_the_power_button(debian_cloud: Cloud, tmp_pa
     cloud.wait_console(vm["id"], "gridvm-guest: ready", timeout=180)
     print(f"debian-12-minimal: boot to ready in {time.monotonic() - started:.1f} s")
     cloud.wait(vm["id"], {"running"})
+    cloud.wait_console(vm["id"], "root@dev:~#", timeout=60)  # the console's root shell
     echoed = cloud.cli(
         tmp_path, "vm", "console", vm["id"], "--attach", stdin="echo marker-$((6 * 7))\n"
     )
     assert echoed.exit_code == 0, echoed.stderr
+    cloud.wait_console(vm["id"], "marker-42", timeout=60)
     ok(cloud.cli(tmp_path, "vm", "stop", vm["id"]))
     stopped = cloud.wait(vm["id"], {"stopped"}, timeout=120)
     assert stopped["exit_reason"] == "stopped on request"
