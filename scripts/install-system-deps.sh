@@ -8,6 +8,7 @@ packages=(
   busybox-static e2fsprogs cpio
   util-linux iproute2 nftables
   binutils
+  mmdebstrap uidmap
   postgresql
   # Image inspection: qemu-storage-daemon's FUSE export, partition tables, rpm databases;
   # the tests also build vfat disks, rpm databases and SSH keys.

@@ -11,6 +11,7 @@ from gridvm import __version__
 from gridvm.api.errors import install_error_handlers
 from gridvm.api.routes import (
     agent,
+    builds,
     certification,
     consoles,
     guest,
@@ -55,6 +56,7 @@ def create_app(services: ServerServices, *, run_loops: bool = True) -> FastAPI:
     install_error_handlers(app)
     for module in (identity, images, vms, consoles, hosts, secrets, scheduling, agent, guest):
         app.include_router(module.router, prefix=API_PREFIX)
+    app.include_router(builds.router, prefix=API_PREFIX)
     app.include_router(certification.router, prefix=API_PREFIX)
     app.include_router(image_lists.router, prefix=API_PREFIX)
     app.include_router(image_inspection.router, prefix=API_PREFIX)

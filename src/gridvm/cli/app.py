@@ -12,6 +12,7 @@ import typer
 from gridvm.cli import (
     account,
     admin,
+    builds,
     certification,
     deployments,
     hosts,
@@ -66,6 +67,7 @@ def root(
 
 
 account.register(app)
+builds.register(images.app)
 certification.register(images.app)
 app.add_typer(images.app, name="image")
 app.add_typer(image_lists.app, name="image-list")

@@ -7,6 +7,7 @@ from types import TracebackType
 import httpx
 from pydantic import TypeAdapter
 
+from gridvm.client.builds import Builds
 from gridvm.client.certification import Certifications
 from gridvm.client.hosts import Hosts
 from gridvm.client.identity import Groups, Tokens, Users
@@ -51,6 +52,7 @@ class Client:
         self.users = Users(self._t)
         self.tokens = Tokens(self._t)
         self.images = Images(self._t)
+        self.builds = Builds(self._t)
         self.certifications = Certifications(self._t)
         self.image_lists = ImageLists(self._t)
         self.inspections = Inspections(self._t)

@@ -7,6 +7,7 @@ arrives, so a request that could never be honoured is refused at once.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +31,12 @@ class SiteLimits:
     default_walltime_s: int = 24 * 3600
     max_walltime_s: int = 14 * 24 * 3600
     stop_grace_s: int = 30
+
+
+def default_certified_repositories() -> tuple[str, ...]:
+    """The site's configured Debian mirror."""
+    mirror = os.environ.get("GRIDVM_DEBIAN_MIRROR") or "http://deb.debian.org/debian"
+    return (mirror.rstrip("/"),)
 
 
 @dataclass(frozen=True)
@@ -82,6 +89,10 @@ class ServerConfig:
     host_lost_after_s: float = 600.0
     # How long an attached console waits for the VM's host agent to open its end.
     console_agent_timeout_s: float = 10.0
+    # Recipe builds: apt repositories whose packages keep a build "certified" (default:
+    # the configured Debian mirror, $GRIDVM_DEBIAN_MIRROR), and builds run at once.
+    certified_repositories: tuple[str, ...] = field(default_factory=default_certified_repositories)
+    build_workers: int = 1
     # Vulnerability feed in OSV format (Debian): a file path or an http(s) URL, JSON or zip.
     vuln_feed: str | None = None
     # How often the feed is checked for changes (a change rescans every image).

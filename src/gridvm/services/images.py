@@ -44,7 +44,7 @@ from gridvm.services.principal import Principal
 from gridvm.services.storage_quotas import storage_refusal
 from gridvm.services.vulnerabilities import VulnFeed
 from gridvm.store.db import Database
-from gridvm.store.models import Image, User, Vm
+from gridvm.store.models import Image, ImageCertification, User, Vm
 
 log = logging.getLogger(__name__)
 
@@ -308,6 +308,81 @@ class ImageService:
             )
         if not used and self.blobs.exists(digest):
             self.blobs.delete(digest)
+
+    # --- images built from a recipe (services/builds.py) --------------------
+    def store_built(
+        self,
+        owner_id: str,
+        name: str,
+        qcow2: Path,
+        *,
+        template_id: str,
+        trust: TrustClass,
+        certification: str | None,
+    ) -> ImageOut:
+        """Register a recipe build's disk (``qcow2`` is consumed) as a private image of
+        ``owner_id`` that boots like the template, within the owner's storage quota.
+        With ``certification`` (the reason), a ``certified`` image also gets its record
+        of trust by construction. Nothing is kept if anything fails."""
+        digest = self.blobs.add_file(qcow2)
+        try:
+            size = self.blobs.size_of(digest)
+            virtual_size = virtual_size_of(self.blobs.path_of(digest))
+            inspected = read_disk(self.blobs.path_of(digest))  # like every stored image
+            with self.db.session() as s:
+                owner = s.get_one(User, owner_id, with_for_update=True)
+                refusal = storage_refusal(s, owner_id, owner.primary_group_id, size)
+                if refusal is not None:
+                    raise PayloadTooLarge(f"image storage quota: {refusal}", hint=QUOTA_HINT)
+                template = s.get_one(Image, template_id)
+                image = Image(
+                    id=new_id("img"),
+                    name=name,
+                    # Building a name the owner has already makes its next version.
+                    version=next_version(s, owner_id, name),
+                    owner_id=owner_id,
+                    group_id=owner.primary_group_id,
+                    visibility=Visibility.private.value,
+                    trust=trust.value,
+                    digest=digest,
+                    format="qcow2",
+                    uploaded_format="qcow2",
+                    size=size,
+                    virtual_size=virtual_size,
+                    boot_mode=template.boot_mode,
+                    kernel_digest=template.kernel_digest,
+                    initrd_digest=template.initrd_digest,
+                    kernel_cmdline=template.kernel_cmdline,
+                    os=template.os,
+                    min_memory_mb=template.min_memory_mb,
+                    source="build",
+                )
+                s.add(image)
+                s.flush()
+                store_inspection(s, image, inspected, self.vuln_feed)
+                if trust == TrustClass.certified and certification:
+                    s.add(
+                        ImageCertification(
+                            id=new_id("crt"),
+                            image_id=image.id,
+                            source="construction",
+                            certified_by="gridvm-builder",
+                            reason=certification,
+                        )
+                    )
+                s.flush()
+                s.refresh(image)
+                log.info(
+                    "built image %s:%d stored for %s (%s)",
+                    name,
+                    image.version,
+                    owner.name,
+                    trust.value,
+                )
+                return image_out(image)
+        except BaseException:
+            self._drop_unreferenced(digest)
+            raise
 
     # --- site templates -----------------------------------------------------
     def register_starters(self, starter_dir: Path) -> list[str]:

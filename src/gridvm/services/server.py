@@ -12,6 +12,7 @@ from gridvm.common.errors import InvalidInput
 from gridvm.images.blobstore import BlobStore
 from gridvm.scheduler import FairShareAlgorithm, Policy
 from gridvm.services.agents import AgentService
+from gridvm.services.builds import BuildService, BuildWorker
 from gridvm.services.certification import CertificationService
 from gridvm.services.console_sessions import ConsoleSessions
 from gridvm.services.consoles import ConsoleStore
@@ -94,6 +95,7 @@ class ServerServices:
     image_lists: ImageListService
     # Attached consoles being set up or in use (their peers are the API's websockets).
     console_sessions: ConsoleSessions[Any]
+    builds: BuildService
     inspections: InspectionService
     volumes: VolumeService
     # Resumable uploads of images under way.
@@ -164,6 +166,13 @@ class ServerServices:
             certification=CertificationService(db, config.images),
             image_lists=ImageListService(db, blobs, config, images.vuln_feed),
             console_sessions=console_sessions,
+            builds=BuildService(
+                db,
+                images,
+                config.starter_dir,
+                config.data_dir / "builds",
+                config.certified_repositories,
+            ),
             inspections=InspectionService(db, blobs, images.vuln_feed),
             volumes=VolumeService(db, config.limits, signals.bump),
             uploads=UploadService(db, blobs, config.limits, images),
@@ -187,6 +196,7 @@ class BackgroundLoops:
         self.services = services
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._builds = BuildWorker(services.builds, services.config.build_workers)
         # Inspects images stored before inspection existed; rescans when the feed changes.
         self._feed_watcher = FeedWatcher(
             services.inspections.watch_step, services.config.vuln_feed_interval_s
@@ -195,9 +205,11 @@ class BackgroundLoops:
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="gridvm-loops", daemon=True)
         self._thread.start()
+        self._builds.start()
         self._feed_watcher.start()
 
     def stop(self) -> None:
+        self._builds.stop()
         self._feed_watcher.stop()
         self._stop.set()
         self.services.wakeup.set()
