@@ -183,3 +183,42 @@ def test_a_full_image_quota_refuses_the_build_before_it_starts(
         assert all(b["name"] != "no-room" for b in alice.get("/api/v1/builds").json())
     finally:
         admin.put("/api/v1/quotas/user/alice", json={"images": None})
+
+
+def test_an_admins_built_template_is_built_on_with_its_own_recipe_first(
+    server: RunningServer, alice: httpx.Client
+) -> None:
+    admin = server.client()
+    base = submit(
+        admin,
+        name="site-tools",
+        packages=["jq"],
+        files=[{"path": "/etc/site-tools.conf", "content": "site\n"}],
+        run=["echo site-tools-base-step"],
+    ).json()
+    assert base["trust"] == "user"  # files and commands: not certified by construction
+    built = wait_build(admin, base["id"])
+    assert built["state"] == "succeeded", built
+    made = admin.post("/api/v1/images/site-tools/template")
+    assert made.status_code == 200, made.text
+    assert made.json()["trust"] == "site"
+
+    child = submit(alice, name="on-site-tools", template="site-tools", packages=["bc"]).json()
+    # A site template and packages only: certified by construction.
+    assert child["trust"] == "certified", child
+    assert "site template site-tools" in child["trust_reason"]
+    result = wait_build(alice, child["id"])
+    assert result["state"] == "succeeded", result
+    packages = {
+        p["name"]
+        for p in alice.get(f"/api/v1/images/{result['image_id']}/inspection").json()["packages"]
+    }
+    assert {"jq", "bc", "systemd"} <= packages
+    log = alice.get(f"/api/v1/builds/{result['id']}/log").text
+    assert "gridvm-build: added /etc/site-tools.conf" in log
+    assert "site-tools-base-step" in log
+
+    # The starter templates come from make images: not unmade through the API.
+    starter = admin.delete("/api/v1/images/debian-12-minimal/template")
+    assert starter.status_code == 409
+    assert "make images" in starter.json()["hint"]

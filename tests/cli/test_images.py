@@ -258,3 +258,13 @@ def test_uploads_under_way_are_listed_and_can_be_aborted(cli: Cli, tmp_path: Pat
     assert "aborted upload" in cli.ok("image", "abort-upload", session.id).stdout
     assert cli.json("image", "uploads") == []
     assert "no upload" in cli.fails("image", "abort-upload", session.id)
+
+
+def test_an_admin_makes_an_image_a_site_template_and_back(cli: Cli, qcow2: Path) -> None:
+    cli.ok("image", "upload", str(qcow2), "--name", "site-base")
+    made = cli.ok("image", "template", "site-base").stdout
+    assert "site-base:1 is now a public site template (class site)" in made
+    assert cli.json("image", "show", "site-base")["visibility"] == "public"
+    assert "a site template already" in cli.fails("image", "template", "site-base")
+    removed = cli.ok("image", "template", "site-base", "--remove").stdout
+    assert "no longer a site template (class user)" in removed

@@ -340,6 +340,20 @@ def unshare(ctx: typer.Context, ref: Ref) -> None:
     _one(ctx, image, _visibility_message(image))
 
 
+@app.command("template")
+def template(
+    ctx: typer.Context,
+    ref: Ref,
+    remove: Annotated[
+        bool, typer.Option("--remove", help="stop it being a template (its class falls back)")
+    ] = False,
+) -> None:
+    """Make one of your images (an admin's) a site template everyone may run and build on."""
+    image = client(ctx).images.make_template(ref, template=not remove)
+    what = "is no longer a site template" if remove else "is now a public site template"
+    _one(ctx, image, f"image {image.name}:{image.version} {what} (class {image.trust})")
+
+
 def _visibility_message(image: ImageOut) -> str:
     who = {
         Visibility.private: f"private: only {image.owner} may use it",

@@ -113,6 +113,11 @@ class Images:
         body = change.model_dump(mode="json", exclude_none=True)
         return self._t.send("PATCH", f"/images/{_ref(ref)}", _IMAGE, json=body)
 
+    def make_template(self, ref: str, template: bool = True) -> ImageOut:
+        """Make an admin's image a public site template (``template=False``: stop that)."""
+        method = "POST" if template else "DELETE"
+        return self._t.send(method, f"/images/{_ref(ref)}/template", _IMAGE)
+
     def delete(self, ref: str, all_versions: bool = False) -> None:
         """Delete an image no VM uses: an id or ``NAME:N``; ``NAME`` when it has one version,
         or all its versions with ``all_versions``."""

@@ -41,7 +41,7 @@ from gridvm.images.debian.rootfs import STEPS, bootstrap_failure
 from gridvm.images.debian.template import load_build_record
 from gridvm.images.starter.build import _modules_dir
 from gridvm.images.starter.packages import extract, fetch, resolve
-from gridvm.schemas.builds import BuildOut, BuildState, Recipe
+from gridvm.schemas.builds import BuildOut, BuildState, Recipe, RecipeFile
 from gridvm.schemas.images import TrustClass
 from gridvm.services.images import QUOTA_HINT, ImageService, find_image
 from gridvm.services.principal import Principal
@@ -77,6 +77,35 @@ def build_out(build: ImageBuild) -> BuildOut:
         started_at=build.started_at,
         finished_at=build.finished_at,
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class TemplateRecord:
+    """How to build a template again: its root spec and kernel, and, for a template an
+    admin made from a build, the files and commands of the builds that made it."""
+
+    spec: RootSpec
+    kernel_package: str
+    files: tuple[RecipeFile, ...] = ()
+    run: tuple[str, ...] = ()
+
+    def extended(self, recipe: Recipe) -> TemplateRecord:
+        """This record with ``recipe``'s packages, repositories, files and commands after it."""
+        spec = dataclasses.replace(
+            self.spec,
+            packages=self.spec.packages + tuple(PackageSpec.parse(p) for p in recipe.packages),
+            extra_sources=self.spec.extra_sources + tuple(recipe.repositories),
+        )
+        return TemplateRecord(
+            spec=spec.validated(),
+            kernel_package=self.kernel_package,
+            files=self.files + tuple(recipe.files),
+            run=self.run + tuple(recipe.run),
+        )
+
+
+# Templates made from builds of templates made from builds...: a bound on the chain.
+MAX_TEMPLATE_DEPTH = 8
 
 
 def _recipe_of(build: ImageBuild) -> Recipe:
@@ -115,7 +144,7 @@ class BuildService:
         packages = [PackageSpec.parse(p) for p in recipe.packages]
         with self.db.session() as s:
             template = find_image(s, who, recipe.template)
-            spec, _kernel = self._template_record(template)
+            spec = self._template_record(s, template).spec
             full = storage_refusal(s, who.user_id, who.primary_group_id, 0)
             if full is not None:  # no room for any image: refused before building
                 raise PayloadTooLarge(f"image storage quota: {full}", hint=QUOTA_HINT)
@@ -151,21 +180,35 @@ class BuildService:
         self.wakeup.set()
         return out
 
-    def _template_record(self, template: Image) -> tuple[RootSpec, str]:
-        """How a Debian site template was built, or a 4xx saying why it cannot be extended."""
+    def _template_record(self, s: Session, template: Image, depth: int = 0) -> TemplateRecord:
+        """How a Debian site template was built (a starter's manifest, or the build an admin
+        made a template of, on top of its own template's record), or a 4xx saying why it
+        cannot be extended."""
         hint = "build from a Debian site template, e.g. template: debian-12-minimal"
-        if template.trust != TrustClass.site.value or template.source != "template":
+        if template.trust != TrustClass.site.value:
             raise InvalidInput(f"{template.name!r} is not a site template", hint=hint)
-        if self.starter_dir is None or not (self.starter_dir / template.name).is_dir():
+        starter = self.starter_dir / template.name if self.starter_dir is not None else None
+        if template.source == "template" and starter is not None and starter.is_dir():
+            try:
+                spec, kernel = load_build_record(starter)
+            except InvalidInput as exc:
+                raise InvalidInput(
+                    f"template {template.name!r} is not a Debian template: {exc.message}",
+                    hint=hint,
+                ) from exc
+            return TemplateRecord(spec=spec, kernel_package=kernel)
+        made_by = s.scalar(
+            select(ImageBuild).where(
+                ImageBuild.image_id == template.id,
+                ImageBuild.state == BuildState.succeeded.value,
+            )
+        )
+        parent = s.get(Image, str(made_by.recipe.get(TEMPLATE_ID))) if made_by else None
+        if made_by is None or parent is None or depth >= MAX_TEMPLATE_DEPTH:
             raise InvalidInput(
                 f"template {template.name!r} has no build record on this server", hint=hint
             )
-        try:
-            return load_build_record(self.starter_dir / template.name)
-        except InvalidInput as exc:
-            raise InvalidInput(
-                f"template {template.name!r} is not a Debian template: {exc.message}", hint=hint
-            ) from exc
+        return self._template_record(s, parent, depth + 1).extended(_recipe_of(made_by))
 
     def _find(self, s: Session, who: Principal, ref: str) -> ImageBuild:
         """A build by id, or the build that made the image ``ref`` (id or name)."""
@@ -285,33 +328,29 @@ class BuildService:
             template = s.get(Image, str(build.recipe.get(TEMPLATE_ID)))
             if template is None:
                 raise NotFound(f"the template {recipe.template!r} was deleted")
-            spec, kernel_package = self._template_record(template)
+            record = self._template_record(s, template).extended(recipe)
             owner_id, template_id = build.owner_id, template.id
             trust = TrustClass(build.trust or TrustClass.user.value)
             reason = str(build.recipe.get(TRUST_REASON, ""))
             owner = s.get_one(User, owner_id).name
         log_line(f"I: build {build_id} of {recipe.name} for {owner} from {recipe.template}")
         log_line(f"I: class: {reason}")
-        spec = dataclasses.replace(
-            spec,
-            packages=spec.packages + tuple(PackageSpec.parse(p) for p in recipe.packages),
-            extra_sources=tuple(recipe.repositories),
-        ).validated()
+        spec, run = record.spec, list(record.run)
         self._set(build_id, step="fetching the kernel modules", progress=0.01)
-        (kernel,) = resolve([kernel_package])
+        (kernel,) = resolve([record.kernel_package])
         kernel_root = extract(fetch(kernel, self.builds_dir / ".debs"), work / "kernel")
         files = [
             StagedFile(path=f.path, mode=f.mode, content=(f.content or "").encode())
-            for f in recipe.files
+            for f in record.files
         ]
-        hook = stage_recipe(work / "recipe", files, recipe.run)
+        hook = stage_recipe(work / "recipe", files, run)
         (work / "disk").mkdir()
         qcow2 = work / "disk.qcow2"
 
         def failure(output: list[str]) -> str:
             step = failed_run_step(output)
             if step is not None:
-                command = recipe.run[step - 1].strip().splitlines()[0][:200]
+                command = run[step - 1].strip().splitlines()[0][:200]
                 return f"run command {step} failed: {command}"
             return bootstrap_failure(output)
 

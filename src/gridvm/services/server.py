@@ -30,6 +30,7 @@ from gridvm.services.reservations import ReservationService
 from gridvm.services.results import ResultStore
 from gridvm.services.scheduling import SchedulingService
 from gridvm.services.secrets import SecretService, load_or_create_key
+from gridvm.services.site_templates import SiteTemplates
 from gridvm.services.ssh_keys import SshKeyService
 from gridvm.services.uploads import UploadService
 from gridvm.services.vms import VmService
@@ -100,6 +101,8 @@ class ServerServices:
     volumes: VolumeService
     # Resumable uploads of images under way.
     uploads: UploadService
+    # Site templates admins add (the starters come from make images).
+    templates: SiteTemplates
 
     wakeup: threading.Event
     signals: HostSignals
@@ -166,6 +169,7 @@ class ServerServices:
             certification=CertificationService(db, config.images),
             image_lists=ImageListService(db, blobs, config, images.vuln_feed),
             console_sessions=console_sessions,
+            templates=SiteTemplates(db),
             builds=BuildService(
                 db,
                 images,

@@ -91,3 +91,16 @@ def download_image(
         filename=blob.filename,
         background=cleanup,
     )
+
+
+@router.post("/images/{ref}/template")
+def add_template(ref: str, svc: Services, who: Caller) -> ImageOut:
+    """Make an admin's image a site template: public, class ``site``; recipes may build on
+    it when it was itself built from a recipe (admins only)."""
+    return svc.templates.add(who, ref)
+
+
+@router.delete("/images/{ref}/template")
+def remove_template(ref: str, svc: Services, who: Caller) -> ImageOut:
+    """Stop an admin-made template being one: it falls back to its certifications' class."""
+    return svc.templates.remove(who, ref)
