@@ -61,3 +61,21 @@ def test_the_servers_scheduling_options_make_its_policy() -> None:
         policy_of(SchedulingSettings(fairshare="fifo"))
     with pytest.raises(InvalidInput, match="half-life must be positive"):
         policy_of(SchedulingSettings(half_life_s=0))
+
+
+@pytest.mark.usefixtures("logging_restored")
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--build-workers", "0"], "0 build workers: at least one is needed"),
+        (["--certified-repo", "ftp://mirror/debian"], "is not a Debian mirror URL"),
+    ],
+)
+def test_bad_build_options_stop_the_server_with_the_reason(
+    option: list[str], message: str, tmp_path: Path
+) -> None:
+    result = CliRunner().invoke(
+        app, ["server", "--data-dir", str(tmp_path), "--listen", "127.0.0.1:9", *option]
+    )
+    assert result.exit_code == 1
+    assert message in result.stderr

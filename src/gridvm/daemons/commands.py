@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import signal
@@ -140,6 +141,17 @@ def server(
         str,
         typer.Option("--vuln-feed-interval", help="how often to check the feed for changes"),
     ] = "5m",
+    certified_repo: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--certified-repo",
+            help="a Debian archive whose packages keep a recipe build certified (repeatable;"
+            " default: the configured mirror, $GRIDVM_DEBIAN_MIRROR or deb.debian.org)",
+        ),
+    ] = None,
+    build_workers: Annotated[
+        int, typer.Option("--build-workers", help="recipe builds run at the same time")
+    ] = 1,
 ) -> None:
     """Run the control plane: REST API, scheduler and lease loops."""
     from gridvm.daemons.processes import run_server
@@ -169,7 +181,10 @@ def server(
             ),
             vuln_feed=vuln_feed,
             vuln_feed_interval_s=parse_duration(vuln_feed_interval),
+            build_workers=build_workers,
         )
+        if certified_repo:
+            config = dataclasses.replace(config, certified_repositories=tuple(certified_repo))
         run_server(config)
     except GridvmError as exc:
         _fail(str(exc))
@@ -240,6 +255,10 @@ def up(
     detach: Annotated[
         bool, typer.Option(help="run in the background; stop with gridvm down")
     ] = False,
+    vuln_feed: Annotated[
+        str | None,
+        typer.Option("--vuln-feed", help="vulnerability feed in OSV format: a file or URL"),
+    ] = None,
 ) -> None:
     """Server and one local agent with SQLite: the one-machine cloud."""
     from gridvm.daemons.processes import run_up
@@ -256,7 +275,11 @@ def up(
         return
     setup_logging()
     server_config = ServerConfig(
-        data_dir=data_dir, host=host, port=port, starter_dir=_starter_dir(starter_dir)
+        data_dir=data_dir,
+        host=host,
+        port=port,
+        starter_dir=_starter_dir(starter_dir),
+        vuln_feed=vuln_feed,
     )
     agent_config = AgentConfig(
         server_url=url,

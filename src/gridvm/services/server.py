@@ -10,6 +10,7 @@ from typing import Any
 from gridvm.common.config import ImagePolicySettings, SchedulingSettings, ServerConfig
 from gridvm.common.errors import InvalidInput
 from gridvm.images.blobstore import BlobStore
+from gridvm.images.debian.mmdebstrap import validate_mirror
 from gridvm.scheduler import FairShareAlgorithm, Policy
 from gridvm.services.agents import AgentService
 from gridvm.services.builds import BuildService, BuildWorker
@@ -111,6 +112,11 @@ class ServerServices:
     def from_config(cls, config: ServerConfig) -> ServerServices:
         policy = policy_of(config.scheduling)
         check_image_policy(config.images)
+        if config.build_workers < 1:
+            raise InvalidInput(
+                f"{config.build_workers} build workers: at least one is needed",
+                hint="--build-workers 1 runs builds one after the other",
+            )
         db = Database(config.database)
         blobs = BlobStore(config.image_dir)
         consoles = ConsoleStore(config.console_dir)
@@ -175,7 +181,7 @@ class ServerServices:
                 images,
                 config.starter_dir,
                 config.data_dir / "builds",
-                config.certified_repositories,
+                tuple(validate_mirror(m) for m in config.certified_repositories),
             ),
             inspections=InspectionService(db, blobs, images.vuln_feed),
             volumes=VolumeService(db, config.limits, signals.bump),
