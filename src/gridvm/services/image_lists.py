@@ -35,6 +35,7 @@ from gridvm.common.config import ServerConfig
 from gridvm.common.errors import Conflict, GridvmError, InvalidInput, NotFound
 from gridvm.common.names import new_id, validate_name
 from gridvm.images.blobstore import BlobStore
+from gridvm.images.digests import file_hexdigest
 from gridvm.images.imagelist import document, endorser, smime
 from gridvm.images.ingest import ingest_image
 from gridvm.schemas.image_lists import SubscriptionCreate, SubscriptionOut
@@ -67,14 +68,6 @@ MAX_LIST_BYTES = 16 * 1024 * 1024
 FETCH_TIMEOUT_S = 60.0
 CHUNK = 1024 * 1024
 PUBLIC_PREFIX = "/api/v1/public/image-list"
-
-
-def sha512_of(path: Path) -> str:
-    digest = hashlib.sha512()
-    with path.open("rb") as f:
-        while block := f.read(CHUNK):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _slug(text: str) -> str:
@@ -125,7 +118,7 @@ class ImageListService:
 
     def _sha512(self, s: Session, image: Image) -> str:
         if image.sha512 is None:
-            image.sha512 = sha512_of(self.blobs.path_of(image.digest))
+            image.sha512 = file_hexdigest(self.blobs.path_of(image.digest), "sha512")
             s.flush()
         return image.sha512
 
