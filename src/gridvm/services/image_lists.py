@@ -48,6 +48,7 @@ from gridvm.services.certification import (
 )
 from gridvm.services.certification_state import certification_standing, is_valid
 from gridvm.services.identity import ADMIN_NAME
+from gridvm.services.image_versions import next_version
 from gridvm.services.inspection import read_disk, store_inspection
 from gridvm.services.principal import Principal
 from gridvm.services.vulnerabilities import VulnFeed
@@ -492,15 +493,10 @@ class ImageListService:
                     raise RuntimeError("no admin user")
                 image_name = f"{name}-{_slug(listed.title)}"[:63].rstrip("-._")
                 validate_name(image_name, what="image name")
-                versions = s.scalars(
-                    select(Image.version).where(
-                        Image.owner_id == admin.id, Image.name == image_name
-                    )
-                ).all()
                 image = Image(
                     id=new_id("img"),
                     name=image_name,
-                    version=max(versions, default=0) + 1,
+                    version=next_version(s, admin.id, image_name),
                     source="imagelist",
                     subscription_id=sub_id,
                     list_identifier=listed.identifier,
