@@ -100,3 +100,12 @@ def assigned(agent: httpx.Client, vm_id: str) -> dict[str, Any]:
     return eventually(
         lambda: next((a for a in sync(agent)["assignments"] if a["vm_id"] == vm_id), None)
     )  # type: ignore[no-any-return]
+
+
+def run_then_stop(user: httpx.Client, agent: httpx.Client, vm: dict[str, Any]) -> None:
+    """``agent`` gets ``vm`` and runs it, then ``user`` stops it and the agent reports it
+    stopped: a single-mode VM is then stopped, its disk kept on the host."""
+    assigned(agent, vm["id"])
+    sync(agent, [report(vm, "running")])
+    user.post(f"/api/v1/vms/{vm['id']}/stop")
+    sync(agent, [report(vm, "stopped", "stopped")])

@@ -12,13 +12,11 @@ from pathlib import Path
 import httpx
 
 from tests.api.helpers import (
-    assigned,
     eventually,
     make_qcow2,
     make_user,
     register_host,
-    report,
-    sync,
+    run_then_stop,
     upload,
 )
 from tests.certification_time import set_certification_expiry
@@ -281,10 +279,7 @@ def test_a_stopped_trusted_vm_may_not_start_once_its_image_is_revoked(
     body = {"image": image, "memory_mb": 128, "mode": "single"}
     vm = admin.post("/api/v1/vms", json=body).json()["vms"][0]
     assert vm["zone"] == "trusted"
-    assigned(agent, vm["id"])
-    sync(agent, [report(vm, "running")])
-    admin.post(f"/api/v1/vms/{vm['id']}/stop")
-    sync(agent, [report(vm, "stopped", "stopped")])
+    run_then_stop(admin, agent, vm)
     assert admin.get(f"/api/v1/vms/{vm['id']}").json()["state"] == "stopped"
     admin.post(f"/api/v1/images/{image}/certifications/revoke", json={"reason": "CVE"})
     refused = admin.post(f"/api/v1/vms/{vm['id']}/start")

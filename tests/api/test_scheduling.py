@@ -20,6 +20,7 @@ from tests.api.helpers import (
     make_user,
     register_host,
     report,
+    run_then_stop,
     sync,
     upload,
 )
@@ -398,10 +399,7 @@ def test_a_restarted_single_mode_vm_is_never_failed_by_the_queue_timeout(
 ) -> None:
     agent = register_host(server)
     (vm,) = run(admin, mode="single", queue_timeout_s=1)["vms"]
-    assigned(agent, vm["id"])
-    sync(agent, [report(vm, "running")])
-    admin.post(f"/api/v1/vms/{vm['id']}/stop")
-    sync(agent, [report(vm, "stopped", "stopped")])
+    run_then_stop(admin, agent, vm)
     eventually(lambda: admin.get(f"/api/v1/vms/{vm['id']}").json()["state"] == "stopped")
     time.sleep(2)  # longer than the queue timeout since the request
     assert admin.post(f"/api/v1/vms/{vm['id']}/start").status_code == 202
