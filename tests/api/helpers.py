@@ -44,22 +44,27 @@ def agent_token(server: RunningServer) -> str:
     return token
 
 
+def host_registration(
+    name: str = "node1", cores: int = 8, memory_mb: int = 8192, **fields: Any
+) -> dict[str, Any]:
+    """What an agent sends to register its host (a TCG host with 10 GiB of disk)."""
+    return {
+        "name": name,
+        "address": "127.0.0.1",
+        "arch": "x86_64",
+        "accelerator": "tcg",
+        "cores": cores,
+        "memory_mb": memory_mb,
+        "disk_bytes": 10 * 2**30,
+        **fields,
+    }
+
+
 def register_host(
     server: RunningServer, name: str = "node1", cores: int = 8, memory_mb: int = 8192
 ) -> httpx.Client:
     agent = server.client(agent_token(server))
-    response = agent.post(
-        "/api/v1/agent/register",
-        json={
-            "name": name,
-            "address": "127.0.0.1",
-            "arch": "x86_64",
-            "accelerator": "tcg",
-            "cores": cores,
-            "memory_mb": memory_mb,
-            "disk_bytes": 10 * 2**30,
-        },
-    )
+    response = agent.post("/api/v1/agent/register", json=host_registration(name, cores, memory_mb))
     assert response.status_code == 200, response.text
     return agent
 

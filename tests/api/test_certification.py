@@ -13,6 +13,7 @@ import httpx
 
 from tests.api.helpers import (
     eventually,
+    host_registration,
     make_qcow2,
     make_user,
     register_host,
@@ -219,17 +220,8 @@ def test_zones_follow_the_class_and_refusals_say_why(
 
 def test_vms_are_placed_in_their_zone(scanned_server: RunningServer, tmp_path: Path) -> None:
     agent = register_host(scanned_server)
-    registration = {
-        "name": "node1",
-        "address": "127.0.0.1",
-        "arch": "x86_64",
-        "accelerator": "tcg",
-        "cores": 8,
-        "memory_mb": 8192,
-        "disk_bytes": 10 * 2**30,
-        "zones": ["dmz"],
-    }
-    assert agent.post("/api/v1/agent/register", json=registration).status_code == 200
+    dmz_only = host_registration(zones=["dmz"])
+    assert agent.post("/api/v1/agent/register", json=dmz_only).status_code == 200
     admin = scanned_server.client()
     image = _image(admin, clean_debian(tmp_path, "base"), "base")
     assert _certify(admin, image).status_code == 201

@@ -16,6 +16,7 @@ from gridvm.services.server import ServerServices
 from tests.api.helpers import (
     assigned,
     eventually,
+    host_registration,
     make_qcow2,
     make_user,
     register_host,
@@ -347,15 +348,7 @@ def test_user_images_run_only_on_hosts_that_serve_the_dmz(
     server: RunningServer, admin: httpx.Client
 ) -> None:
     agent = register_host(server)  # serves both zones
-    registration = {
-        "name": "node1",
-        "address": "127.0.0.1",
-        "arch": "x86_64",
-        "accelerator": "tcg",
-        "cores": 8,
-        "memory_mb": 8192,
-        "disk_bytes": 10 * 2**30,
-    }
+    registration = host_registration()
     trusted_only = agent.post("/api/v1/agent/register", json={**registration, "zones": ["trusted"]})
     assert trusted_only.status_code == 200, trusted_only.text
     assert admin.get("/api/v1/hosts/node1").json()["zones"] == ["trusted"]
