@@ -44,22 +44,27 @@ def agent_token(server: RunningServer) -> str:
     return token
 
 
+def host_registration(
+    name: str = "node1", cores: int = 8, memory_mb: int = 8192, **fields: Any
+) -> dict[str, Any]:
+    """What an agent sends to register its host (a TCG host with 10 GiB of disk)."""
+    return {
+        "name": name,
+        "address": "127.0.0.1",
+        "arch": "x86_64",
+        "accelerator": "tcg",
+        "cores": cores,
+        "memory_mb": memory_mb,
+        "disk_bytes": 10 * 2**30,
+        **fields,
+    }
+
+
 def register_host(
     server: RunningServer, name: str = "node1", cores: int = 8, memory_mb: int = 8192
 ) -> httpx.Client:
     agent = server.client(agent_token(server))
-    response = agent.post(
-        "/api/v1/agent/register",
-        json={
-            "name": name,
-            "address": "127.0.0.1",
-            "arch": "x86_64",
-            "accelerator": "tcg",
-            "cores": cores,
-            "memory_mb": memory_mb,
-            "disk_bytes": 10 * 2**30,
-        },
-    )
+    response = agent.post("/api/v1/agent/register", json=host_registration(name, cores, memory_mb))
     assert response.status_code == 200, response.text
     return agent
 
@@ -100,3 +105,12 @@ def assigned(agent: httpx.Client, vm_id: str) -> dict[str, Any]:
     return eventually(
         lambda: next((a for a in sync(agent)["assignments"] if a["vm_id"] == vm_id), None)
     )  # type: ignore[no-any-return]
+
+
+def run_then_stop(user: httpx.Client, agent: httpx.Client, vm: dict[str, Any]) -> None:
+    """``agent`` gets ``vm`` and runs it, then ``user`` stops it and the agent reports it
+    stopped: a single-mode VM is then stopped, its disk kept on the host."""
+    assigned(agent, vm["id"])
+    sync(agent, [report(vm, "running")])
+    user.post(f"/api/v1/vms/{vm['id']}/stop")
+    sync(agent, [report(vm, "stopped", "stopped")])

@@ -7,7 +7,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.api.helpers import assigned, eventually, make_qcow2, register_host, report, sync, upload
+from tests.api.helpers import (
+    assigned,
+    eventually,
+    make_qcow2,
+    register_host,
+    report,
+    run_then_stop,
+    sync,
+    upload,
+)
 from tests.servers import RunningServer
 
 
@@ -149,10 +158,7 @@ def test_a_report_from_before_a_start_does_not_undo_the_start(
 ) -> None:
     agent = register_host(server)
     vm = admin.post("/api/v1/vms", json={"image": "base", "mode": "single"}).json()["vms"][0]
-    assigned(agent, vm["id"])
-    sync(agent, [report(vm, "running")])
-    admin.post(f"/api/v1/vms/{vm['id']}/stop")
-    sync(agent, [report(vm, "stopped", "stopped")])
+    run_then_stop(admin, agent, vm)
     admin.post(f"/api/v1/vms/{vm['id']}/start")
     eventually(lambda: admin.get(f"/api/v1/vms/{vm['id']}").json()["state"] == "scheduled")
     # The agent has not seen the start yet and still says "stopped" about boot 1.
@@ -220,10 +226,7 @@ def test_terminating_a_started_vm_still_waiting_for_its_host(
 ) -> None:
     agent = register_host(server, cores=1, memory_mb=1024)
     vm = admin.post("/api/v1/vms", json={"image": "base", "mode": "single"}).json()["vms"][0]
-    assigned(agent, vm["id"])
-    sync(agent, [report(vm, "running")])
-    admin.post(f"/api/v1/vms/{vm['id']}/stop")
-    sync(agent, [report(vm, "stopped", "stopped")])
+    run_then_stop(admin, agent, vm)
     filler = admin.post("/api/v1/vms", json={"image": "base"}).json()["vms"][0]
     assigned(agent, filler["id"])  # the host is now full
     admin.post(f"/api/v1/vms/{vm['id']}/start")

@@ -12,13 +12,12 @@ from pathlib import Path
 import httpx
 
 from tests.api.helpers import (
-    assigned,
     eventually,
+    host_registration,
     make_qcow2,
     make_user,
     register_host,
-    report,
-    sync,
+    run_then_stop,
     upload,
 )
 from tests.certification_time import set_certification_expiry
@@ -221,17 +220,8 @@ def test_zones_follow_the_class_and_refusals_say_why(
 
 def test_vms_are_placed_in_their_zone(scanned_server: RunningServer, tmp_path: Path) -> None:
     agent = register_host(scanned_server)
-    registration = {
-        "name": "node1",
-        "address": "127.0.0.1",
-        "arch": "x86_64",
-        "accelerator": "tcg",
-        "cores": 8,
-        "memory_mb": 8192,
-        "disk_bytes": 10 * 2**30,
-        "zones": ["dmz"],
-    }
-    assert agent.post("/api/v1/agent/register", json=registration).status_code == 200
+    dmz_only = host_registration(zones=["dmz"])
+    assert agent.post("/api/v1/agent/register", json=dmz_only).status_code == 200
     admin = scanned_server.client()
     image = _image(admin, clean_debian(tmp_path, "base"), "base")
     assert _certify(admin, image).status_code == 201
@@ -281,10 +271,7 @@ def test_a_stopped_trusted_vm_may_not_start_once_its_image_is_revoked(
     body = {"image": image, "memory_mb": 128, "mode": "single"}
     vm = admin.post("/api/v1/vms", json=body).json()["vms"][0]
     assert vm["zone"] == "trusted"
-    assigned(agent, vm["id"])
-    sync(agent, [report(vm, "running")])
-    admin.post(f"/api/v1/vms/{vm['id']}/stop")
-    sync(agent, [report(vm, "stopped", "stopped")])
+    run_then_stop(admin, agent, vm)
     assert admin.get(f"/api/v1/vms/{vm['id']}").json()["state"] == "stopped"
     admin.post(f"/api/v1/images/{image}/certifications/revoke", json={"reason": "CVE"})
     refused = admin.post(f"/api/v1/vms/{vm['id']}/start")

@@ -13,7 +13,14 @@ import pytest
 
 from gridvm.services.vulnerabilities import image_worst_severity
 from gridvm.store.models import ImageInspection
-from tests.api.helpers import assigned, eventually, make_user, register_host, report, sync, upload
+from tests.api.helpers import (
+    assigned,
+    eventually,
+    make_user,
+    register_host,
+    run_then_stop,
+    upload,
+)
 from tests.guest_disks import debian_root, dpkg_entry, ext4_disk, garbage_disk, ssh_key, stage
 from tests.postgres import new_database
 from tests.scanned_disks import OSV_FEED
@@ -219,10 +226,7 @@ def test_vm_save_inspects_the_saved_disk(server: RunningServer, tmp_path: Path) 
     assert upload(admin, patched_debian(tmp_path), "base").status_code == 201
     agent = register_host(server)
     vm = admin.post("/api/v1/vms", json={"image": "base", "mode": "single"}).json()["vms"][0]
-    assigned(agent, vm["id"])
-    sync(agent, [report(vm, "running")])
-    admin.post(f"/api/v1/vms/{vm['id']}/stop")
-    sync(agent, [report(vm, "stopped", "stopped")])
+    run_then_stop(admin, agent, vm)
     assert admin.post(f"/api/v1/vms/{vm['id']}/save", json={"name": "mine"}).status_code == 202
     assigned(agent, vm["id"])
     # The user left a key in the VM: the saved disk carries it.

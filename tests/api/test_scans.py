@@ -7,7 +7,16 @@ import httpx
 import pytest
 
 from gridvm.common.config import SiteLimits
-from tests.api.helpers import assigned, eventually, make_qcow2, register_host, report, sync, upload
+from tests.api.helpers import (
+    assigned,
+    eventually,
+    make_qcow2,
+    register_host,
+    report,
+    run_then_stop,
+    sync,
+    upload,
+)
 from tests.servers import RunningServer, run_server
 
 
@@ -259,10 +268,7 @@ def test_a_failed_save_is_shown_on_the_vm(
 ) -> None:
     agent = register_host(server)
     vm = admin.post("/api/v1/vms", json={"image": "base", "mode": "single"}).json()["vms"][0]
-    assigned(agent, vm["id"])
-    sync(agent, [report(vm, "running")])
-    admin.post(f"/api/v1/vms/{vm['id']}/stop")
-    sync(agent, [report(vm, "stopped", "stopped")])
+    run_then_stop(admin, agent, vm)
     admin.post(f"/api/v1/vms/{vm['id']}/save", json={"name": "broken"})
     save_id = assigned(agent, vm["id"])["save_id"]
     sync(

@@ -16,10 +16,12 @@ from gridvm.services.server import ServerServices
 from tests.api.helpers import (
     assigned,
     eventually,
+    host_registration,
     make_qcow2,
     make_user,
     register_host,
     report,
+    run_then_stop,
     sync,
     upload,
 )
@@ -346,15 +348,7 @@ def test_user_images_run_only_on_hosts_that_serve_the_dmz(
     server: RunningServer, admin: httpx.Client
 ) -> None:
     agent = register_host(server)  # serves both zones
-    registration = {
-        "name": "node1",
-        "address": "127.0.0.1",
-        "arch": "x86_64",
-        "accelerator": "tcg",
-        "cores": 8,
-        "memory_mb": 8192,
-        "disk_bytes": 10 * 2**30,
-    }
+    registration = host_registration()
     trusted_only = agent.post("/api/v1/agent/register", json={**registration, "zones": ["trusted"]})
     assert trusted_only.status_code == 200, trusted_only.text
     assert admin.get("/api/v1/hosts/node1").json()["zones"] == ["trusted"]
@@ -398,10 +392,7 @@ def test_a_restarted_single_mode_vm_is_never_failed_by_the_queue_timeout(
 ) -> None:
     agent = register_host(server)
     (vm,) = run(admin, mode="single", queue_timeout_s=1)["vms"]
-    assigned(agent, vm["id"])
-    sync(agent, [report(vm, "running")])
-    admin.post(f"/api/v1/vms/{vm['id']}/stop")
-    sync(agent, [report(vm, "stopped", "stopped")])
+    run_then_stop(admin, agent, vm)
     eventually(lambda: admin.get(f"/api/v1/vms/{vm['id']}").json()["state"] == "stopped")
     time.sleep(2)  # longer than the queue timeout since the request
     assert admin.post(f"/api/v1/vms/{vm['id']}/start").status_code == 202

@@ -11,18 +11,9 @@ from pathlib import Path
 import httpx
 
 from gridvm.common.config import SiteLimits
-from tests.api.helpers import eventually, make_qcow2, make_user, store_files
+from tests.api.helpers import eventually, make_user, store_files
+from tests.client.disks import disk_with_data
 from tests.servers import RunningServer, run_server
-
-
-def _disk_with_data(path: Path) -> bytes:
-    make_qcow2(path, "64M")
-    subprocess.run(
-        ["qemu-io", "-f", "qcow2", "-c", "write -P 9 1M 2M", str(path)],
-        check=True,
-        capture_output=True,
-    )
-    return path.read_bytes()
 
 
 def _open(client: httpx.Client, name: str, total: int, **extra: str) -> dict[str, object]:
@@ -42,7 +33,7 @@ def test_chunks_at_offsets_then_complete_make_the_image(
     server: RunningServer, tmp_path: Path
 ) -> None:
     admin = server.client()
-    data = _disk_with_data(tmp_path / "d.qcow2")
+    data = disk_with_data(tmp_path / "d.qcow2").read_bytes()
     session = _open(admin, "chunked", len(data))
     assert (session["received_bytes"], session["total_bytes"]) == (0, len(data))
     third = len(data) // 3
@@ -131,7 +122,7 @@ def test_completing_a_corrupt_upload_leaves_no_image_and_no_file(
     server: RunningServer, tmp_path: Path
 ) -> None:
     admin = server.client()
-    data = _disk_with_data(tmp_path / "d.qcow2")[:300_000]  # cut short: corrupt
+    data = disk_with_data(tmp_path / "d.qcow2").read_bytes()[:300_000]  # cut short: corrupt
     session = _open(admin, "broken", len(data))
     _send(admin, session["id"], 0, data)
     refused = admin.post(f"/api/v1/uploads/{session['id']}/complete")
@@ -173,7 +164,7 @@ def test_a_chunk_cut_off_keeps_what_arrived_and_the_upload_goes_on(
     server: RunningServer, tmp_path: Path
 ) -> None:
     admin = server.client()
-    data = _disk_with_data(tmp_path / "d.qcow2")
+    data = disk_with_data(tmp_path / "d.qcow2").read_bytes()
     session = _open(admin, "cut", len(data))
     url = httpx.URL(server.url)
     request = (

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from tests.cli.conftest import Cli
 from tests.guest_disks import (
@@ -19,20 +15,9 @@ from tests.guest_disks import (
     stage,
     vfat_disk,
 )
-from tests.servers import RunningServer, run_server
-
-FEED = Path(__file__).parents[1] / "data" / "osv" / "debian-bookworm-subset.json"
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[RunningServer]:
-    feed = tmp_path / "feed.json"
-    shutil.copyfile(FEED, feed)
-    with run_server(tmp_path / "server", vuln_feed=str(feed)) as running:
-        yield running
-
-
-def test_inspect_shows_os_packages_and_findings(cli: Cli, tmp_path: Path) -> None:
+def test_inspect_shows_os_packages_and_findings(scanned_cli: Cli, tmp_path: Path) -> None:
     root = stage(
         tmp_path / "root",
         {
@@ -43,9 +28,9 @@ def test_inspect_shows_os_packages_and_findings(cli: Cli, tmp_path: Path) -> Non
             "/etc/shadow": f"root:{crypt_sha512('pw')}:19000:0:99999:7:::\n",
         },
     )
-    cli.ok("image", "upload", str(ext4_disk(tmp_path, "guest", root)), "--name", "guest")
+    scanned_cli.ok("image", "upload", str(ext4_disk(tmp_path, "guest", root)), "--name", "guest")
 
-    shown = cli.ok("image", "inspect", "guest").stdout
+    shown = scanned_cli.ok("image", "inspect", "guest").stdout
     assert "Debian GNU/Linux 12 (bookworm)" in shown
     fields = {
         line.split(None, 1)[0]: line.split(None, 1)[1].strip() for line in shown.splitlines()[:8]
@@ -58,19 +43,19 @@ def test_inspect_shows_os_packages_and_findings(cli: Cli, tmp_path: Path) -> Non
     assert "password_hash" in shown and "user 'root': SHA-512 crypt hash" in shown
     assert "libc6" not in shown  # packages only with --packages
 
-    listed = cli.ok("image", "inspect", "guest", "--packages").stdout
+    listed = scanned_cli.ok("image", "inspect", "guest", "--packages").stdout
     assert "libc6" in listed and "glibc" in listed and "5.2.15-2" in listed
 
-    data = cli.json("image", "inspect", "guest")
+    data = scanned_cli.json("image", "inspect", "guest")
     assert data["state"] == "ok" and data["package_count"] == 2
     assert {f["kind"] for f in data["findings"]} == {"ssh_private_key", "password_hash"}
     assert data["worst_severity"] == "high"
 
-    again = cli.json("image", "inspect", "guest", "--refresh")
+    again = scanned_cli.json("image", "inspect", "guest", "--refresh")
     assert again["inspected_at"] >= data["inspected_at"]
 
 
-def test_vulns_table_and_min_severity(cli: Cli, tmp_path: Path) -> None:
+def test_vulns_table_and_min_severity(scanned_cli: Cli, tmp_path: Path) -> None:
     root = debian_root(
         tmp_path,
         "old",
@@ -79,29 +64,30 @@ def test_vulns_table_and_min_severity(cli: Cli, tmp_path: Path) -> None:
             dpkg_entry("libssl3", "3.0.11-1~deb12u1", source="openssl"),
         ],
     )
-    cli.ok("image", "upload", str(ext4_disk(tmp_path, "old", root)), "--name", "old")
-    table = cli.ok("image", "vulns", "old").stdout
+    scanned_cli.ok("image", "upload", str(ext4_disk(tmp_path, "old", root)), "--name", "old")
+    table = scanned_cli.ok("image", "vulns", "old").stdout
     for text in ("DSA-5514-1", "DEBIAN-CVE-2023-4911", "DSA-5532-1", "2.36-9+deb12u3", "libssl3"):
         assert text in table
     assert "high" in table and "unknown" in table
-    high = cli.ok("image", "vulns", "old", "--min-severity", "high").stdout
+    high = scanned_cli.ok("image", "vulns", "old", "--min-severity", "high").stdout
     assert "DEBIAN-CVE-2023-4911" in high and "DSA-5532-1" not in high
-    data = cli.json("image", "vulns", "old", "--min-severity", "critical")
+    data = scanned_cli.json("image", "vulns", "old", "--min-severity", "critical")
     assert data["vulns"] == [] and data["worst_severity"] == "high"
     assert (
         "no known vulnerabilities"
-        in cli.ok("image", "vulns", "old", "--min-severity", "critical").stdout
+        in scanned_cli.ok("image", "vulns", "old", "--min-severity", "critical").stdout
     )
     assert (
-        "invalid value" in cli("image", "vulns", "old", "--min-severity", "severe").output.lower()
+        "invalid value"
+        in scanned_cli("image", "vulns", "old", "--min-severity", "severe").output.lower()
     )
 
 
-def test_unreadable_image(cli: Cli, tmp_path: Path) -> None:
-    cli.ok("image", "upload", str(vfat_disk(tmp_path, "fat")), "--name", "fat")
-    shown = cli.ok("image", "inspect", "fat").stdout
+def test_unreadable_image(scanned_cli: Cli, tmp_path: Path) -> None:
+    scanned_cli.ok("image", "upload", str(vfat_disk(tmp_path, "fat")), "--name", "fat")
+    shown = scanned_cli.ok("image", "inspect", "fat").stdout
     assert "unreadable" in shown and "vfat" in shown
-    assert "has not been scanned" in cli.ok("image", "vulns", "fat").stdout
-    assert cli.fails("image", "inspect", "missing") == (
+    assert "has not been scanned" in scanned_cli.ok("image", "vulns", "fat").stdout
+    assert scanned_cli.fails("image", "inspect", "missing") == (
         "error: no image 'missing' (see the images you can use with: gridvm image list)"
     )

@@ -12,7 +12,7 @@ from gridvm.client import Client, ConflictError, TransferError, uploads
 from gridvm.common.units import format_size
 from gridvm.schemas.images import UploadOut
 from tests.cli.conftest import Cli
-from tests.client.disks import MIB, image_info, make_qcow2
+from tests.client.disks import MIB, disk_with_data, image_info, make_qcow2
 
 
 def test_upload_list_show_rename_share_download_rm(cli: Cli, qcow2: Path, tmp_path: Path) -> None:
@@ -141,18 +141,8 @@ def test_versions_list_pin_and_rm(cli: Cli, tmp_path: Path) -> None:
     assert cli.json("image", "list", "--all-versions") == []
 
 
-def _disk_with_data(path: Path, megabytes: int = 5) -> Path:
-    make_qcow2(path, "64M")
-    subprocess.run(
-        ["qemu-io", "-f", "qcow2", "-c", f"write -P 7 0 {megabytes}M", str(path)],
-        check=True,
-        capture_output=True,
-    )
-    return path
-
-
 def test_upload_resumes_a_session_the_sdk_began(cli: Cli, tmp_path: Path) -> None:
-    disk = _disk_with_data(tmp_path / "big.qcow2")
+    disk = disk_with_data(tmp_path / "big.qcow2", 5)
     data = disk.read_bytes()
     with Client(cli.server.url, cli.server.admin_token) as gv:
         session = gv.images.uploads.create("resumed", len(data))
@@ -173,7 +163,7 @@ def test_upload_resumes_a_session_the_sdk_began(cli: Cli, tmp_path: Path) -> Non
 def test_an_interrupted_upload_says_how_to_go_on_and_the_same_command_does(
     cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    disk = _disk_with_data(tmp_path / "big.qcow2")
+    disk = disk_with_data(tmp_path / "big.qcow2", 5)
     monkeypatch.setattr(uploads, "UPLOAD_CHUNK", MIB)
     monkeypatch.setattr(uploads.time, "sleep", lambda _s: None)
     real_send = uploads.Uploads.send_chunk
@@ -205,7 +195,7 @@ def test_an_interrupted_upload_says_how_to_go_on_and_the_same_command_does(
 
 
 def test_download_continues_a_partial_file_and_verifies_it(cli: Cli, tmp_path: Path) -> None:
-    disk = _disk_with_data(tmp_path / "d.qcow2", 3)
+    disk = disk_with_data(tmp_path / "d.qcow2", 3)
     cli.ok("image", "upload", str(disk), "-n", "part")
     whole = tmp_path / "whole.qcow2"
     cli.ok("image", "download", "part", "-o", str(whole))
@@ -232,7 +222,7 @@ def test_download_continues_a_partial_file_and_verifies_it(cli: Cli, tmp_path: P
 
 
 def test_download_as_raw_is_the_same_disk(cli: Cli, tmp_path: Path) -> None:
-    disk = _disk_with_data(tmp_path / "d.qcow2", 2)
+    disk = disk_with_data(tmp_path / "d.qcow2", 2)
     cli.ok("image", "upload", str(disk), "-n", "exp")
     raw = tmp_path / "disk.raw"
     result = cli.ok("image", "download", "exp", "--format", "raw", "-o", str(raw))

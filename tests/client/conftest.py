@@ -18,6 +18,14 @@ def gv(server: RunningServer) -> Iterator[Client]:
 
 
 @pytest.fixture
+def scanned_gv(scanned_server: RunningServer) -> Iterator[Client]:
+    """The SDK as the site's admin, on a server that scans uploads against the project's
+    OSV feed (tests/data/osv)."""
+    with Client(scanned_server.url, scanned_server.admin_token, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture
 def qcow2(tmp_path: Path) -> Path:
     """A small empty qcow2 disk of 64 MiB."""
     return make_qcow2(tmp_path / "disk.qcow2", "64M")

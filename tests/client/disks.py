@@ -18,6 +18,18 @@ def make_qcow2(path: Path, size: str = "64M", *, backing: Path | None = None) ->
     return path
 
 
+def disk_with_data(path: Path, megabytes: int = 3) -> Path:
+    """A 64 MiB qcow2 at ``path`` whose first ``megabytes`` MiB hold data (so its file is
+    about that large: big enough to go in several chunks)."""
+    make_qcow2(path, "64M")
+    subprocess.run(
+        ["qemu-io", "-f", "qcow2", "-c", f"write -P 7 0 {megabytes}M", str(path)],
+        check=True,
+        capture_output=True,
+    )
+    return path
+
+
 def image_info(path: Path) -> dict[str, object]:
     """What qemu-img sees in ``path`` (format, virtual-size, backing file...)."""
     out = subprocess.run(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -11,21 +10,11 @@ from gridvm.client import Client, InvalidRequest, TransferError
 from gridvm.client import uploads as uploads_module
 from gridvm.client.uploads import UploadInterrupted
 from gridvm.schemas.images import UploadOut
-from tests.client.disks import MIB, make_qcow2
-
-
-def _disk(path: Path) -> Path:
-    make_qcow2(path, "64M")
-    subprocess.run(
-        ["qemu-io", "-f", "qcow2", "-c", "write -P 1 0 3M", str(path)],
-        check=True,
-        capture_output=True,
-    )
-    return path
+from tests.client.disks import MIB, disk_with_data
 
 
 def test_an_upload_goes_in_chunks_with_progress(gv: Client, tmp_path: Path) -> None:
-    disk = _disk(tmp_path / "d.qcow2")
+    disk = disk_with_data(tmp_path / "d.qcow2")
     sent: list[int] = []
     image = gv.images.upload(disk, "chunks", progress=sent.append, chunk_size=MIB)
     assert image.name == "chunks"
@@ -38,7 +27,7 @@ def test_an_upload_goes_in_chunks_with_progress(gv: Client, tmp_path: Path) -> N
 def test_an_interrupted_upload_resumes_where_the_server_stopped(
     gv: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    disk = _disk(tmp_path / "d.qcow2")
+    disk = disk_with_data(tmp_path / "d.qcow2")
     monkeypatch.setattr(uploads_module.time, "sleep", lambda _s: None)
     real = uploads_module.Uploads.send_chunk
 

@@ -31,7 +31,12 @@ def parse_digest(digest: str) -> str:
 
 def sha256_file(path: Path) -> str:
     """Hex sha256 of a file's content."""
-    h = hashlib.sha256()
+    return file_hexdigest(path, "sha256")
+
+
+def file_hexdigest(path: Path, algorithm: str) -> str:
+    """Hex digest of a file's content by a ``hashlib`` algorithm (``sha256``, ``sha512``...)."""
+    h = hashlib.new(algorithm)
     with path.open("rb") as f:
         while block := f.read(CHUNK):
             h.update(block)

@@ -35,6 +35,7 @@ from gridvm.common.config import ServerConfig
 from gridvm.common.errors import Conflict, GridvmError, InvalidInput, NotFound
 from gridvm.common.names import new_id, validate_name
 from gridvm.images.blobstore import BlobStore
+from gridvm.images.digests import file_hexdigest
 from gridvm.images.imagelist import document, endorser, smime
 from gridvm.images.ingest import ingest_image
 from gridvm.schemas.image_lists import SubscriptionCreate, SubscriptionOut
@@ -47,6 +48,7 @@ from gridvm.services.certification import (
 )
 from gridvm.services.certification_state import certification_standing, is_valid
 from gridvm.services.identity import ADMIN_NAME
+from gridvm.services.image_versions import next_version
 from gridvm.services.inspection import read_disk, store_inspection
 from gridvm.services.principal import Principal
 from gridvm.services.vulnerabilities import VulnFeed
@@ -67,14 +69,6 @@ MAX_LIST_BYTES = 16 * 1024 * 1024
 FETCH_TIMEOUT_S = 60.0
 CHUNK = 1024 * 1024
 PUBLIC_PREFIX = "/api/v1/public/image-list"
-
-
-def sha512_of(path: Path) -> str:
-    digest = hashlib.sha512()
-    with path.open("rb") as f:
-        while block := f.read(CHUNK):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _slug(text: str) -> str:
@@ -125,7 +119,7 @@ class ImageListService:
 
     def _sha512(self, s: Session, image: Image) -> str:
         if image.sha512 is None:
-            image.sha512 = sha512_of(self.blobs.path_of(image.digest))
+            image.sha512 = file_hexdigest(self.blobs.path_of(image.digest), "sha512")
             s.flush()
         return image.sha512
 
@@ -499,15 +493,10 @@ class ImageListService:
                     raise RuntimeError("no admin user")
                 image_name = f"{name}-{_slug(listed.title)}"[:63].rstrip("-._")
                 validate_name(image_name, what="image name")
-                versions = s.scalars(
-                    select(Image.version).where(
-                        Image.owner_id == admin.id, Image.name == image_name
-                    )
-                ).all()
                 image = Image(
                     id=new_id("img"),
                     name=image_name,
-                    version=max(versions, default=0) + 1,
+                    version=next_version(s, admin.id, image_name),
                     source="imagelist",
                     subscription_id=sub_id,
                     list_identifier=listed.identifier,

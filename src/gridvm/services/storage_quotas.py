@@ -17,16 +17,22 @@ from gridvm.store.models import Image, Quota, User, Volume
 Stored = dict[Subject, tuple[int, int]]  # subject -> (bytes, images)
 
 
+def _subjects(owner: str, group_id: str | None, paths: dict[str, str]) -> list[Subject]:
+    """Who a stored thing of user ``owner`` in ``group_id`` counts for: the user, and the
+    group with its parents."""
+    subjects: list[Subject] = [("user", str(owner))]
+    if group_id is not None and group_id in paths:
+        subjects += [("group", p) for p in group_and_parents(paths[group_id])]
+    return subjects
+
+
 def stored_usage(s: Session, paths: dict[str, str]) -> Stored:
     usage: dict[Subject, tuple[int, int]] = {}
     rows = s.execute(
         select(User.name, Image.group_id, Image.size).join(User, User.id == Image.owner_id)
     ).all()
     for owner, group_id, size in rows:
-        subjects: list[Subject] = [("user", str(owner))]
-        if group_id is not None and group_id in paths:
-            subjects += [("group", p) for p in group_and_parents(paths[group_id])]
-        for subject in subjects:
+        for subject in _subjects(owner, group_id, paths):
             used, count = usage.get(subject, (0, 0))
             usage[subject] = (used + int(size), count + 1)
     for subject, size in volume_usage(s, paths).items():
@@ -42,10 +48,7 @@ def volume_usage(s: Session, paths: dict[str, str]) -> dict[Subject, int]:
         select(User.name, Volume.group_id, Volume.size_bytes).join(User, User.id == Volume.owner_id)
     ).all()
     for owner, group_id, size in rows:
-        subjects: list[Subject] = [("user", str(owner))]
-        if group_id is not None and group_id in paths:
-            subjects += [("group", p) for p in group_and_parents(paths[group_id])]
-        for subject in subjects:
+        for subject in _subjects(owner, group_id, paths):
             usage[subject] = usage.get(subject, 0) + int(size)
     return usage
 

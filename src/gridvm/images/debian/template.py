@@ -27,17 +27,12 @@ variant, packages, kernel package): the recipe builder starts from it.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import os
-import shutil
 import sys
-import tempfile
 import time
 import uuid
-from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -51,13 +46,13 @@ from gridvm.images.starter.build import (
     INITRD_FILE,
     KERNEL_FILE,
     _modules_dir,
-    replace_dir,
+    build_staged,
 )
 from gridvm.images.starter.cpio import DeviceNode, write_initramfs
 from gridvm.images.starter.kmod import ModuleTree
 from gridvm.images.starter.layout import INITRAMFS_FILES, copy_file, stage_initramfs
 from gridvm.images.starter.layout import guest_file as tiny_guest_file
-from gridvm.images.starter.manifest import MANIFEST_NAME, load_manifest
+from gridvm.images.starter.manifest import MANIFEST_NAME
 from gridvm.images.starter.packages import DebPackage, extract, fetch, resolve_inputs
 
 from .disk import build_disk
@@ -140,26 +135,6 @@ def spec_from_record(record: dict[str, Any]) -> RootSpec:
         raise InvalidInput(f"the template's build record is incomplete: {exc}") from exc
 
 
-def is_up_to_date(image_dir: Path, inputs: str) -> bool:
-    try:
-        manifest = load_manifest(image_dir)
-    except InvalidInput:
-        return False
-    if manifest.inputs_sha256 != inputs:
-        return False
-    return all((image_dir / name).is_file() for name in manifest.file_names())
-
-
-@contextlib.contextmanager
-def build_lock(out_dir: Path) -> Iterator[None]:
-    with (out_dir / f".{IMAGE_NAME}.lock").open("a") as lock_file:
-        fcntl.flock(lock_file, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock_file, fcntl.LOCK_UN)
-
-
 def debian_initramfs_init() -> bytes:
     """tiny's /init, accepting a root whose /sbin/init is an absolute symlink (systemd)."""
     text = tiny_guest_file("initramfs.init").decode()
@@ -230,31 +205,18 @@ def build_debian_minimal(out_dir: Path, *, mirror: str | None = None, force: boo
     started = time.monotonic()
     out_dir = out_dir.resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
-    image_dir = out_dir / IMAGE_NAME
     spec = template_spec(configured_mirror(mirror))
     packages = resolve_inputs()
     inputs = inputs_sha256(spec, packages)
-    if not force and is_up_to_date(image_dir, inputs):
-        progress("up to date")
-        return image_dir
-    with build_lock(out_dir):
-        if not force and is_up_to_date(image_dir, inputs):
-            progress("up to date")
-            return image_dir
-        for leftover in out_dir.glob(f".{IMAGE_NAME}-build-*"):
-            shutil.rmtree(leftover, ignore_errors=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{IMAGE_NAME}-build-", dir=out_dir))
-        try:
-            (staging / IMAGE_NAME).mkdir()
-            (staging / "work").mkdir()
-            _build_into(
-                staging / IMAGE_NAME, staging / "work", spec, packages, inputs, out_dir / DEBS_DIR
-            )
-            replace_dir(staging / IMAGE_NAME, image_dir)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-    progress(f"built {image_dir} in {time.monotonic() - started:.1f} s")
-    return image_dir
+    return build_staged(
+        out_dir,
+        IMAGE_NAME,
+        inputs,
+        lambda dest, work: _build_into(dest, work, spec, packages, inputs, out_dir / DEBS_DIR),
+        force=force,
+        say=progress,
+        started=started,
+    )
 
 
 def load_build_record(image_dir: Path) -> tuple[RootSpec, str]:

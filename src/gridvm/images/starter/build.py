@@ -15,7 +15,7 @@ import hashlib
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from importlib import resources
 from pathlib import Path
 
@@ -96,9 +96,9 @@ def is_up_to_date(image_dir: Path, inputs: str) -> bool:
 
 
 @contextlib.contextmanager
-def build_lock(out_dir: Path) -> Iterator[None]:
-    """Serialize builds into the same directory (e.g. make and pytest at once)."""
-    with (out_dir / ".tiny.lock").open("a") as lock_file:
+def build_lock(out_dir: Path, name: str = IMAGE_NAME) -> Iterator[None]:
+    """Serialize builds of image ``name`` into the same directory (e.g. make and pytest at once)."""
+    with (out_dir / f".{name}.lock").open("a") as lock_file:
         fcntl.flock(lock_file, fcntl.LOCK_EX)
         try:
             yield
@@ -106,9 +106,9 @@ def build_lock(out_dir: Path) -> Iterator[None]:
             fcntl.flock(lock_file, fcntl.LOCK_UN)
 
 
-def remove_leftovers(out_dir: Path) -> None:
-    """Delete staging directories of builds that were killed (call under the lock)."""
-    for leftover in [*out_dir.glob(".tiny-build-*"), *out_dir.glob(".tiny-old-*")]:
+def remove_leftovers(out_dir: Path, name: str = IMAGE_NAME) -> None:
+    """Delete staging directories of builds of ``name`` that were killed (call under the lock)."""
+    for leftover in [*out_dir.glob(f".{name}-build-*"), *out_dir.glob(f".{name}-old-*")]:
         shutil.rmtree(leftover, ignore_errors=True)
 
 
@@ -117,7 +117,7 @@ def replace_dir(new: Path, target: Path) -> None:
 
     Between the two renames ``target`` is briefly missing, never half-written.
     """
-    old = Path(tempfile.mkdtemp(prefix=".tiny-old-", dir=target.parent))
+    old = Path(tempfile.mkdtemp(prefix=f".{target.name}-old-", dir=target.parent))
     if target.exists():
         target.rename(old / target.name)
     new.rename(target)
@@ -181,32 +181,58 @@ def _build_into(
     (dest / MANIFEST_NAME).write_text(manifest.to_json())
 
 
+def build_staged(
+    out_dir: Path,
+    name: str,
+    inputs: str,
+    build: Callable[[Path, Path], None],
+    *,
+    force: bool,
+    say: Callable[[str], None],
+    started: float,
+) -> Path:
+    """``out_dir/name``, rebuilt unless it is up to date with ``inputs`` (or ``force``).
+
+    ``build(dest, work)`` writes the image into the empty ``dest`` (``work`` is scratch
+    space) in a staging directory under the build lock; the finished image replaces
+    the old one whole. ``say`` reports progress; ``started`` is when the caller began.
+    """
+    image_dir = out_dir / name
+    if not force and is_up_to_date(image_dir, inputs):
+        say("up to date")
+        return image_dir
+    with build_lock(out_dir, name):
+        if not force and is_up_to_date(image_dir, inputs):  # built while we waited
+            say("up to date")
+            return image_dir
+        remove_leftovers(out_dir, name)
+        staging = Path(tempfile.mkdtemp(prefix=f".{name}-build-", dir=out_dir))
+        try:
+            (staging / name).mkdir()
+            (staging / "work").mkdir()
+            build(staging / name, staging / "work")
+            replace_dir(staging / name, image_dir)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    say(f"built {image_dir} in {time.monotonic() - started:.1f} s")
+    return image_dir
+
+
 def _build_if_needed(out_dir: Path, force: bool) -> Path:
     """Resolve the inputs and build unless the image is up to date (see build_tiny)."""
     started = time.monotonic()
-    image_dir = out_dir / IMAGE_NAME
     progress("resolving packages")
     packages = resolve_inputs()
     inputs = inputs_sha256(packages)
-    if not force and is_up_to_date(image_dir, inputs):
-        progress("up to date")
-        return image_dir
-    with build_lock(out_dir):
-        if not force and is_up_to_date(image_dir, inputs):  # built while we waited
-            progress("up to date")
-            return image_dir
-        remove_leftovers(out_dir)
-        staging = Path(tempfile.mkdtemp(prefix=".tiny-build-", dir=out_dir))
-        try:
-            (staging / IMAGE_NAME).mkdir()
-            _build_into(
-                staging / IMAGE_NAME, staging / "work", packages, inputs, out_dir / DEBS_DIR
-            )
-            replace_dir(staging / IMAGE_NAME, image_dir)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-    progress(f"built {image_dir} in {time.monotonic() - started:.1f} s")
-    return image_dir
+    return build_staged(
+        out_dir,
+        IMAGE_NAME,
+        inputs,
+        lambda dest, work: _build_into(dest, work, packages, inputs, out_dir / DEBS_DIR),
+        force=force,
+        say=progress,
+        started=started,
+    )
 
 
 def build_tiny(out_dir: Path, force: bool = False) -> Path:
