@@ -398,6 +398,29 @@ def test_kernel_boot_images_travel_with_their_kernel_and_initrd(
         )
         assert _boot_files(server, str(taken["id"])) == _boot_files(site_a, tiny["id"])
 
+        # The publisher changes the command line (same disk): that is a new image here, and
+        # the one booted the old way is de-listed.
+        with file_server(served_dir) as base:
+            (served_dir / "list.smime").write_bytes(good)
+            assert _subscribe(b, "mirror", f"{base}/list.smime", dn, ca)["last_error"] is None
+            changed = document.ListedImage(
+                **{**listed[0].__dict__, "kernel_boot": document.KernelBoot(
+                    **{**boot.__dict__, "cmdline": f"{boot.cmdline} loglevel=3"})}
+            )  # fmt: skip
+            (served_dir / "list.smime").write_bytes(
+                resigned(good, site_a_endorser, images=(changed,))
+            )
+            refreshed = b.post("/api/v1/image-lists/mirror/refresh").json()
+            assert refreshed["last_error"] is None, refreshed["last_error"]
+        versions = {
+            v["version"]: (v["kernel_cmdline"], v["certification"])
+            for v in b.get("/api/v1/images/mirror-tiny/versions").json()
+        }
+        assert versions == {
+            1: (manifest["kernel_cmdline"], "revoked"),
+            2: (f"{manifest['kernel_cmdline']} loglevel=3", "valid"),
+        }
+
     # A user of site B may run it (in the trusted zone), with the memory it needs.
     alice = make_user(server, "alice")
     small = alice.post("/api/v1/vms", json={"image": taken["id"], "memory_mb": 64})

@@ -83,6 +83,18 @@ def sha512_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def vouched_for(listed: document.ListedImage) -> str:
+    """What the list vouches for in one entry, as one SHA-512 (kept as the image's
+    ``list_sha512``): its disk's; for a kernel-boot image, that of its disk, kernel,
+    initrd and command line together, so that a change of any of them is a new image."""
+    boot = listed.kernel_boot
+    if boot is None:
+        return listed.sha512
+    initrd = boot.initrd.sha512 if boot.initrd else ""
+    parts = [listed.sha512, boot.kernel.sha512, initrd, boot.cmdline, str(boot.min_memory_mb)]
+    return hashlib.sha512("\n".join(parts).encode()).hexdigest()
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-._") or "image"
 
@@ -439,14 +451,14 @@ class ImageListService:
             if listed.refused is not None:
                 errors.append(f"image {listed.title!r} ({listed.identifier}): {listed.refused}")
                 continue
-            if (listed.identifier, listed.sha512) in held:
+            if (listed.identifier, vouched_for(listed)) in held:
                 continue
             try:
                 self._take(name, sub_id, listed)
             except GridvmError as exc:
                 errors.append(f"image {listed.title!r} ({listed.identifier}): {exc}")
         now = utcnow()
-        wanted = {(i.identifier, i.sha512) for i in image_list.images if i.refused is None}
+        wanted = {(i.identifier, vouched_for(i)) for i in image_list.images if i.refused is None}
         block = self.settings.block_severity
         with self.db.session() as s:
             sub = self._get(s, name)
@@ -562,7 +574,7 @@ class ImageListService:
                     source="imagelist",
                     subscription_id=sub_id,
                     list_identifier=listed.identifier,
-                    list_sha512=listed.sha512,
+                    list_sha512=vouched_for(listed),
                     owner_id=admin.id,
                     group_id=None,
                     visibility=Visibility.public.value,
