@@ -96,6 +96,9 @@ def test_export_is_signed_by_the_endorser_and_needs_an_officer(
     served = httpx.get(listed.images[0].uri)  # no token: the site publishes its list
     assert hashlib.sha512(served.content).hexdigest() == listed.images[0].sha512
     assert len(served.content) == listed.images[0].size
+    # It boots from its disk: plain HEPiX, no kernel beside it.
+    assert listed.images[0].kernel_boot is None
+    assert httpx.get(f"{listed.images[0].uri}/kernel").status_code == 404
 
     alice = make_user(site_a, "alice")
     assert alice.get("/api/v1/image-list").status_code == 403
@@ -105,6 +108,8 @@ def test_the_list_is_not_published_by_default(server: RunningServer) -> None:
     response = httpx.get(f"{server.url}/api/v1/public/image-list")
     assert response.status_code == 404
     assert "does not publish" in response.json()["message"]
+    kernel = httpx.get(f"{server.url}/api/v1/public/image-list/images/img_x/kernel")
+    assert kernel.status_code == 404 and "does not publish" in kernel.json()["message"]
 
 
 def test_subscribe_follow_and_refuse_bad_lists(
