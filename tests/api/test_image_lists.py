@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import shutil
 import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -13,6 +15,7 @@ import pytest
 
 from gridvm.common.config import ImagePolicySettings
 from gridvm.images.imagelist import document, smime
+from gridvm.store.models import Image
 from tests.api.helpers import eventually, make_qcow2, make_user, upload
 from tests.image_list_sites import (
     Endorsement,
@@ -25,6 +28,8 @@ from tests.image_list_sites import (
 )
 from tests.scanned_disks import OSV_FEED, clean_debian, keyed_debian
 from tests.servers import RunningServer, run_server
+
+STARTERS = Path(__file__).parents[2] / "build" / "starter"
 
 
 @pytest.fixture
@@ -91,6 +96,9 @@ def test_export_is_signed_by_the_endorser_and_needs_an_officer(
     served = httpx.get(listed.images[0].uri)  # no token: the site publishes its list
     assert hashlib.sha512(served.content).hexdigest() == listed.images[0].sha512
     assert len(served.content) == listed.images[0].size
+    # It boots from its disk: plain HEPiX, no kernel beside it.
+    assert listed.images[0].kernel_boot is None
+    assert httpx.get(f"{listed.images[0].uri}/kernel").status_code == 404
 
     alice = make_user(site_a, "alice")
     assert alice.get("/api/v1/image-list").status_code == 403
@@ -100,6 +108,8 @@ def test_the_list_is_not_published_by_default(server: RunningServer) -> None:
     response = httpx.get(f"{server.url}/api/v1/public/image-list")
     assert response.status_code == 404
     assert "does not publish" in response.json()["message"]
+    kernel = httpx.get(f"{server.url}/api/v1/public/image-list/images/img_x/kernel")
+    assert kernel.status_code == 404 and "does not publish" in kernel.json()["message"]
 
 
 def test_subscribe_follow_and_refuse_bad_lists(
@@ -302,3 +312,124 @@ def test_a_listed_image_carrying_credentials_is_not_certified_here(
     assert "'sitea-keyed' is not certified here: it carries credentials" in str(sub["last_error"])
     taken = _from_list(server.client())["sitea-keyed"]
     assert taken["trust"] == "user"
+
+
+def _boot_files(site: RunningServer, image_id: str) -> tuple[str | None, str | None]:
+    """The kernel and initrd blobs an image boots with (not in the API's answers)."""
+    with site.services.db.session() as s:
+        image = s.get_one(Image, image_id)
+        return image.kernel_digest, image.initrd_digest
+
+
+def _signed_list(body: dict[str, object], by: Endorsement) -> bytes:
+    content = json.dumps(body, indent=2, sort_keys=True).encode() + b"\n"
+    return smime.sign(content, by.signer.cert_pem, by.signer.key_pem)
+
+
+def test_kernel_boot_images_travel_with_their_kernel_and_initrd(
+    server: RunningServer, site_a_endorser: Endorsement, tmp_path: Path
+) -> None:
+    if not (STARTERS / "tiny" / "manifest.json").exists():
+        pytest.skip("the tiny starter image is not built (make install)")
+    starters = tmp_path / "starters"
+    shutil.copytree(STARTERS / "tiny", starters / "tiny")
+    manifest = json.loads((starters / "tiny" / "manifest.json").read_text())
+    cert, key, _ = site_a_endorser.write(tmp_path / "site-a-pki")
+    settings = ImagePolicySettings(publish_image_list=True, endorser_cert=cert, endorser_key=key)
+    b = server.client()
+    with run_server(tmp_path / "site-a", images=settings, starter_dir=starters) as site_a:
+        # Site A lists its tiny template (a site image booted with a kernel and initrd).
+        tiny = next(i for i in site_a.client().get("/api/v1/images").json() if i["name"] == "tiny")
+        assert tiny["boot_mode"] == "kernel"
+        public_url = f"{site_a.url}/api/v1/public/image-list"
+        good = httpx.get(public_url).content
+        listed = document.parse(signed_content(good)).images
+        assert [i.title for i in listed] == ["tiny"]
+        boot = listed[0].kernel_boot
+        assert boot is not None and boot.initrd is not None
+        assert (boot.cmdline, boot.min_memory_mb) == (manifest["kernel_cmdline"], 128)
+        assert boot.kernel.uri == f"{listed[0].uri}/kernel"
+        for part, file in (("vmlinuz", boot.kernel), ("initrd.img", boot.initrd)):
+            served = httpx.get(file.uri)  # no token, like the disk
+            assert served.content == (starters / "tiny" / part).read_bytes()
+            assert (hashlib.sha512(served.content).hexdigest(), len(served.content)) == (
+                file.sha512, file.size,
+            )  # fmt: skip
+
+        dn, ca = site_a_endorser.dn, site_a_endorser.ca.cert_pem
+        served_dir = tmp_path / "served"
+        served_dir.mkdir()
+        before = {p for p in (server.data_dir / "images").rglob("*") if p.is_file()}
+        with file_server(served_dir) as base:
+            # A kernel changed on the way (same size, one byte): nothing of the image kept.
+            kernel = bytearray((starters / "tiny" / "vmlinuz").read_bytes())
+            kernel[4096] ^= 0xFF
+            (served_dir / "vmlinuz").write_bytes(kernel)
+            swapped = document.KernelBoot(
+                **{**boot.__dict__, "kernel": document.BootFile(**{
+                    **boot.kernel.__dict__, "uri": f"{base}/vmlinuz"})}
+            )  # fmt: skip
+            bad_image = document.ListedImage(**{**listed[0].__dict__, "kernel_boot": swapped})
+            (served_dir / "bad.smime").write_bytes(
+                resigned(good, site_a_endorser, images=(bad_image,))
+            )
+            bad = _subscribe(b, "bad", f"{base}/bad.smime", dn, ca)
+            assert "the kernel download" in str(bad["last_error"])
+            assert "does not match the list's kernel SHA-512" in str(bad["last_error"])
+            assert bad["images"] == 0
+
+            # An entry naming a kernel but no initrd checksum: refused, and said why.
+            body = json.loads(signed_content(good))
+            body["hv:imagelist"]["dc:identifier"] = "7c1d2e3f-4a5b-5c6d-8e9f-0a1b2c3d4e5f"
+            del body["hv:imagelist"]["hv:images"][0]["hv:image"]["gridvm:initrd_sha512"]
+            (served_dir / "partial.smime").write_bytes(_signed_list(body, site_a_endorser))
+            partial = _subscribe(b, "partial", f"{base}/partial.smime", dn, ca)
+            assert "'kernel' but it lacks gridvm:initrd_sha512" in str(partial["last_error"])
+            assert partial["images"] == 0
+        after = {p for p in (server.data_dir / "images").rglob("*") if p.is_file()}
+        assert after == before
+
+        # The list as published: the image arrives with its kernel, initrd and command line.
+        sub = _subscribe(b, "sitea", public_url, dn, ca)
+        assert sub["last_error"] is None, sub["last_error"]
+        assert (sub["images"], sub["certified"]) == (1, 1)
+        taken = _from_list(b)["sitea-tiny"]
+        assert (taken["boot_mode"], taken["trust"], taken["certification"]) == (
+            "kernel", "certified", "valid",
+        )  # fmt: skip
+        assert (taken["kernel_cmdline"], taken["min_memory_mb"]) == (
+            manifest["kernel_cmdline"],
+            128,
+        )
+        assert _boot_files(server, str(taken["id"])) == _boot_files(site_a, tiny["id"])
+
+        # The publisher changes the command line (same disk): that is a new image here, and
+        # the one booted the old way is de-listed.
+        with file_server(served_dir) as base:
+            (served_dir / "list.smime").write_bytes(good)
+            assert _subscribe(b, "mirror", f"{base}/list.smime", dn, ca)["last_error"] is None
+            changed = document.ListedImage(
+                **{**listed[0].__dict__, "kernel_boot": document.KernelBoot(
+                    **{**boot.__dict__, "cmdline": f"{boot.cmdline} loglevel=3"})}
+            )  # fmt: skip
+            (served_dir / "list.smime").write_bytes(
+                resigned(good, site_a_endorser, images=(changed,))
+            )
+            refreshed = b.post("/api/v1/image-lists/mirror/refresh").json()
+            assert refreshed["last_error"] is None, refreshed["last_error"]
+        versions = {
+            v["version"]: (v["kernel_cmdline"], v["certification"])
+            for v in b.get("/api/v1/images/mirror-tiny/versions").json()
+        }
+        assert versions == {
+            1: (manifest["kernel_cmdline"], "revoked"),
+            2: (f"{manifest['kernel_cmdline']} loglevel=3", "valid"),
+        }
+
+    # A user of site B may run it (in the trusted zone), with the memory it needs.
+    alice = make_user(server, "alice")
+    small = alice.post("/api/v1/vms", json={"image": taken["id"], "memory_mb": 64})
+    assert small.status_code == 422 and "needs at least 128 MiB" in small.json()["message"]
+    run = alice.post("/api/v1/vms", json={"image": taken["id"], "memory_mb": 128})
+    assert run.status_code == 201, run.text
+    assert run.json()["vms"][0]["zone"] == "trusted"

@@ -1,7 +1,9 @@
 """Signed HEPiX image lists: export this site's, follow other sites'.
 
 Export: the site's public ``site`` and ``certified`` images, as a list signed by
-the site's endorser (configured, or made in the data dir on first use).
+the site's endorser (configured, or made in the data dir on first use). Images
+booted with a kernel and initrd carry them in the list's gridvm extension (see
+``imagelist.document``), served next to the disk.
 
 Subscribe/refresh: fetch the list, verify its signature against the
 subscription's CA, check the signer is the subscription's endorser DN and the
@@ -10,6 +12,8 @@ checked, stored like an upload) and register them as public images, certified
 by the list until it expires. Images the list no longer names lose that
 certification. A list that fails any check changes nothing (but an expired list
 ends the certifications it gave), and the reason is kept in ``last_error``.
+A kernel-boot image's kernel and initrd are downloaded and checked like its disk;
+an entry whose gridvm boot fields are unusable is not taken (the reason is kept).
 """
 
 from __future__ import annotations
@@ -24,17 +28,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Literal
 
 import httpx
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from gridvm.common.config import ServerConfig
 from gridvm.common.errors import Conflict, GridvmError, InvalidInput, NotFound
 from gridvm.common.names import new_id, validate_name
-from gridvm.images.blobstore import BlobStore
+from gridvm.images.blobstore import BlobStore, StagedBlob
 from gridvm.images.digests import file_hexdigest
 from gridvm.images.imagelist import document, endorser, smime
 from gridvm.images.ingest import ingest_image
@@ -69,6 +74,19 @@ MAX_LIST_BYTES = 16 * 1024 * 1024
 FETCH_TIMEOUT_S = 60.0
 CHUNK = 1024 * 1024
 PUBLIC_PREFIX = "/api/v1/public/image-list"
+BootPart = Literal["disk", "kernel", "initrd"]
+
+
+def vouched_for(listed: document.ListedImage) -> str:
+    """What the list vouches for in one entry, as one SHA-512 (kept as the image's
+    ``list_sha512``): its disk's; for a kernel-boot image, that of its disk, kernel,
+    initrd and command line together, so that a change of any of them is a new image."""
+    boot = listed.kernel_boot
+    if boot is None:
+        return listed.sha512
+    initrd = boot.initrd.sha512 if boot.initrd else ""
+    parts = [listed.sha512, boot.kernel.sha512, initrd, boot.cmdline, str(boot.min_memory_mb)]
+    return hashlib.sha512("\n".join(parts).encode()).hexdigest()
 
 
 def _slug(text: str) -> str:
@@ -123,6 +141,27 @@ class ImageListService:
             s.flush()
         return image.sha512
 
+    def _boot_file(self, digest: str, uri: str) -> document.BootFile:
+        path = self.blobs.path_of(digest)
+        return document.BootFile(
+            uri=uri, sha512=file_hexdigest(path, "sha512"), size=path.stat().st_size
+        )
+
+    def _kernel_boot(self, image: Image, uri: str) -> document.KernelBoot | None:
+        """The list's gridvm boot fields of ``image`` (None: it boots from its disk)."""
+        if image.boot_mode != BootMode.kernel.value or image.kernel_digest is None:
+            return None
+        return document.KernelBoot(
+            kernel=self._boot_file(image.kernel_digest, f"{uri}/kernel"),
+            initrd=(
+                self._boot_file(image.initrd_digest, f"{uri}/initrd")
+                if image.initrd_digest
+                else None
+            ),
+            cmdline=image.kernel_cmdline or "",
+            min_memory_mb=image.min_memory_mb,
+        )
+
     def export(self, who: Principal | None) -> Signed:
         """The site's list, signed. ``who`` None: the published list (no caller)."""
         if who is not None:
@@ -141,9 +180,6 @@ class ImageListService:
                 select(Image)
                 .where(Image.visibility == Visibility.public.value)
                 .where(Image.trust.in_([TrustClass.site.value, TrustClass.certified.value]))
-                # A list carries self-contained disks: not images booted with a kernel
-                # and initrd kept beside them.
-                .where(Image.boot_mode == BootMode.disk.value)
                 .order_by(Image.name, Image.version)
             )
             for image in s.scalars(query).unique().all():
@@ -151,6 +187,7 @@ class ImageListService:
                 if standing.image_class == TrustClass.user:
                     continue
                 inspection = s.get(ImageInspection, image.id)
+                uri = f"{self.base_url}{PUBLIC_PREFIX}/images/{image.id}"
                 listed.append(
                     document.ListedImage(
                         identifier=str(uuid.uuid5(uuid.NAMESPACE_URL, f"gridvm:{image.id}")),
@@ -158,10 +195,11 @@ class ImageListService:
                         description=f"{image.name} v{image.version} ({standing.image_class})",
                         sha512=self._sha512(s, image),
                         size=image.size,
-                        uri=f"{self.base_url}{PUBLIC_PREFIX}/images/{image.id}",
+                        uri=uri,
                         version=str(image.version),
                         os=(inspection.os_id if inspection else None) or image.os or "",
                         os_version=(inspection.os_version if inspection else None) or "",
+                        kernel_boot=self._kernel_boot(image, uri),
                     )
                 )
         fingerprint = cert.fingerprint(hashes.SHA256()).hex()
@@ -184,8 +222,9 @@ class ImageListService:
         message = smime.sign(document.to_json(image_list), creds.cert_pem, creds.key_pem)
         return Signed(message, image_list)
 
-    def published_image(self, image_id: str) -> Path:
-        """The stored file of an image the published list names (no caller)."""
+    def published_image(self, image_id: str, part: BootPart = "disk") -> Path:
+        """The stored disk (or kernel, or initrd) of an image the published list names
+        (no caller)."""
         if not self.settings.publish_image_list:
             raise NotFound("this site does not publish its image list")
         now = utcnow()
@@ -197,7 +236,14 @@ class ImageListService:
                 or certification_standing(image, now).image_class == TrustClass.user
             ):
                 raise NotFound(f"no listed image {image_id!r}")
-            return self.blobs.path_of(image.digest)
+            digest = {
+                "disk": image.digest,
+                "kernel": image.kernel_digest,
+                "initrd": image.initrd_digest,
+            }[part]
+            if digest is None or (part != "disk" and image.boot_mode != BootMode.kernel.value):
+                raise NotFound(f"the listed image {image_id!r} has no {part}")
+            return self.blobs.path_of(digest)
 
     # --- subscriptions ------------------------------------------------------------
     def _out(self, s: Session, sub: ImageListSubscription) -> SubscriptionOut:
@@ -398,14 +444,17 @@ class ImageListService:
                 for i in s.scalars(select(Image).where(Image.subscription_id == sub_id)).unique()
             }
         for listed in image_list.images:
-            if (listed.identifier, listed.sha512) in held:
+            if listed.refused is not None:
+                errors.append(f"image {listed.title!r} ({listed.identifier}): {listed.refused}")
+                continue
+            if (listed.identifier, vouched_for(listed)) in held:
                 continue
             try:
                 self._take(name, sub_id, listed)
             except GridvmError as exc:
                 errors.append(f"image {listed.title!r} ({listed.identifier}): {exc}")
         now = utcnow()
-        wanted = {(i.identifier, i.sha512) for i in image_list.images}
+        wanted = {(i.identifier, vouched_for(i)) for i in image_list.images if i.refused is None}
         block = self.settings.block_severity
         with self.db.session() as s:
             sub = self._get(s, name)
@@ -459,33 +508,49 @@ class ImageListService:
         image.trust = TrustClass.certified.value
 
     def _take(self, name: str, sub_id: str, listed: document.ListedImage) -> None:
-        """Download one listed image, check its SHA-512 and size, store and register it."""
+        """Download one listed image (and a kernel-boot image's kernel and initrd), check
+        each SHA-512 and size against the list, store and register it; nothing of it is
+        kept if any part fails."""
         limits = self.config.limits
         if listed.size > limits.max_upload_bytes:
             raise InvalidInput(f"it is larger ({listed.size} bytes) than the site's limit")
-        digest = hashlib.sha512()
-        received = 0
-
-        def chunks() -> Iterator[bytes]:
-            nonlocal received
-            for chunk in _stream(listed.uri, limits.max_upload_bytes):
-                digest.update(chunk)
-                received += len(chunk)
-                yield chunk
-
-        ingested = ingest_image(
-            self.blobs,
-            chunks(),
-            max_bytes=limits.max_upload_bytes,
-            max_virtual_size=limits.max_image_virtual_size,
-        )
+        boot = listed.kernel_boot
+        staged: list[StagedBlob] = []
+        stored: list[str] = []
         try:
+            # The kernel and initrd first: small, and checked before they enter the store.
+            kernel = self._receive_verified(boot.kernel, "kernel") if boot else None
+            if kernel is not None:
+                staged.append(kernel)
+            initrd = self._receive_verified(boot.initrd, "initrd") if boot and boot.initrd else None
+            if initrd is not None:
+                staged.append(initrd)
+            digest = hashlib.sha512()
+            received = 0
+
+            def chunks() -> Iterator[bytes]:
+                nonlocal received
+                for chunk in _stream(listed.uri, limits.max_upload_bytes):
+                    digest.update(chunk)
+                    received += len(chunk)
+                    yield chunk
+
+            ingested = ingest_image(
+                self.blobs,
+                chunks(),
+                max_bytes=limits.max_upload_bytes,
+                max_virtual_size=limits.max_image_virtual_size,
+            )
+            stored.append(ingested.digest)
             if digest.hexdigest() != listed.sha512 or received != listed.size:
                 raise InvalidInput(
                     f"the download ({received} bytes) does not match the list's SHA-512 and"
                     f" size ({listed.size} bytes)",
                     hint="nothing was kept; the publisher's copy or the list is wrong",
                 )
+            kernel_digest = self.blobs.add_file(kernel.path) if kernel else None
+            initrd_digest = self.blobs.add_file(initrd.path) if initrd else None
+            stored += [d for d in (kernel_digest, initrd_digest) if d]
             inspected = read_disk(self.blobs.path_of(ingested.digest))
             with self.db.session() as s:
                 admin = s.scalar(select(User).where(User.name == ADMIN_NAME))
@@ -500,7 +565,7 @@ class ImageListService:
                     source="imagelist",
                     subscription_id=sub_id,
                     list_identifier=listed.identifier,
-                    list_sha512=listed.sha512,
+                    list_sha512=vouched_for(listed),
                     owner_id=admin.id,
                     group_id=None,
                     visibility=Visibility.public.value,
@@ -510,21 +575,61 @@ class ImageListService:
                     uploaded_format=ingested.format_uploaded,
                     size=ingested.size,
                     virtual_size=ingested.virtual_size,
-                    boot_mode=BootMode.disk.value,
+                    boot_mode=(BootMode.kernel if boot else BootMode.disk).value,
+                    kernel_digest=kernel_digest,
+                    initrd_digest=initrd_digest,
+                    kernel_cmdline=boot.cmdline if boot else None,
                     os=listed.os or None,
-                    min_memory_mb=64,
+                    min_memory_mb=boot.min_memory_mb if boot else 64,
                 )
                 s.add(image)
                 s.flush()
                 store_inspection(s, image, inspected, self.vuln_feed)
             log.info("image list %s: took %s (%s)", name, listed.title, listed.identifier)
         except BaseException:
-            self._drop_unreferenced(ingested.digest)
+            for blob in staged:
+                blob.discard()
+            for stored_digest in stored:
+                self._drop_unreferenced(stored_digest)
             raise
+
+    def _receive_verified(self, file: document.BootFile, what: str) -> StagedBlob:
+        """Download a kernel or initrd into the store's tmp dir, checked against the list
+        (its SHA-512 and size); InvalidInput, and nothing kept, when it does not match."""
+        limit = self.config.limits.max_upload_bytes
+        if file.size > limit:
+            raise InvalidInput(f"its {what} is larger ({file.size} bytes) than the site's limit")
+        digest = hashlib.sha512()
+
+        def chunks() -> Iterator[bytes]:
+            # Never more than the list says: a larger download fails as it comes.
+            for chunk in _stream(file.uri, max(file.size, 1)):
+                digest.update(chunk)
+                yield chunk
+
+        staged = self.blobs.receive(chunks(), max_bytes=max(file.size, 1))
+        if digest.hexdigest() != file.sha512 or staged.size != file.size:
+            staged.discard()
+            raise InvalidInput(
+                f"the {what} download ({staged.size} bytes) does not match the list's"
+                f" {what} SHA-512 and size ({file.size} bytes)",
+                hint="nothing of the image was kept; the publisher's copy or the list is wrong",
+            )
+        return staged
 
     def _drop_unreferenced(self, digest: str) -> None:
         with self.db.session() as s:
-            used = s.scalar(select(Image.id).where(Image.digest == digest).limit(1))
+            used = s.scalar(
+                select(Image.id)
+                .where(
+                    or_(
+                        Image.digest == digest,
+                        Image.kernel_digest == digest,
+                        Image.initrd_digest == digest,
+                    )
+                )
+                .limit(1)
+            )
         if used is None and self.blobs.exists(digest):
             self.blobs.delete(digest)
 

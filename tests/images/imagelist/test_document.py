@@ -83,3 +83,106 @@ def test_not_json_or_not_a_list() -> None:
         document.parse(b"\xff\xfe")
     with pytest.raises(InvalidInput, match="no 'hv:imagelist' object"):
         document.parse(b'{"imagelist": {}}')
+
+
+KERNEL_IMAGE = document.ListedImage(
+    identifier="5f0e2d1c-7b6a-5a49-8c3d-2e1f0a9b8c7d",
+    title="tiny",
+    sha512="cd" * 64,
+    size=4321,
+    uri="https://site.example/api/v1/public/image-list/images/img_2",
+    kernel_boot=document.KernelBoot(
+        kernel=document.BootFile(
+            uri="https://site.example/api/v1/public/image-list/images/img_2/kernel",
+            sha512="ef" * 64,
+            size=14186432,
+        ),
+        initrd=document.BootFile(
+            uri="https://site.example/api/v1/public/image-list/images/img_2/initrd",
+            sha512="01" * 64,
+            size=1105347,
+        ),
+        cmdline="console=ttyS0 root=/dev/vda rw quiet",
+        min_memory_mb=128,
+    ),
+)
+KERNEL_LIST = document.ImageList(**{**LIST.__dict__, "images": (IMAGE, KERNEL_IMAGE)})
+
+
+def test_a_kernel_boot_image_carries_the_gridvm_fields_in_its_entry() -> None:
+    entries = document.to_document(KERNEL_LIST)["hv:imagelist"]["hv:images"]
+    disk, kernel = entries[0]["hv:image"], entries[1]["hv:image"]
+    assert not [k for k in disk if k.startswith("gridvm:")]  # a disk image: plain HEPiX
+    assert kernel["gridvm:boot"] == "kernel"
+    assert (kernel["gridvm:kernel_sha512"], kernel["gridvm:kernel_size"]) == ("ef" * 64, 14186432)
+    assert kernel["gridvm:initrd_uri"].endswith("/images/img_2/initrd")
+    assert kernel["gridvm:kernel_cmdline"] == "console=ttyS0 root=/dev/vda rw quiet"
+    assert kernel["gridvm:min_memory_mb"] == 128
+    back = document.parse(document.to_json(KERNEL_LIST))
+    assert back == KERNEL_LIST
+    assert back.images[1].refused is None
+
+
+def test_a_kernel_boot_image_without_initrd_reads_back() -> None:
+    boot = KERNEL_IMAGE.kernel_boot
+    assert boot is not None
+    alone = document.ListedImage(
+        **{
+            **KERNEL_IMAGE.__dict__,
+            "kernel_boot": document.KernelBoot(**{**boot.__dict__, "initrd": None}),
+        }
+    )
+    image_list = document.ImageList(**{**LIST.__dict__, "images": (alone,)})
+    entry = document.to_document(image_list)["hv:imagelist"]["hv:images"][0]["hv:image"]
+    assert "gridvm:initrd_uri" not in entry
+    assert document.parse(document.to_json(image_list)) == image_list
+
+
+def _kernel_entry_changed(change: Any) -> document.ListedImage:
+    doc = json.loads(document.to_json(KERNEL_LIST))
+    change(doc["hv:imagelist"]["hv:images"][1]["hv:image"])
+    parsed = document.parse(json.dumps(doc).encode())
+    assert parsed.images[0] == IMAGE  # the other entries stay usable
+    return parsed.images[1]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda e: e.pop("gridvm:initrd_sha512"), "it lacks gridvm:initrd_sha512"),
+        (lambda e: e.pop("gridvm:kernel_uri"), "it lacks gridvm:kernel_uri"),
+        (lambda e: e.pop("gridvm:kernel_cmdline"), "it lacks gridvm:kernel_cmdline"),
+        (
+            lambda e: e.pop("gridvm:boot"),
+            "it has gridvm:initrd_sha512, gridvm:initrd_size, gridvm:initrd_uri,"
+            " gridvm:kernel_cmdline, gridvm:kernel_sha512, gridvm:kernel_size,"
+            " gridvm:kernel_uri but no gridvm:boot 'kernel'",
+        ),
+        (lambda e: e.update({"gridvm:boot": "uefi"}), "'uefi' is not a boot mode this site"),
+        (lambda e: e.update({"gridvm:kernel_sha512": "xyz"}), "gridvm:kernel_sha512 is not a"),
+        (lambda e: e.update({"gridvm:initrd_size": -5}), "gridvm:initrd_size is not a size"),
+        (
+            lambda e: e.update({"gridvm:kernel_uri": "file:///boot/vmlinuz"}),
+            "gridvm:kernel_uri 'file:///boot/vmlinuz' is not an http(s) URL",
+        ),
+        (
+            lambda e: e.update({"gridvm:kernel_cmdline": "quiet\ninit=/bin/sh"}),
+            "gridvm:kernel_cmdline holds the character '\\n'",
+        ),
+        (
+            lambda e: e.update({"gridvm:kernel_cmdline": "quiet \x1b[2J"}),
+            "gridvm:kernel_cmdline holds the character '\\x1b'",
+        ),
+        (
+            lambda e: e.update({"gridvm:kernel_cmdline": "a" * 1025}),
+            "gridvm:kernel_cmdline is longer than 1024 characters",
+        ),
+        (lambda e: e.update({"gridvm:kernel_cmdline": 7}), "gridvm:kernel_cmdline is not text"),
+        (lambda e: e.update({"gridvm:min_memory_mb": 0}), "gridvm:min_memory_mb is not a number"),
+    ],
+)
+def test_an_unusable_kernel_entry_is_refused_with_its_reason(change: Any, message: str) -> None:
+    refused = _kernel_entry_changed(change)
+    assert refused.refused is not None
+    assert refused.refused.startswith("its gridvm boot fields are not usable: ")
+    assert message in refused.refused

@@ -1,11 +1,14 @@
 """Signed HEPiX image lists: export this site's list, subscribe to other sites' lists.
 
 ``/image-list`` (officers and admins) is the signed list; ``/public/image-list`` and
-its images answer without a token only when the site publishes its list
-(``gridvm server --publish-image-list``): other sites' subscribers fetch those.
+its images (with a kernel-boot image's ``/kernel`` and ``/initrd``) answer without a
+token only when the site publishes its list (``gridvm server --publish-image-list``):
+other sites' subscribers fetch those.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 import anyio.to_thread
 from fastapi import APIRouter, Response, status
@@ -37,6 +40,16 @@ def published_image(image_id: str, svc: Services) -> FileResponse:
     """An image the published list names, as qcow2 (404 unless the list is published)."""
     path = svc.image_lists.published_image(image_id)
     return FileResponse(path, media_type="application/octet-stream", filename=f"{image_id}.qcow2")
+
+
+@router.get("/public/image-list/images/{image_id}/{part}", response_class=FileResponse)
+def published_boot_file(
+    image_id: str, part: Literal["kernel", "initrd"], svc: Services
+) -> FileResponse:
+    """The kernel or initrd of a kernel-boot image the published list names (404 unless
+    the list is published and the image boots with one)."""
+    path = svc.image_lists.published_image(image_id, part)
+    return FileResponse(path, media_type="application/octet-stream", filename=f"{image_id}.{part}")
 
 
 @router.post("/image-lists", status_code=status.HTTP_201_CREATED)
