@@ -5,8 +5,20 @@ from pathlib import Path
 
 import pytest
 
+from gridvm.images.starter import build_tiny
 from tests.scanned_disks import OSV_FEED
 from tests.servers import RunningServer, run_server
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def starter_dir() -> Path:
+    """The starter images, with tiny built once (cached across runs in build/starter, the
+    place the Makefile builds into)."""
+    out = REPO / "build" / "starter"
+    build_tiny(out)
+    return out
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -49,7 +50,11 @@ def signed_content(message: bytes) -> bytes:
     _, _, body = message.partition(b"\n\n")
     der = base64.b64decode(body)
     start = der.index(b'{\n  "hv:imagelist"')
-    return der[start : der.rindex(b"}\n") + 2]
+    # The JSON ends where its object closes (the signature after it may hold any bytes,
+    # "}\n" too); latin-1 maps bytes one to one, and the JSON is ASCII.
+    _, length = json.JSONDecoder().raw_decode(der[start:].decode("latin-1"))
+    end = start + length
+    return der[start : end + 1] if der[end : end + 1] == b"\n" else der[start:end]
 
 
 def tampered(message: bytes, old: bytes, new: bytes) -> bytes:

@@ -26,8 +26,6 @@ from tests.postgres import new_database
 from tests.scanned_disks import OSV_FEED
 from tests.servers import RunningServer, run_server
 
-STARTERS = Path(__file__).parents[2] / "build" / "starter"
-
 
 def old_debian(tmp: Path) -> Path:
     """Debian 12 with glibc and openssl from before their security updates."""
@@ -198,10 +196,8 @@ def test_unknown_image(server: RunningServer) -> None:
     assert response.json()["message"] == "no image 'nothing'"
 
 
-def test_site_template_is_inspected(tmp_path: Path) -> None:
-    if not (STARTERS / "tiny" / "manifest.json").exists():
-        pytest.skip("the tiny starter image is not built (make install)")
-    with run_server(tmp_path / "server", starter_dir=STARTERS) as running:
+def test_site_template_is_inspected(tmp_path: Path, starter_dir: Path) -> None:
+    with run_server(tmp_path / "server", starter_dir=starter_dir) as running:
         found = inspection(running.client(), "tiny")
         assert found["state"] == "ok"
         assert found["findings"] == [] and found["package_count"] == 0

@@ -29,8 +29,6 @@ from tests.image_list_sites import (
 from tests.scanned_disks import OSV_FEED, clean_debian, keyed_debian
 from tests.servers import RunningServer, run_server
 
-STARTERS = Path(__file__).parents[2] / "build" / "starter"
-
 
 @pytest.fixture
 def site_a_endorser() -> Endorsement:
@@ -327,12 +325,10 @@ def _signed_list(body: dict[str, object], by: Endorsement) -> bytes:
 
 
 def test_kernel_boot_images_travel_with_their_kernel_and_initrd(
-    server: RunningServer, site_a_endorser: Endorsement, tmp_path: Path
+    server: RunningServer, site_a_endorser: Endorsement, tmp_path: Path, starter_dir: Path
 ) -> None:
-    if not (STARTERS / "tiny" / "manifest.json").exists():
-        pytest.skip("the tiny starter image is not built (make install)")
     starters = tmp_path / "starters"
-    shutil.copytree(STARTERS / "tiny", starters / "tiny")
+    shutil.copytree(starter_dir / "tiny", starters / "tiny")
     manifest = json.loads((starters / "tiny" / "manifest.json").read_text())
     cert, key, _ = site_a_endorser.write(tmp_path / "site-a-pki")
     settings = ImagePolicySettings(publish_image_list=True, endorser_cert=cert, endorser_key=key)

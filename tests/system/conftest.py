@@ -5,18 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from gridvm.images.starter import build_tiny
 from tests.system.cloud import Cloud, run_cloud
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="session")
-def starter_dir() -> Path:
-    """The starter images, built once (cached across runs in build/starter)."""
-    out = REPO / "build" / "starter"
-    build_tiny(out)
-    return out
 
 
 @pytest.fixture

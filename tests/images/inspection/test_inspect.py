@@ -230,10 +230,8 @@ def test_time_budget_stops_the_inspection(tmp_path: Path) -> None:
     no_leftovers()
 
 
-def test_the_tiny_starter_template() -> None:
-    disk = Path(__file__).parents[3] / "build" / "starter" / "tiny" / "disk.qcow2"
-    if not disk.exists():
-        pytest.skip("the tiny starter image is not built (make install)")
+def test_the_tiny_starter_template(starter_dir: Path) -> None:
+    disk = starter_dir / "tiny" / "disk.qcow2"
     found = inspect_disk(disk)
     assert found.state == "ok"
     assert found.packages == [] and found.findings == []  # busybox: no package database
