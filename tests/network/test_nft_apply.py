@@ -1,0 +1,274 @@
+"""Apply the rendered rule set with real nft in network namespaces this test creates.
+
+Layout (all namespaces made here and deleted afterwards, even on failure)::
+
+    [vm] eth0 10.77.0.2 ── gvt-vm1 ─[bridge gvbr-t 10.77.0.1]─ (host)
+    (host) up0 192.0.2.1 ── eth0 192.0.2.10 [target]
+
+The "host" namespace runs the gridvm tables; the "target" namespace listens on
+an allowed and a not-allowed TCP port, and knows a route back to the VM subnet
+so that an inbound connection attempt would get through without the rules.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Network
+
+import pytest
+
+from gridvm.common.errors import ToolFailed
+from gridvm.network.nft import Nft
+from gridvm.network.ruleset import HostNetwork, VmNet, Zone, render
+from gridvm.network.whitelist import parse_entries
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("nft") or not shutil.which("ip"),
+    reason="needs root, nft and ip (network namespaces)",
+)
+
+VM_MAC = "52:54:00:4d:00:02"
+ALLOWED_PORT = 8080
+BLOCKED_PORT = 8081
+VM_PORT = 9000
+HOST_PORT = 9100  # a service on the host that VMs must not reach
+DNS_PORT = 53  # the site lets VMs use DNS on the gateway
+
+# A listener that accepts and closes connections on the ports given as arguments.
+LISTENER = """
+import socket, sys, threading
+def serve(port):
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", port)); s.listen(16)
+    while True:
+        c, _ = s.accept(); c.sendall(b"hi"); c.close()
+for p in sys.argv[1:]:
+    threading.Thread(target=serve, args=(int(p),), daemon=True).start()
+print("ready", flush=True)
+threading.Event().wait()
+"""
+
+# Connect (optionally from a given source address); exit 0 if the listener answered.
+CONNECT = """
+import socket, sys
+host, port, source = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+s = socket.socket(); s.settimeout(1.0)
+if source:
+    s.bind((source, 0))
+try:
+    s.connect((host, port)); sys.exit(0 if s.recv(2) == b"hi" else 1)
+except OSError:
+    sys.exit(1)
+"""
+
+
+@dataclass
+class Bed:
+    host: str
+    vm: str
+    target: str
+    nft: Nft
+
+    def connects(self, ns: str, address: str, port: int, source: str = "") -> bool:
+        argv = [
+            "ip",
+            "netns",
+            "exec",
+            ns,
+            sys.executable,
+            "-c",
+            CONNECT,
+            address,
+            str(port),
+            source,
+        ]
+        return subprocess.run(argv, capture_output=True, timeout=10, check=False).returncode == 0
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=10)
+
+
+def _in(ns: str, *argv: str) -> None:
+    subprocess.run(["ip", "netns", "exec", ns, *argv], check=True, capture_output=True, timeout=10)
+
+
+def _listen(ns: str, *ports: int) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        ["ip", "netns", "exec", ns, sys.executable, "-c", LISTENER, *map(str, ports)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    return proc
+
+
+@pytest.fixture
+def bed() -> Iterator[Bed]:
+    tag = uuid.uuid4().hex[:6]
+    host, vm, target = f"gvh-{tag}", f"gvv-{tag}", f"gvx-{tag}"
+    procs: list[subprocess.Popen[str]] = []
+    made: list[str] = []
+    try:
+        for ns in (host, vm, target):
+            _ip("netns", "add", ns)
+            made.append(ns)
+            _in(ns, "ip", "link", "set", "lo", "up")
+        # VM side: a veth pair standing in for the tap, its host end on the zone bridge.
+        _in(host, "ip", "link", "add", "gvbr-t", "type", "bridge")
+        _in(host, "ip", "addr", "add", "10.77.0.1/24", "dev", "gvbr-t")
+        _in(
+            host,
+            "ip",
+            "link",
+            "add",
+            "gvt-vm1",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            vm,
+        )
+        _in(host, "ip", "link", "set", "gvt-vm1", "master", "gvbr-t")
+        _in(vm, "ip", "link", "set", "eth0", "address", VM_MAC)
+        _in(vm, "ip", "addr", "add", "10.77.0.2/24", "dev", "eth0")
+        # The uplink to the "outside" (the target namespace).
+        _in(
+            host,
+            "ip",
+            "link",
+            "add",
+            "up0",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            target,
+        )
+        _in(host, "ip", "addr", "add", "192.0.2.1/24", "dev", "up0")
+        _in(target, "ip", "addr", "add", "192.0.2.10/24", "dev", "eth0")
+        for ns, dev in (
+            (host, "gvbr-t"),
+            (host, "gvt-vm1"),
+            (host, "up0"),
+            (vm, "eth0"),
+            (target, "eth0"),
+        ):
+            _in(ns, "ip", "link", "set", dev, "up")
+        _in(vm, "ip", "route", "add", "default", "via", "10.77.0.1")
+        _in(target, "ip", "route", "add", "10.77.0.0/24", "via", "192.0.2.1")
+        _in(host, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
+        procs.append(_listen(target, ALLOWED_PORT, BLOCKED_PORT))
+        procs.append(_listen(vm, VM_PORT))
+        procs.append(_listen(host, HOST_PORT, DNS_PORT))
+        yield Bed(host, vm, target, Nft(prefix=("ip", "netns", "exec", host)))
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait(timeout=5)
+        for ns in made:
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=10, check=False)
+
+
+ZONE = Zone(
+    name="trusted",
+    bridge="gvbr-t",
+    subnet=IPv4Network("10.77.0.0/24"),
+    gateway=IPv4Address("10.77.0.1"),
+)
+
+
+def _state(*, other_vm_port: int = BLOCKED_PORT) -> HostNetwork:
+    return HostNetwork(
+        uplink="up0",
+        zones=(ZONE,),
+        vms=(
+            VmNet(
+                vm_id="vm-1",
+                tap="gvt-vm1",
+                mac=VM_MAC,
+                ipv4=IPv4Address("10.77.0.2"),
+                zone="trusted",
+                deployment_id="dep-1",
+                egress=parse_entries([f"192.0.2.10:{ALLOWED_PORT}"]),
+            ),
+            # A second VM (no namespace behind it) whose whitelist opens the blocked port:
+            # VM 1 pretending to be it must still be stopped, by the anti-spoofing rules.
+            VmNet(
+                vm_id="vm-2",
+                tap="gvt-vm2",
+                mac="52:54:00:4d:00:03",
+                ipv4=IPv4Address("10.77.0.3"),
+                zone="trusted",
+                deployment_id="dep-2",
+                egress=parse_entries([f"192.0.2.10:{other_vm_port}"]),
+            ),
+        ),
+    )
+
+
+def test_apply_then_read_back_the_live_tables(bed: Bed) -> None:
+    assert bed.nft.live() == {"bridge": [], "inet": []}
+    bed.nft.apply(render(_state()))
+    live = bed.nft.live()
+    chains = {item["chain"]["name"] for item in live["inet"] if "chain" in item}
+    assert {"forward", "input", "output", "postrouting", "to-gvt-vm1", "to-gvt-vm2"} <= chains
+    bridge_chains = {item["chain"]["name"] for item in live["bridge"] if "chain" in item}
+    assert {"prerouting", "forward", "from-gvt-vm1", "from-gvt-vm2"} <= bridge_chains
+    bed.nft.remove()
+    assert bed.nft.live() == {"bridge": [], "inet": []}
+
+
+def test_reapply_replaces_the_tables_and_a_bad_script_changes_nothing(bed: Bed) -> None:
+    bed.nft.apply(render(_state()))
+    bed.nft.apply(render(_state(other_vm_port=9999)))
+    text = bed.nft.live_text()
+    assert "dport 9999" in text and f"dport {BLOCKED_PORT}" not in text
+    assert text.count("table inet gridvm") == 1 and text.count("chain to-gvt-vm2") == 1
+    with pytest.raises(ToolFailed, match="nft could not check"):
+        bed.nft.apply(render(_state()) + "table inet gridvm { chain x { bogus } }\n")
+    assert bed.nft.live_text() == text
+
+
+def test_packets_follow_the_rules(bed: Bed) -> None:
+    # Without rules everything gets through: the checks below are not vacuous.
+    assert bed.connects(bed.target, "10.77.0.2", VM_PORT)
+    assert bed.connects(bed.vm, "192.0.2.10", BLOCKED_PORT)
+    assert bed.connects(bed.vm, "10.77.0.1", HOST_PORT)
+
+    started = time.monotonic()
+    bed.nft.apply(render(_state()))
+    assert bed.connects(bed.vm, "192.0.2.10", ALLOWED_PORT), "whitelisted egress is blocked"
+    assert not bed.connects(bed.vm, "192.0.2.10", BLOCKED_PORT), "egress off the whitelist got out"
+    assert not bed.connects(bed.target, "10.77.0.2", VM_PORT), "inbound connection reached the VM"
+    assert not bed.connects(bed.host, "10.77.0.2", VM_PORT), (
+        "the host opened a connection to the VM"
+    )
+    assert not bed.connects(bed.vm, "10.77.0.1", HOST_PORT), "the VM reached a host service"
+    assert not bed.connects(bed.vm, "192.0.2.1", HOST_PORT), "the VM reached the host's uplink"
+    assert bed.connects(bed.vm, "10.77.0.1", DNS_PORT), "DNS on the gateway is blocked"
+
+    # Spoofing: VM 1 sends as VM 2 (whose whitelist allows BLOCKED_PORT) ...
+    _in(bed.vm, "ip", "addr", "add", "10.77.0.3/32", "dev", "eth0")
+    assert not bed.connects(bed.vm, "192.0.2.10", BLOCKED_PORT, source="10.77.0.3")
+    # ... and from a foreign MAC with its own address.
+    _in(bed.vm, "ip", "link", "set", "eth0", "address", "52:54:00:4d:00:99")
+    _in(bed.host, "ip", "neigh", "flush", "all")
+    assert not bed.connects(bed.vm, "192.0.2.10", ALLOWED_PORT), "a foreign MAC got out"
+
+    # Control: without the bridge table (anti-spoofing) both would have got out.
+    _in(bed.host, "nft", "delete", "table", "bridge", "gridvm")
+    assert bed.connects(bed.vm, "192.0.2.10", ALLOWED_PORT)
+    assert bed.connects(bed.vm, "192.0.2.10", BLOCKED_PORT, source="10.77.0.3")
+    assert time.monotonic() - started < 30
