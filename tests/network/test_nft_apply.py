@@ -2,7 +2,8 @@
 
 Layout (all namespaces made here and deleted afterwards, even on failure)::
 
-    [vm] eth0 10.77.0.2 ── gvt-vm1 ─[bridge gvbr-t 10.77.0.1]─ (host)
+    [vm]  eth0 10.77.0.2 ── gvt-vm1 ─[bridge gvbr-t 10.77.0.1]─ (host)
+    [vm2] eth0 10.77.0.3 ── gvt-vm2 ─┘
     (host) up0 192.0.2.1 ── eth0 192.0.2.10 [target]
 
 The "host" namespace runs the gridvm tables; the "target" namespace listens on
@@ -35,6 +36,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 VM_MAC = "52:54:00:4d:00:02"
+VM2_MAC = "52:54:00:4d:00:03"
 ALLOWED_PORT = 8080
 BLOCKED_PORT = 8081
 VM_PORT = 9000
@@ -73,6 +75,7 @@ except OSError:
 class Bed:
     host: str
     vm: str
+    vm2: str
     target: str
     nft: Nft
 
@@ -110,37 +113,31 @@ def _listen(ns: str, *ports: int) -> subprocess.Popen[str]:
     return proc
 
 
+def _attach_vm(host: str, ns: str, tap: str, mac: str, address: str) -> None:
+    """A veth pair standing in for the VM's tap: host end on the zone bridge, eth0 in ``ns``."""
+    _in(host, "ip", "link", "add", tap, "type", "veth", "peer", "name", "eth0", "netns", ns)
+    _in(host, "ip", "link", "set", tap, "master", "gvbr-t", "up")
+    _in(ns, "ip", "link", "set", "eth0", "address", mac, "up")
+    _in(ns, "ip", "addr", "add", f"{address}/24", "dev", "eth0")
+    _in(ns, "ip", "route", "add", "default", "via", "10.77.0.1")
+
+
 @pytest.fixture
 def bed() -> Iterator[Bed]:
     tag = uuid.uuid4().hex[:6]
-    host, vm, target = f"gvh-{tag}", f"gvv-{tag}", f"gvx-{tag}"
+    host, vm, vm2, target = (f"gv{kind}-{tag}" for kind in "hvwx")
     procs: list[subprocess.Popen[str]] = []
     made: list[str] = []
     try:
-        for ns in (host, vm, target):
+        for ns in (host, vm, vm2, target):
             _ip("netns", "add", ns)
             made.append(ns)
             _in(ns, "ip", "link", "set", "lo", "up")
-        # VM side: a veth pair standing in for the tap, its host end on the zone bridge.
         _in(host, "ip", "link", "add", "gvbr-t", "type", "bridge")
         _in(host, "ip", "addr", "add", "10.77.0.1/24", "dev", "gvbr-t")
-        _in(
-            host,
-            "ip",
-            "link",
-            "add",
-            "gvt-vm1",
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "eth0",
-            "netns",
-            vm,
-        )
-        _in(host, "ip", "link", "set", "gvt-vm1", "master", "gvbr-t")
-        _in(vm, "ip", "link", "set", "eth0", "address", VM_MAC)
-        _in(vm, "ip", "addr", "add", "10.77.0.2/24", "dev", "eth0")
+        _in(host, "ip", "link", "set", "gvbr-t", "up")
+        _attach_vm(host, vm, "gvt-vm1", VM_MAC, "10.77.0.2")
+        _attach_vm(host, vm2, "gvt-vm2", VM2_MAC, "10.77.0.3")
         # The uplink to the "outside" (the target namespace).
         _in(
             host,
@@ -157,22 +154,16 @@ def bed() -> Iterator[Bed]:
             target,
         )
         _in(host, "ip", "addr", "add", "192.0.2.1/24", "dev", "up0")
+        _in(host, "ip", "link", "set", "up0", "up")
         _in(target, "ip", "addr", "add", "192.0.2.10/24", "dev", "eth0")
-        for ns, dev in (
-            (host, "gvbr-t"),
-            (host, "gvt-vm1"),
-            (host, "up0"),
-            (vm, "eth0"),
-            (target, "eth0"),
-        ):
-            _in(ns, "ip", "link", "set", dev, "up")
-        _in(vm, "ip", "route", "add", "default", "via", "10.77.0.1")
+        _in(target, "ip", "link", "set", "eth0", "up")
         _in(target, "ip", "route", "add", "10.77.0.0/24", "via", "192.0.2.1")
         _in(host, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
         procs.append(_listen(target, ALLOWED_PORT, BLOCKED_PORT))
         procs.append(_listen(vm, VM_PORT))
+        procs.append(_listen(vm2, VM_PORT))
         procs.append(_listen(host, HOST_PORT, DNS_PORT))
-        yield Bed(host, vm, target, Nft(prefix=("ip", "netns", "exec", host)))
+        yield Bed(host, vm, vm2, target, Nft(prefix=("ip", "netns", "exec", host)))
     finally:
         for proc in procs:
             proc.kill()
@@ -189,7 +180,9 @@ ZONE = Zone(
 )
 
 
-def _state(*, other_vm_port: int = BLOCKED_PORT) -> HostNetwork:
+def _state(
+    *, other_vm_port: int = BLOCKED_PORT, vm2_deployment: str = "dep-1", vm_to_vm: bool = False
+) -> HostNetwork:
     return HostNetwork(
         uplink="up0",
         zones=(ZONE,),
@@ -202,16 +195,26 @@ def _state(*, other_vm_port: int = BLOCKED_PORT) -> HostNetwork:
                 zone="trusted",
                 deployment_id="dep-1",
                 egress=parse_entries([f"192.0.2.10:{ALLOWED_PORT}"]),
+                vm_to_vm=vm_to_vm,
             ),
-            # A second VM (no namespace behind it) whose whitelist opens the blocked port:
-            # VM 1 pretending to be it must still be stopped, by the anti-spoofing rules.
             VmNet(
                 vm_id="vm-2",
                 tap="gvt-vm2",
-                mac="52:54:00:4d:00:03",
+                mac=VM2_MAC,
                 ipv4=IPv4Address("10.77.0.3"),
                 zone="trusted",
-                deployment_id="dep-2",
+                deployment_id=vm2_deployment,
+                vm_to_vm=vm_to_vm,
+            ),
+            # A third VM (no namespace behind it) whose whitelist opens the blocked port:
+            # VM 1 pretending to be it must still be stopped, by the anti-spoofing rules.
+            VmNet(
+                vm_id="vm-3",
+                tap="gvt-vm3",
+                mac="52:54:00:4d:00:04",
+                ipv4=IPv4Address("10.77.0.4"),
+                zone="trusted",
+                deployment_id="dep-3",
                 egress=parse_entries([f"192.0.2.10:{other_vm_port}"]),
             ),
         ),
@@ -223,9 +226,9 @@ def test_apply_then_read_back_the_live_tables(bed: Bed) -> None:
     bed.nft.apply(render(_state()))
     live = bed.nft.live()
     chains = {item["chain"]["name"] for item in live["inet"] if "chain" in item}
-    assert {"forward", "input", "output", "postrouting", "to-gvt-vm1", "to-gvt-vm2"} <= chains
+    assert {"forward", "input", "output", "postrouting", "to-gvt-vm1", "to-gvt-vm3"} <= chains
     bridge_chains = {item["chain"]["name"] for item in live["bridge"] if "chain" in item}
-    assert {"prerouting", "forward", "from-gvt-vm1", "from-gvt-vm2"} <= bridge_chains
+    assert {"prerouting", "forward", "from-gvt-vm1", "from-gvt-vm3"} <= bridge_chains
     bed.nft.remove()
     assert bed.nft.live() == {"bridge": [], "inet": []}
 
@@ -235,7 +238,7 @@ def test_reapply_replaces_the_tables_and_a_bad_script_changes_nothing(bed: Bed) 
     bed.nft.apply(render(_state(other_vm_port=9999)))
     text = bed.nft.live_text()
     assert "dport 9999" in text and f"dport {BLOCKED_PORT}" not in text
-    assert text.count("table inet gridvm") == 1 and text.count("chain to-gvt-vm2") == 1
+    assert text.count("table inet gridvm") == 1 and text.count("chain to-gvt-vm3") == 1
     with pytest.raises(ToolFailed, match="nft could not check"):
         bed.nft.apply(render(_state()) + "table inet gridvm { chain x { bogus } }\n")
     assert bed.nft.live_text() == text
@@ -259,9 +262,9 @@ def test_packets_follow_the_rules(bed: Bed) -> None:
     assert not bed.connects(bed.vm, "192.0.2.1", HOST_PORT), "the VM reached the host's uplink"
     assert bed.connects(bed.vm, "10.77.0.1", DNS_PORT), "DNS on the gateway is blocked"
 
-    # Spoofing: VM 1 sends as VM 2 (whose whitelist allows BLOCKED_PORT) ...
-    _in(bed.vm, "ip", "addr", "add", "10.77.0.3/32", "dev", "eth0")
-    assert not bed.connects(bed.vm, "192.0.2.10", BLOCKED_PORT, source="10.77.0.3")
+    # Spoofing: VM 1 sends as VM 3 (whose whitelist allows BLOCKED_PORT) ...
+    _in(bed.vm, "ip", "addr", "add", "10.77.0.4/32", "dev", "eth0")
+    assert not bed.connects(bed.vm, "192.0.2.10", BLOCKED_PORT, source="10.77.0.4")
     # ... and from a foreign MAC with its own address.
     _in(bed.vm, "ip", "link", "set", "eth0", "address", "52:54:00:4d:00:99")
     _in(bed.host, "ip", "neigh", "flush", "all")
@@ -270,5 +273,24 @@ def test_packets_follow_the_rules(bed: Bed) -> None:
     # Control: without the bridge table (anti-spoofing) both would have got out.
     _in(bed.host, "nft", "delete", "table", "bridge", "gridvm")
     assert bed.connects(bed.vm, "192.0.2.10", ALLOWED_PORT)
-    assert bed.connects(bed.vm, "192.0.2.10", BLOCKED_PORT, source="10.77.0.3")
+    assert bed.connects(bed.vm, "192.0.2.10", BLOCKED_PORT, source="10.77.0.4")
     assert time.monotonic() - started < 30
+
+
+def test_vms_talk_only_within_their_deployment_and_when_asked(bed: Bed) -> None:
+    assert bed.connects(bed.vm, "10.77.0.3", VM_PORT)  # control: the bridge itself is open
+
+    bed.nft.apply(render(_state(vm_to_vm=False)))
+    assert not bed.connects(bed.vm, "10.77.0.3", VM_PORT), "VM-to-VM without asking"
+    assert not bed.connects(bed.vm2, "10.77.0.2", VM_PORT), "VM-to-VM without asking"
+    # The bridge table alone keeps them apart, even where bridged frames skip the inet hooks.
+    _in(bed.host, "sysctl", "-q", "-w", "net.bridge.bridge-nf-call-iptables=0")
+    assert not bed.connects(bed.vm, "10.77.0.3", VM_PORT), "VM-to-VM without br_netfilter"
+    _in(bed.host, "sysctl", "-q", "-w", "net.bridge.bridge-nf-call-iptables=1")
+
+    bed.nft.apply(render(_state(vm_to_vm=True, vm2_deployment="dep-2")))
+    assert not bed.connects(bed.vm, "10.77.0.3", VM_PORT), "VM-to-VM across deployments"
+
+    bed.nft.apply(render(_state(vm_to_vm=True)))
+    assert bed.connects(bed.vm, "10.77.0.3", VM_PORT), "same deployment, asked, is blocked"
+    assert bed.connects(bed.vm2, "10.77.0.2", VM_PORT), "same deployment, asked, is blocked"
