@@ -42,6 +42,8 @@ BLOCKED_PORT = 8081
 VM_PORT = 9000
 HOST_PORT = 9100  # a service on the host that VMs must not reach
 DNS_PORT = 53  # the site lets VMs use DNS on the gateway
+UDP_PORT = 5300  # whitelisted for UDP: a reply from source port 67 (DHCP server) must not pass
+ETHERTYPE = 0x88B5  # "local experimental": a non-IP frame a VM must not send
 
 # A listener that accepts and closes connections on the ports given as arguments.
 LISTENER = """
@@ -71,6 +73,47 @@ except OSError:
 """
 
 
+# Echo UDP datagrams on the port given.
+UDP_ECHO = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("0.0.0.0", int(sys.argv[1])))
+print("ready", flush=True)
+while True:
+    data, peer = s.recvfrom(64); s.sendto(data, peer)
+"""
+
+# Send one UDP datagram from a source port; exit 0 if it came back.
+UDP_SEND = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(1.0)
+s.bind(("0.0.0.0", int(sys.argv[3]))); s.sendto(b"ping", (sys.argv[1], int(sys.argv[2])))
+try:
+    sys.exit(0 if s.recvfrom(64)[0] == b"ping" else 1)
+except OSError:
+    sys.exit(1)
+"""
+
+# Wait for one raw frame of ETHERTYPE on eth0 (exit 0) or time out (exit 1).
+FRAME_RECEIVE = """
+import socket, sys
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(int(sys.argv[1])))
+s.bind(("eth0", 0)); s.settimeout(1.5)
+print("ready", flush=True)
+try:
+    sys.exit(0 if b"gridvm-test" in s.recv(2048) else 1)
+except OSError:
+    sys.exit(1)
+"""
+
+# Broadcast one raw frame of ETHERTYPE from eth0.
+FRAME_SEND = """
+import socket, sys
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW); s.bind(("eth0", 0))
+src = bytes.fromhex(open("/sys/class/net/eth0/address").read().strip().replace(":", ""))
+s.send(b"\\xff" * 6 + src + int(sys.argv[1]).to_bytes(2, "big") + b"gridvm-test".ljust(46))
+"""
+
+
 @dataclass
 class Bed:
     host: str
@@ -94,6 +137,28 @@ class Bed:
         ]
         return subprocess.run(argv, capture_output=True, timeout=10, check=False).returncode == 0
 
+    def udp_echoes(self, sport: int) -> bool:
+        argv = [*self._py(self.vm, UDP_SEND), "192.0.2.10", str(UDP_PORT), str(sport)]
+        return subprocess.run(argv, capture_output=True, timeout=10, check=False).returncode == 0
+
+    def frame_arrives(self) -> bool:
+        """Does a non-IP broadcast frame sent by the VM reach the other VM?"""
+        receiver = subprocess.Popen(
+            [*self._py(self.vm2, FRAME_RECEIVE), str(ETHERTYPE)], stdout=subprocess.PIPE, text=True
+        )
+        try:
+            assert receiver.stdout is not None and receiver.stdout.readline().strip() == "ready"
+            send = [*self._py(self.vm, FRAME_SEND), str(ETHERTYPE)]
+            subprocess.run(send, check=True, capture_output=True, timeout=10)
+            return receiver.wait(timeout=10) == 0
+        finally:
+            receiver.kill()
+            receiver.wait(timeout=5)
+
+    @staticmethod
+    def _py(ns: str, code: str) -> list[str]:
+        return ["ip", "netns", "exec", ns, sys.executable, "-c", code]
+
 
 def _ip(*args: str) -> None:
     subprocess.run(["ip", *args], check=True, capture_output=True, timeout=10)
@@ -103,9 +168,9 @@ def _in(ns: str, *argv: str) -> None:
     subprocess.run(["ip", "netns", "exec", ns, *argv], check=True, capture_output=True, timeout=10)
 
 
-def _listen(ns: str, *ports: int) -> subprocess.Popen[str]:
+def _listen(ns: str, *ports: int, code: str = LISTENER) -> subprocess.Popen[str]:
     proc = subprocess.Popen(
-        ["ip", "netns", "exec", ns, sys.executable, "-c", LISTENER, *map(str, ports)],
+        ["ip", "netns", "exec", ns, sys.executable, "-c", code, *map(str, ports)],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -163,6 +228,7 @@ def bed() -> Iterator[Bed]:
         procs.append(_listen(vm, VM_PORT))
         procs.append(_listen(vm2, VM_PORT))
         procs.append(_listen(host, HOST_PORT, DNS_PORT))
+        procs.append(_listen(target, UDP_PORT, code=UDP_ECHO))
         yield Bed(host, vm, vm2, target, Nft(prefix=("ip", "netns", "exec", host)))
     finally:
         for proc in procs:
@@ -194,7 +260,7 @@ def _state(
                 ipv4=IPv4Address("10.77.0.2"),
                 zone="trusted",
                 deployment_id="dep-1",
-                egress=parse_entries([f"192.0.2.10:{ALLOWED_PORT}"]),
+                egress=parse_entries([f"192.0.2.10:{ALLOWED_PORT}", f"192.0.2.10:{UDP_PORT}/udp"]),
                 vm_to_vm=vm_to_vm,
             ),
             VmNet(
@@ -294,3 +360,12 @@ def test_vms_talk_only_within_their_deployment_and_when_asked(bed: Bed) -> None:
     bed.nft.apply(render(_state(vm_to_vm=True)))
     assert bed.connects(bed.vm, "10.77.0.3", VM_PORT), "same deployment, asked, is blocked"
     assert bed.connects(bed.vm2, "10.77.0.2", VM_PORT), "same deployment, asked, is blocked"
+
+
+def test_no_dhcp_server_replies_and_no_other_ethertypes_from_a_vm(bed: Bed) -> None:
+    assert bed.udp_echoes(sport=67) and bed.frame_arrives()  # controls, before the rules
+
+    bed.nft.apply(render(_state()))
+    assert bed.udp_echoes(sport=1067), "whitelisted UDP is blocked"
+    assert not bed.udp_echoes(sport=67), "a DHCP-server-like packet left the VM"
+    assert not bed.frame_arrives(), "a non-IP frame crossed the bridge"
