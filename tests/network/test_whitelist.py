@@ -1,12 +1,18 @@
 from __future__ import annotations
 
 import re
-from ipaddress import IPv4Network
+from ipaddress import IPv4Address, IPv4Network
 
 import pytest
 
 from gridvm.common.errors import InvalidInput
-from gridvm.network.whitelist import EgressRule, WhitelistPolicy, parse_entries, parse_entry
+from gridvm.network.whitelist import (
+    EgressRule,
+    WhitelistPolicy,
+    parse_entries,
+    parse_entry,
+    resolve_entries,
+)
 
 GOOD = [
     ("192.0.2.10:443", "192.0.2.10/32", "tcp", 443),
@@ -64,3 +70,33 @@ def test_a_site_that_allows_wide_entries_accepts_the_whole_internet() -> None:
 def test_entries_are_deduplicated_sorted_and_print_back() -> None:
     rules = parse_entries(["192.0.2.53:53/udp", "10.1.0.0/16:5432", "192.0.2.53:53/udp"])
     assert [str(r) for r in rules] == ["10.1.0.0/16:5432", "192.0.2.53:53/udp"]
+
+
+NAMES = {
+    "data.example.org": [IPv4Address("192.0.2.20"), IPv4Address("192.0.2.21")],
+    "nowhere.example.org": [],
+}
+
+
+def _resolve(name: str) -> list[IPv4Address]:
+    return NAMES[name]
+
+
+def test_names_become_one_rule_per_address_of_the_callers_resolver() -> None:
+    rules = resolve_entries(
+        ["data.example.org:443", "data.example.org:53/udp", "10.1.0.0/16:22"], _resolve
+    )
+    assert [str(r) for r in rules] == [
+        "10.1.0.0/16:22",
+        "192.0.2.20:443",
+        "192.0.2.20:53/udp",
+        "192.0.2.21:443",
+        "192.0.2.21:53/udp",
+    ]
+
+
+def test_a_name_without_addresses_or_a_bad_port_is_refused() -> None:
+    with pytest.raises(InvalidInput, match="has no IPv4 address"):
+        resolve_entries(["nowhere.example.org:443"], _resolve)
+    with pytest.raises(InvalidInput, match="port 0 is out of range"):
+        resolve_entries(["data.example.org:0"], _resolve)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -80,6 +81,41 @@ def parse_entries(
     return tuple(sorted({parse_entry(t, policy) for t in texts}))
 
 
+Resolver = Callable[[str], Sequence[ipaddress.IPv4Address]]
+
+
+def resolve_entries(
+    texts: Sequence[str], resolve: Resolver, policy: WhitelistPolicy = WhitelistPolicy()
+) -> tuple[EgressRule, ...]:
+    """Like :func:`parse_entries`, but a ``name:port`` entry becomes one rule per address.
+
+    ``resolve`` (the caller's I/O, e.g. a DNS lookup) maps a host name to its IPv4
+    addresses; a name it maps to nothing is refused. The addresses are taken at the
+    time of the call: the rules do not follow later DNS changes.
+    """
+    rules: set[EgressRule] = set()
+    for text in texts:
+        match = _ENTRY_RE.fullmatch(text.strip())
+        target = match["target"] if match else ""
+        if match and _is_name(target):
+            addresses = resolve(target)
+            if not addresses:
+                raise InvalidInput(
+                    f"egress entry {text!r}: the name {target!r} has no IPv4 address",
+                    hint="check the spelling, or give the address instead",
+                )
+            suffix = f"/{match['proto']}" if match["proto"] else ""
+            for address in addresses:
+                rules.add(parse_entry(f"{address}:{match['port']}{suffix}", policy))
+        else:
+            rules.add(parse_entry(text, policy))
+    return tuple(sorted(rules))
+
+
+def _is_name(target: str) -> bool:
+    return bool(_HOSTNAME_RE.fullmatch(target)) and not target.replace(".", "").isdigit()
+
+
 def _parse_target(text: str, target: str) -> ipaddress.IPv4Network:
     try:
         network = ipaddress.ip_network(target, strict=True)
@@ -94,7 +130,7 @@ def _parse_target(text: str, target: str) -> ipaddress.IPv4Network:
                     f"egress entry {text!r}: {target} has host bits set",
                     hint="give the network address of the range, e.g. 10.1.0.0/16",
                 ) from None
-        if _HOSTNAME_RE.fullmatch(target) and not target.replace(".", "").isdigit():
+        if _is_name(target):
             raise InvalidInput(
                 f"egress entry {text!r}: {target!r} is a host name, "
                 "and names are not resolved here",
