@@ -8,6 +8,7 @@ and review the diff of tests/network/golden/*.nft like any security change.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
@@ -78,7 +79,7 @@ GOLDEN_HOSTS: dict[str, HostNetwork] = {
     ),
     "whitelists_and_dhcp": HostNetwork(
         uplink="uplink0",
-        zones=(Zone(**{**TRUSTED.__dict__, "services": HostServices(dns=True, dhcp=True)}),),
+        zones=(replace(TRUSTED, services=HostServices(dns=True, dhcp=True)),),
         vms=(
             vm(
                 "w1",
@@ -124,7 +125,7 @@ def test_vm_to_vm_needs_same_deployment_and_both_asking() -> None:
 
 def test_whitelist_entries_come_after_the_no_other_vms_rule() -> None:
     # A site whitelist covering the VM subnets must not open VM-to-VM traffic.
-    wide = Zone(**{**TRUSTED.__dict__, "site_whitelist": parse_entries(["10.0.0.0/8:22"])})
+    wide = replace(TRUSTED, site_whitelist=parse_entries(["10.0.0.0/8:22"]))
     text = render(HostNetwork("eth0", (wide,), (vm("a1", "10.77.0.2"), vm("b1", "10.77.0.3"))))
     chain = text.split("chain to-gvt-a1 {")[1].split("}")[0]
     assert chain.index("no other VMs") < chain.index("ip daddr 10.0.0.0/8 tcp dport 22 accept")

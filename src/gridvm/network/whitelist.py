@@ -62,7 +62,6 @@ def parse_entry(text: str, policy: WhitelistPolicy = WhitelistPolicy()) -> Egres
     entry = text.strip()
     match = _ENTRY_RE.fullmatch(entry)
     if match is None:
-        # A bare CIDR has a '/' before the port; split on the last ':' to say something precise.
         raise InvalidInput(
             f"egress entry {text!r} is not of the form ADDRESS:PORT", hint=_FORMAT_HINT
         )
