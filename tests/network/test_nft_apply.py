@@ -29,6 +29,7 @@ from gridvm.common.errors import ToolFailed
 from gridvm.network.nft import Nft
 from gridvm.network.ruleset import HostNetwork, VmNet, Zone, render
 from gridvm.network.whitelist import parse_entries
+from tests.network.test_ruleset import GOLDEN_HOSTS
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not shutil.which("nft") or not shutil.which("ip"),
@@ -369,3 +370,15 @@ def test_no_dhcp_server_replies_and_no_other_ethertypes_from_a_vm(bed: Bed) -> N
     assert bed.udp_echoes(sport=1067), "whitelisted UDP is blocked"
     assert not bed.udp_echoes(sport=67), "a DHCP-server-like packet left the VM"
     assert not bed.frame_arrives(), "a non-IP frame crossed the bridge"
+
+
+@pytest.mark.parametrize("name", sorted(GOLDEN_HOSTS))
+def test_every_golden_rule_set_loads_into_the_kernel(name: str) -> None:
+    ns = f"gvg-{uuid.uuid4().hex[:6]}"
+    _ip("netns", "add", ns)
+    try:
+        nft = Nft(prefix=("ip", "netns", "exec", ns))
+        nft.apply(render(GOLDEN_HOSTS[name]))
+        assert nft.live()["inet"] and nft.live()["bridge"]
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=10, check=False)
