@@ -46,21 +46,22 @@ DNS_PORT = 53  # the site lets VMs use DNS on the gateway
 UDP_PORT = 5300  # whitelisted for UDP: a reply from source port 67 (DHCP server) must not pass
 ETHERTYPE = 0x88B5  # "local experimental": a non-IP frame a VM must not send
 
-# A listener that accepts and closes connections on the ports given as arguments.
+# A listener that answers "hi <client address>" on the ports given as arguments.
 LISTENER = """
 import socket, sys, threading
 def serve(port):
     s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind(("0.0.0.0", port)); s.listen(16)
     while True:
-        c, _ = s.accept(); c.sendall(b"hi"); c.close()
+        c, peer = s.accept(); c.sendall(b"hi " + peer[0].encode()); c.close()
 for p in sys.argv[1:]:
     threading.Thread(target=serve, args=(int(p),), daemon=True).start()
 print("ready", flush=True)
 threading.Event().wait()
 """
 
-# Connect (optionally from a given source address); exit 0 if the listener answered.
+# Connect (optionally from a given source address); exit 0 if the listener answered,
+# printing the client address the listener saw.
 CONNECT = """
 import socket, sys
 host, port, source = sys.argv[1], int(sys.argv[2]), sys.argv[3]
@@ -68,7 +69,8 @@ s = socket.socket(); s.settimeout(1.0)
 if source:
     s.bind((source, 0))
 try:
-    s.connect((host, port)); sys.exit(0 if s.recv(2) == b"hi" else 1)
+    s.connect((host, port)); answer = s.recv(64)
+    print(answer[3:].decode()); sys.exit(0 if answer.startswith(b"hi ") else 1)
 except OSError:
     sys.exit(1)
 """
@@ -124,19 +126,13 @@ class Bed:
     nft: Nft
 
     def connects(self, ns: str, address: str, port: int, source: str = "") -> bool:
-        argv = [
-            "ip",
-            "netns",
-            "exec",
-            ns,
-            sys.executable,
-            "-c",
-            CONNECT,
-            address,
-            str(port),
-            source,
-        ]
-        return subprocess.run(argv, capture_output=True, timeout=10, check=False).returncode == 0
+        return self.seen_as(ns, address, port, source) is not None
+
+    def seen_as(self, ns: str, address: str, port: int, source: str = "") -> str | None:
+        """The client address the listener saw, or None if the connection failed."""
+        argv = [*self._py(ns, CONNECT), address, str(port), source]
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
+        return proc.stdout.strip() if proc.returncode == 0 else None
 
     def udp_echoes(self, sport: int) -> bool:
         argv = [*self._py(self.vm, UDP_SEND), "192.0.2.10", str(UDP_PORT), str(sport)]
@@ -314,12 +310,13 @@ def test_reapply_replaces_the_tables_and_a_bad_script_changes_nothing(bed: Bed) 
 def test_packets_follow_the_rules(bed: Bed) -> None:
     # Without rules everything gets through: the checks below are not vacuous.
     assert bed.connects(bed.target, "10.77.0.2", VM_PORT)
-    assert bed.connects(bed.vm, "192.0.2.10", BLOCKED_PORT)
+    assert bed.seen_as(bed.vm, "192.0.2.10", BLOCKED_PORT) == "10.77.0.2"  # no NAT yet
     assert bed.connects(bed.vm, "10.77.0.1", HOST_PORT)
 
     started = time.monotonic()
     bed.nft.apply(render(_state()))
-    assert bed.connects(bed.vm, "192.0.2.10", ALLOWED_PORT), "whitelisted egress is blocked"
+    # Whitelisted egress works, masqueraded to the host's uplink address.
+    assert bed.seen_as(bed.vm, "192.0.2.10", ALLOWED_PORT) == "192.0.2.1"
     assert not bed.connects(bed.vm, "192.0.2.10", BLOCKED_PORT), "egress off the whitelist got out"
     assert not bed.connects(bed.target, "10.77.0.2", VM_PORT), "inbound connection reached the VM"
     assert not bed.connects(bed.host, "10.77.0.2", VM_PORT), (
