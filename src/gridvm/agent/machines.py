@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import functools
-import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from gridvm.hypervisor.driver import HypervisorDriver
 from gridvm.hypervisor.spec import ExtraDisk, MachineSpec
 from gridvm.images.cache import ImageCache
 from gridvm.images.formats import create_overlay, flatten_overlay
+from gridvm.network.addresses import mac_for
 from gridvm.schemas.agent import Assignment, EndCause, LaunchBundle, LocalState
 from gridvm.schemas.vms import VmMode
 
@@ -41,12 +41,6 @@ OUTPUT_SERIAL = "gridvm-output"
 
 Fetch = Callable[[str, Path], None]
 Upload = Callable[[str, Path], None]
-
-
-def mac_for(vm_id: str) -> str:
-    """A stable, locally administered unicast MAC for the VM's NIC (QEMU's 52:54:00 prefix)."""
-    digest = hashlib.sha256(vm_id.encode()).digest()
-    return "52:54:00:" + ":".join(f"{b:02x}" for b in digest[:3])
 
 
 class Machines:

@@ -1,0 +1,172 @@
+"""Golden tests for the gridvm nftables rule set.
+
+Regenerate the golden files after an intended change with
+``GRIDVM_UPDATE_GOLDEN=1 .venv/bin/pytest tests/network/test_ruleset.py``
+and review the diff of tests/network/golden/*.nft like any security change.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
+
+import pytest
+
+from gridvm.common.errors import InvalidInput
+from gridvm.network.ruleset import HostNetwork, HostServices, VmNet, Zone, peers_of, render
+from gridvm.network.whitelist import parse_entries
+
+GOLDEN_DIR = Path(__file__).parent / "golden"
+
+TRUSTED = Zone(
+    name="trusted",
+    bridge="gvbr-trusted",
+    subnet=IPv4Network("10.77.0.0/24"),
+    gateway=IPv4Address("10.77.0.1"),
+    site_whitelist=parse_entries(["192.0.2.0/24:443", "192.0.2.53:53/udp"]),
+)
+DMZ = Zone(
+    name="dmz",
+    bridge="gvbr-dmz",
+    subnet=IPv4Network("10.78.0.0/24"),
+    gateway=IPv4Address("10.78.0.1"),
+    services=HostServices(dns=False, dhcp=False),
+)
+
+
+def vm(
+    name: str,
+    ip: str,
+    zone: str = "trusted",
+    deployment: str = "dep-1",
+    egress: tuple[str, ...] = (),
+    vm_to_vm: bool = False,
+) -> VmNet:
+    return VmNet(
+        vm_id=f"vm-{name}",
+        tap=f"gvt-{name}",
+        mac="52:54:00:" + ":".join(f"{b:02x}" for b in IPv4Address(ip).packed[1:]),
+        ipv4=IPv4Address(ip),
+        zone=zone,
+        deployment_id=deployment,
+        egress=parse_entries(list(egress)),
+        vm_to_vm=vm_to_vm,
+    )
+
+
+GOLDEN_HOSTS: dict[str, HostNetwork] = {
+    "no_vms": HostNetwork(uplink="eth0", zones=(TRUSTED, DMZ)),
+    "two_zones_two_deployments": HostNetwork(
+        uplink="eth0",
+        zones=(TRUSTED, DMZ),
+        vms=(
+            vm("a1", "10.77.0.2", deployment="dep-a"),
+            vm("a2", "10.77.0.3", deployment="dep-a"),
+            vm("b1", "10.78.0.2", zone="dmz", deployment="dep-b"),
+        ),
+    ),
+    "vm_to_vm_asked": HostNetwork(
+        uplink="eth0",
+        zones=(TRUSTED,),
+        vms=(
+            vm("a1", "10.77.0.2", deployment="dep-a", vm_to_vm=True),
+            vm("a2", "10.77.0.3", deployment="dep-a", vm_to_vm=True),
+            vm("a3", "10.77.0.4", deployment="dep-a", vm_to_vm=False),
+            vm("b1", "10.77.0.5", deployment="dep-b", vm_to_vm=True),
+        ),
+    ),
+    "whitelists_and_dhcp": HostNetwork(
+        uplink="uplink0",
+        zones=(replace(TRUSTED, services=HostServices(dns=True, dhcp=True)),),
+        vms=(
+            vm(
+                "w1",
+                "10.77.0.9",
+                egress=("198.51.100.7:80", "198.51.100.0/28:8443", "203.0.113.5:123/udp"),
+            ),
+        ),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GOLDEN_HOSTS))
+def test_ruleset_matches_golden(name: str) -> None:
+    text = render(GOLDEN_HOSTS[name])
+    golden = GOLDEN_DIR / f"{name}.nft"
+    if os.environ.get("GRIDVM_UPDATE_GOLDEN") == "1":
+        golden.write_text(text, encoding="utf-8")
+    assert golden.exists(), f"no golden file {golden}: run with GRIDVM_UPDATE_GOLDEN=1"
+    assert text == golden.read_text(encoding="utf-8")
+
+
+def test_each_table_is_deleted_and_recreated_in_the_same_script() -> None:
+    lines = render(GOLDEN_HOSTS["no_vms"]).splitlines()
+    for family in ("bridge", "inet"):
+        at = lines.index(f"table {family} gridvm")
+        assert lines[at + 1] == f"delete table {family} gridvm"
+        assert lines[at + 2] == f"table {family} gridvm {{"
+
+
+def test_rendering_does_not_depend_on_the_order_of_the_input() -> None:
+    host = GOLDEN_HOSTS["two_zones_two_deployments"]
+    shuffled = HostNetwork(host.uplink, tuple(reversed(host.zones)), tuple(reversed(host.vms)))
+    assert render(shuffled) == render(host)
+
+
+def test_vm_to_vm_needs_same_deployment_and_both_asking() -> None:
+    vms = GOLDEN_HOSTS["vm_to_vm_asked"].vms
+    by_id = {v.vm_id: v for v in vms}
+    assert [p.vm_id for p in peers_of(by_id["vm-a1"], vms)] == ["vm-a2"]
+    assert peers_of(by_id["vm-a3"], vms) == []
+    assert peers_of(by_id["vm-b1"], vms) == []
+
+
+def test_whitelist_entries_come_after_the_no_other_vms_rule() -> None:
+    # A site whitelist covering the VM subnets must not open VM-to-VM traffic.
+    wide = replace(TRUSTED, site_whitelist=parse_entries(["10.0.0.0/8:22"]))
+    text = render(HostNetwork("eth0", (wide,), (vm("a1", "10.77.0.2"), vm("b1", "10.77.0.3"))))
+    chain = text.split("chain to-gvt-a1 {")[1].split("}")[0]
+    assert chain.index("no other VMs") < chain.index("ip daddr 10.0.0.0/8 tcp dport 22 accept")
+
+
+BAD_HOSTS: list[tuple[HostNetwork, str]] = [
+    (HostNetwork("eth0", (TRUSTED,), (vm("x", "10.78.0.2"),)), "not a VM address of 10.77.0.0/24"),
+    (HostNetwork("eth0", (TRUSTED,), (vm("x", "10.77.0.1"),)), "not a VM address"),
+    (HostNetwork("eth0", (TRUSTED,), (vm("x", "10.77.0.2", zone="dmz"),)), "does not have"),
+    (
+        HostNetwork("eth0", (TRUSTED,), (vm("x", "10.77.0.2"), vm("y", "10.77.0.2"))),
+        "used twice",
+    ),
+    (HostNetwork("eth0; drop", (TRUSTED,)), "not a valid interface name"),
+    (HostNetwork("eth0", (TRUSTED, TRUSTED)), "listed twice"),
+    (
+        HostNetwork(
+            "eth0",
+            (TRUSTED,),
+            (VmNet("vm-x", "tap0", "52:54:00:00:00:01", IPv4Address("10.77.0.2"), "trusted", "d"),),
+        ),
+        "does not start with 'gvt'",
+    ),
+    (
+        HostNetwork(
+            "eth0",
+            (TRUSTED,),
+            (
+                VmNet(
+                    "vm-x", "gvt-x", "52:54:00:00:00:XX", IPv4Address("10.77.0.2"), "trusted", "d"
+                ),
+            ),
+        ),
+        "is not six lower-case hex pairs",
+    ),
+]
+
+
+@pytest.mark.parametrize(("host", "message"), BAD_HOSTS)
+def test_a_state_that_cannot_be_rendered_is_refused_clearly(
+    host: HostNetwork, message: str
+) -> None:
+    with pytest.raises(InvalidInput, match=message):
+        render(host)
