@@ -16,6 +16,7 @@ from typing import Annotated
 import typer
 
 from gridvm.common.config import (
+    DEFAULT_ZONE_SUBNETS,
     AgentConfig,
     ImagePolicySettings,
     SchedulingSettings,
@@ -70,6 +71,26 @@ def _zones(names: list[str]) -> tuple[str, ...]:
         if name not in ("trusted", "dmz"):
             raise GridvmError(f"--zone {name!r}: the zones are trusted and dmz")
     return tuple(sorted(set(names)))
+
+
+def _network_mode(text: str) -> str:
+    if text not in ("user", "site"):
+        raise GridvmError(f"--network {text!r}: choose user or site")
+    return text
+
+
+def _zone_subnets(items: list[str]) -> dict[str, str]:
+    """--zone-subnet ZONE=CIDR (repeatable) over the defaults; checked by the agent."""
+    subnets = dict(DEFAULT_ZONE_SUBNETS)
+    for item in items:
+        zone, sep, cidr = item.partition("=")
+        if not sep or zone not in ("trusted", "dmz") or not cidr:
+            raise GridvmError(
+                f"--zone-subnet {item!r}: write ZONE=CIDR with ZONE trusted or dmz, "
+                "e.g. trusted=10.64.0.0/24"
+            )
+        subnets[zone] = cidr
+    return subnets
 
 
 def _memory_mb(text: str | None) -> int | None:
@@ -216,6 +237,31 @@ def agent(
             help="a host label VMs can ask for (--require), e.g. site=a, cpu_flags=avx2,sse4",
         ),
     ] = None,
+    network: Annotated[
+        str,
+        typer.Option(
+            "--network",
+            help="user: QEMU user-mode networking; site: a bridge per zone, a tap per VM and "
+            "nftables rules (needs root, iproute2, nftables)",
+        ),
+    ] = "user",
+    zone_subnet: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--zone-subnet",
+            metavar="ZONE=CIDR",
+            help="site networking: this host's subnet of a zone "
+            "(default trusted=10.64.0.0/24, dmz=10.65.0.0/24)",
+        ),
+    ] = None,
+    uplink: Annotated[
+        str | None,
+        typer.Option(
+            "--uplink",
+            help="site networking: interface VM traffic is masqueraded out of "
+            "(default: the default route's)",
+        ),
+    ] = None,
 ) -> None:
     """Run the host agent: registers this host and runs the VMs the server assigns to it."""
     from gridvm.daemons.processes import run_agent
@@ -240,6 +286,9 @@ def agent(
             qemu_binary=qemu_binary,
             labels=_labels(label or []),
             zones=_zones(zone or ["trusted", "dmz"]),
+            network=_network_mode(network),
+            zone_subnets=_zone_subnets(zone_subnet or []),
+            uplink=uplink,
         )
         run_agent(config)
     except GridvmError as exc:
