@@ -31,6 +31,12 @@ class SiteLimits:
     default_walltime_s: int = 24 * 3600
     max_walltime_s: int = 14 * 24 * 3600
     stop_grace_s: int = 30
+    # Egress whitelists (site networking): the site's own per zone ("trusted", "dmz" ->
+    # entries like "192.0.2.53:53/udp"), added to every VM's there; whether a VM's entry may
+    # be wider than /8 (0.0.0.0/0 above all); and how many entries a VM may ask for.
+    zone_egress: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    egress_allow_wide: bool = False
+    max_egress_entries: int = 32
 
 
 def default_certified_repositories() -> tuple[str, ...]:

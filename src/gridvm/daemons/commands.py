@@ -73,6 +73,21 @@ def _zones(names: list[str]) -> tuple[str, ...]:
     return tuple(sorted(set(names)))
 
 
+def _zone_egress(items: list[str]) -> dict[str, tuple[str, ...]]:
+    """--zone-egress ZONE=ENTRY (repeatable), grouped by zone and checked."""
+    from gridvm.services.egress import check_zone_egress
+
+    grouped: dict[str, list[str]] = {}
+    for item in items:
+        zone, sep, entry = item.partition("=")
+        if not sep or not entry:
+            raise GridvmError(
+                f"--zone-egress {item!r}: write ZONE=ADDRESS:PORT, e.g. trusted=10.0.0.53:53/udp"
+            )
+        grouped.setdefault(zone, []).append(entry)
+    return check_zone_egress(grouped)
+
+
 def _network_mode(text: str) -> str:
     if text not in ("user", "site"):
         raise GridvmError(f"--network {text!r}: choose user or site")
@@ -173,6 +188,22 @@ def server(
     build_workers: Annotated[
         int, typer.Option("--build-workers", help="recipe builds run at the same time")
     ] = 1,
+    zone_egress: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--zone-egress",
+            metavar="ZONE=ADDRESS|CIDR:PORT[/udp]",
+            help="site networking: an egress entry every VM of the zone gets (repeatable), "
+            "e.g. trusted=10.0.0.53:53/udp",
+        ),
+    ] = None,
+    allow_wide_egress: Annotated[
+        bool,
+        typer.Option(
+            "--allow-wide-egress",
+            help="let users whitelist networks wider than /8 (0.0.0.0/0 included)",
+        ),
+    ] = False,
 ) -> None:
     """Run the control plane: REST API, scheduler and lease loops."""
     from gridvm.daemons.processes import run_server
@@ -186,7 +217,11 @@ def server(
             host=host,
             port=port,
             starter_dir=_starter_dir(starter_dir),
-            limits=SiteLimits(stop_grace_s=stop_grace),
+            limits=SiteLimits(
+                stop_grace_s=stop_grace,
+                zone_egress=_zone_egress(zone_egress or []),
+                egress_allow_wide=allow_wide_egress,
+            ),
             scheduling=SchedulingSettings(
                 fairshare=fairshare,
                 half_life_s=parse_duration(half_life),

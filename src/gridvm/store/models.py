@@ -395,6 +395,9 @@ class Vm(Base):
     mode: Mapped[str] = mapped_column(String(16))
     # The network zone asked for ("trusted", "dmz"); None: the zone of the image's class.
     zone: Mapped[str | None] = mapped_column(String(16))
+    # Its egress whitelist (site networking): entries as network.whitelist prints them,
+    # names already resolved to addresses when the request was made.
+    egress: Mapped[list[Any] | None] = mapped_column(JSON)
     user_data: Mapped[str | None] = mapped_column(Text)
     params: Mapped[dict[str, Any]] = mapped_column(default=dict)
     # Names of the owner's secrets and the per-launch files ({"path", "content_b64"}) that

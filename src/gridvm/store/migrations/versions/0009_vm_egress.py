@@ -1,0 +1,25 @@
+"""vms.egress: a VM's egress whitelist (site networking, issue 6)
+
+Revision ID: 0009
+Revises: 0008
+Create Date: 2026-11-24 11:05:00
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0009"
+down_revision = "0008"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.add_column("vms", sa.Column("egress", sa.JSON(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("vms") as batch:
+        batch.drop_column("egress")
