@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -168,3 +169,30 @@ def test_agent_restart_keeps_the_taps_of_live_vms_and_drops_strays(
     assert net_host.master_of(tap_name(a.vm_id)) == "gvbr-trusted"
     assert net_host.master_of("gvtstray") is None
     assert f"chain from-{tap_name(a.vm_id)}" in net_host.rules()
+
+
+def test_the_admin_reads_the_live_rules_on_the_host(net_host: NetHost, images: Images) -> None:
+    a = assignment("vm-net6", image_digest=images.old).model_copy(
+        update={"egress": ["192.0.2.10:8080"]}
+    )
+    start(net_host, a)
+    gridvm = str(Path(sys.executable).parent / "gridvm")
+    shown = subprocess.run(
+        ["ip", "netns", "exec", net_host.ns, gridvm, "host-rules"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert f"chain from-{tap_name(a.vm_id)}" in shown.stdout
+    assert "ip daddr 192.0.2.10 tcp dport 8080 accept" in shown.stdout
+    net_host.network.nft.remove()
+    empty = subprocess.run(
+        ["ip", "netns", "exec", net_host.ns, gridvm, "host-rules"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert empty.returncode == 1 and "no gridvm rules on this host" in empty.stderr

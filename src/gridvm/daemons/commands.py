@@ -428,6 +428,27 @@ def _alive(pid: int) -> bool:
     return not (stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] == "Z")
 
 
+def host_rules() -> None:
+    """Print this host's live gridvm network rules (nftables), as the kernel holds them.
+
+    Run it on the host, as root: the rule set is the agent's, applied in the host's
+    kernel, and reading it there shows what is in force rather than what should be."""
+    from gridvm.network.nft import Nft
+
+    try:
+        text = Nft().live_text()
+    except GridvmError as exc:
+        _fail(str(exc))
+        return
+    if not text:
+        _fail(
+            "no gridvm rules on this host (or no permission to read them: run as root); "
+            "the agent applies them when it runs with --network site"
+        )
+    typer.echo(text, nl=False)
+
+
 def register(app: typer.Typer) -> None:
     for command in (server, agent, up, down):
         app.command(command.__name__)(command)
+    app.command("host-rules")(host_rules)
