@@ -1,13 +1,15 @@
-"""A real tiny guest on site networking: a tap on a zone bridge, the agent's rules, real QEMU.
+"""Real guests (tiny, debian-12-minimal) on site networking: a tap on a zone bridge, the
+agent's rules, real QEMU.
 
 Everything network-side happens in namespaces this test makes and deletes::
 
-    [host ns]  gvbr-trusted 10.64.0.1 ── tap ── (tiny guest 10.64.0.2, QEMU runs here)
+    [host ns]  gvbr-trusted 10.64.0.1 ── tap ── (guest 10.64.0.2, QEMU runs here)
                up0 192.0.2.1 (default route) ── eth0 192.0.2.10 [target ns: ports 8080, 8081]
 
 The agent's machinery (Machines with SiteNetwork, ip and nft in the host namespace) boots
-the guest with ``192.0.2.10:8080`` whitelisted; the guest's job tries both ports and prints
-what happened on its console, which the test reads.
+the guest with ``192.0.2.10:8080`` whitelisted and its address in the seed (no DHCP); the
+guest's job tries both ports and prints what happened on its console, which the test reads.
+debian-12-minimal is built once into build/starter (about a minute the first time).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from gridvm.common.config import DEFAULT_ZONE_SUBNETS
 from gridvm.hypervisor.qemu_driver import QemuDriver
 from gridvm.hypervisor.spec import CONSOLE_LOG_NAME
 from gridvm.images.cache import ImageCache
+from gridvm.images.debian.template import build_debian_minimal
 from gridvm.images.digests import sha256_file
 from gridvm.network.links import Links
 from gridvm.network.nft import Nft
@@ -55,14 +58,22 @@ print("ready", flush=True)
 threading.Event().wait()
 """
 JOB = f"""#!/bin/sh
-ip -4 addr show dev eth0 | grep inet
+ip -4 -o addr show scope global
+probe() {{  # busybox has nc; Debian minimal has bash's /dev/tcp
+    if command -v nc >/dev/null 2>&1; then
+        nc -w 3 192.0.2.10 "$1" </dev/null
+    else
+        timeout 3 bash -c "cat </dev/tcp/192.0.2.10/$1"
+    fi
+}}
 for port in {ALLOWED} {BLOCKED}; do
-    if answer=$(nc -w 3 192.0.2.10 $port </dev/null) && [ -n "$answer" ]; then
+    if answer=$(probe $port) && [ -n "$answer" ]; then
         echo "PORT $port OPEN $answer"
     else
         echo "PORT $port CLOSED"
     fi
 done
+cat /etc/resolv.conf
 """
 
 
@@ -133,13 +144,20 @@ def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
             subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=10, check=False)
 
 
-def test_a_tiny_guest_reaches_its_whitelisted_port_and_nothing_else(
-    bed: Bed, starter_dir: Path
+@pytest.fixture(params=["tiny", "debian-12-minimal"])
+def image_dir(request: pytest.FixtureRequest, starter_dir: Path) -> Path:
+    if request.param == "debian-12-minimal":
+        build_debian_minimal(starter_dir)  # cached in build/starter
+    return starter_dir / request.param
+
+
+@pytest.mark.timeout(600)
+def test_a_guest_gets_its_static_address_and_reaches_its_whitelisted_port_only(
+    bed: Bed, image_dir: Path
 ) -> None:
-    tiny = starter_dir / "tiny"
-    manifest = json.loads((tiny / "manifest.json").read_text())
+    manifest = json.loads((image_dir / "manifest.json").read_text())
     blobs = {
-        f"sha256:{sha256_file(tiny / name)}": tiny / name
+        f"sha256:{sha256_file(image_dir / name)}": image_dir / name
         for name in (manifest["disk"], manifest["kernel"], manifest["initrd"])
     }
     disk, kernel, initrd = list(blobs)
@@ -162,7 +180,7 @@ def test_a_tiny_guest_reaches_its_whitelisted_port_and_nothing_else(
         desired=DesiredState.running,
         mode=VmMode.multi,
         vcpus=1,
-        memory_mb=192,
+        memory_mb=max(192, int(manifest["min_memory_mb"]) + 128),
         disk_bytes=None,
         image_digest=disk,
         kernel_digest=kernel,
@@ -197,7 +215,8 @@ def test_a_tiny_guest_reaches_its_whitelisted_port_and_nothing_else(
             assert "user-data exited" in text, text[-3000:]
         finally:
             machines.apply(Action(Do.delete, a.vm_id, a), records.load_all().get(a.vm_id))
-    assert "inet 10.64.0.2/24" in text
+    assert "inet 10.64.0.2/24" in text, text[-3000:]
+    assert "nameserver 10.64.0.1" in text
     assert f"PORT {ALLOWED} OPEN hi-from-{ALLOWED}" in text, text[-3000:]
     assert f"PORT {BLOCKED} CLOSED" in text, text[-3000:]
     # The VM's end took its tap and rules away.

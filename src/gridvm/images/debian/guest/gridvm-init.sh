@@ -105,7 +105,8 @@ install_ssh_keys() {
 
 # Site networking: the agent gave the VM a fixed address (gridvm-net: address=A/P,
 # gateway=G, nameserver=N lines). A .network file in /run that sorts before the DHCP one
-# wins for the NIC; networkd applies it on reload. Returns 1 if there is none.
+# wins for the NIC; networkd applies it when restarted (networkctl reload needs D-Bus,
+# which this image has not). Returns 1 if there is none.
 static_network() {
     [ -f "$SEED/gridvm-net" ] || return 1
     local key value address="" gateway="" servers="" tries=0
@@ -126,7 +127,7 @@ static_network() {
         [ -n "$gateway" ] && printf 'Gateway=%s\n' "$gateway"
         printf 'LinkLocalAddressing=no\nIPv6AcceptRA=no\n'
     } >/run/systemd/network/10-gridvm-static.network
-    networkctl reload
+    systemctl restart systemd-networkd.service
     while ! ip -4 -o addr show | grep -qF " ${address} " && [ "$tries" -lt 50 ]; do
         sleep 0.1
         tries=$((tries + 1))
