@@ -1,0 +1,81 @@
+"""Two hosts with site networking (the testbed of tests/system/testbed.py): real tiny VMs on
+both, through the server and the agents as a user runs them."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.servers import RunningServer, run_server
+from tests.system.testbed import TARGET_IP, Testbed, run_testbed
+
+pytestmark = [pytest.mark.system, pytest.mark.timeout(600)]
+
+JOB = f"""#!/bin/sh
+ip -4 -o addr show scope global
+for port in 8080 8081; do
+    if answer=$(nc -w 3 {TARGET_IP} $port </dev/null) && [ -n "$answer" ]; then
+        echo "PORT $port OPEN $answer"
+    else
+        echo "PORT $port CLOSED"
+    fi
+done
+"""
+
+
+@pytest.fixture
+def server(tmp_path_factory: pytest.TempPathFactory, starter_dir: Path) -> Iterator[RunningServer]:
+    with run_server(tmp_path_factory.mktemp("mh") / "server", starter_dir=starter_dir) as running:
+        yield running
+
+
+@pytest.fixture
+def testbed(server: RunningServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testbed]:
+    with run_testbed(server, tmp_path_factory.mktemp("tb")) as bed:
+        yield bed
+
+
+def _wait_done(admin: httpx.Client, vm_id: str, bed: Testbed, timeout: float = 240) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        vm = admin.get(f"/api/v1/vms/{vm_id}").json()
+        if vm["state"] in ("done", "failed", "cancelled", "expired"):
+            return vm
+        if time.monotonic() > deadline:
+            logs = "\n".join(f"{h.name}:\n{h.log_text()[-2000:]}" for h in bed.hosts)
+            raise AssertionError(f"VM {vm_id} is {vm['state']} after {timeout} s\n{logs}")
+        time.sleep(0.5)
+
+
+def test_vms_on_two_hosts_reach_their_whitelisted_port_only(
+    server: RunningServer, testbed: Testbed
+) -> None:
+    admin = server.client()
+    created = admin.post(
+        "/api/v1/vms",
+        json={
+            "image": "tiny",
+            "count": 2,
+            "memory_mb": 192,
+            "affinity": "different-hosts",
+            "user_data": JOB,
+            "allow_egress": [f"{TARGET_IP}:8080"],
+        },
+    )
+    assert created.status_code == 201, created.text
+    vms = created.json()["vms"]
+    ended = [_wait_done(admin, vm["id"], testbed) for vm in vms]
+    assert {vm["host"] for vm in ended} == {"host1", "host2"}
+    for vm in ended:
+        console = admin.get(f"/api/v1/vms/{vm['id']}/console").text
+        host = next(h for h in testbed.hosts if h.name == vm["host"])
+        assert vm["state"] == "done", console
+        assert f"inet 10.64.{host.index}.2/24" in console, console
+        # Masqueraded: the target sees the host's uplink address, not the VM's.
+        assert f"PORT 8080 OPEN hi-from-8080-to-{host.uplink_ip}" in console, console
+        assert "PORT 8081 CLOSED" in console, console
