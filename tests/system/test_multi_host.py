@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.servers import RunningServer, run_server
-from tests.system.testbed import TARGET_IP, Testbed, run_testbed
+from tests.system.testbed import TARGET_IP, Testbed, connect_from, ns_run, run_testbed
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(600)]
 
@@ -79,3 +79,55 @@ def test_vms_on_two_hosts_reach_their_whitelisted_port_only(
         # Masqueraded: the target sees the host's uplink address, not the VM's.
         assert f"PORT 8080 OPEN hi-from-8080-to-{host.uplink_ip}" in console, console
         assert "PORT 8081 CLOSED" in console, console
+
+
+LISTEN = """#!/bin/sh
+( while :; do echo hello-from-vm | nc -l -p 9000; done ) &
+sleep 1
+echo LISTENING
+sleep 60
+"""
+
+
+def _wait_console(admin: httpx.Client, vm_id: str, text: str, bed: Testbed) -> str:
+    deadline = time.monotonic() + 60
+    while True:
+        console = admin.get(f"/api/v1/vms/{vm_id}/console").text
+        if text in console:
+            return console
+        if time.monotonic() > deadline:
+            logs = "\n".join(f"{h.name}:\n{h.log_text()[-2000:]}" for h in bed.hosts)
+            vm = admin.get(f"/api/v1/vms/{vm_id}").json()
+            raise AssertionError(
+                f"{text!r} not in the console of {vm_id} ({vm['state']}, {vm['pending_reason']},"
+                f" {vm['exit_reason']}):\n{console}\n{logs}"
+            )
+        time.sleep(0.5)
+
+
+def test_a_vm_is_closed_to_another_host_and_to_its_own_host(
+    server: RunningServer, testbed: Testbed
+) -> None:
+    admin = server.client()
+    created = admin.post(
+        "/api/v1/vms",
+        json={
+            "image": "tiny",
+            "memory_mb": 192,
+            "user_data": LISTEN,
+            "selector": "testbed_host = 1",
+        },
+    )
+    assert created.status_code == 201, created.text
+    vm = created.json()["vms"][0]
+    _wait_console(admin, vm["id"], "LISTENING", testbed)
+    host1, host2 = testbed.hosts
+    vm_ip = "10.64.1.2"
+    # Host 2 knows the way to host 1's VMs: only the rules stand in between.
+    ns_run(host2.ns, "ip", "route", "add", host1.trusted_subnet, "via", host1.uplink_ip)
+    assert connect_from(host2.ns, vm_ip, 9000)[0] is False
+    assert connect_from(host1.ns, vm_ip, 9000)[0] is False  # the host opens nothing to a VM
+    # Control: without the agent's inet table the same connection gets through.
+    ns_run(host1.ns, "nft", "delete", "table", "inet", "gridvm")
+    assert connect_from(host2.ns, vm_ip, 9000) == (True, "hello-from-vm")
+    admin.post(f"/api/v1/vms/{vm['id']}/terminate")

@@ -206,6 +206,30 @@ def run_testbed(server: RunningServer, work: Path, n_hosts: int = 2) -> Iterator
             subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=10)
 
 
+CONNECT = """
+import socket, sys
+try:
+    with socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3) as s:
+        s.settimeout(3)
+        print(s.recv(100).decode().strip() or "connected")
+except OSError as exc:
+    print(f"refused: {exc}")
+    sys.exit(1)
+"""
+
+
+def connect_from(ns: str, address: str, port: int) -> tuple[bool, str]:
+    """Open a TCP connection from namespace ``ns``: (it worked, what was read or why not)."""
+    done = subprocess.run(
+        ["ip", "netns", "exec", ns, sys.executable, "-c", CONNECT, address, str(port)],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=False,
+    )
+    return done.returncode == 0, done.stdout.strip()
+
+
 def _wire_host(host: TestHost, target: str) -> None:
     ns_run(host.ns, "ip", "link", "set", "lo", "up")
     peer = f"tb{host.index}"
@@ -258,6 +282,8 @@ def _start_agent(server: RunningServer, host: TestHost) -> subprocess.Popen[byte
                 f"trusted={host.trusted_subnet}",
                 "--zone-subnet",
                 f"dmz=10.65.{host.index}.0/24",
+                "--label",
+                f"testbed_host={host.index}",
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
