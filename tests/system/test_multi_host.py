@@ -3,6 +3,8 @@ both, through the server and the agents as a user runs them."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +14,14 @@ import httpx
 import pytest
 
 from tests.servers import RunningServer, run_server
-from tests.system.testbed import TARGET_IP, Testbed, connect_from, ns_run, run_testbed
+from tests.system.testbed import (
+    LISTENER,
+    TARGET_IP,
+    Testbed,
+    connect_from,
+    ns_run,
+    run_testbed,
+)
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(600)]
 
@@ -131,3 +140,56 @@ def test_a_vm_is_closed_to_another_host_and_to_its_own_host(
     ns_run(host1.ns, "nft", "delete", "table", "inet", "gridvm")
     assert connect_from(host2.ns, vm_ip, 9000) == (True, "hello-from-vm")
     admin.post(f"/api/v1/vms/{vm['id']}/terminate")
+
+
+PROBE = f"""#!/bin/sh
+try() {{
+    if answer=$(nc -w 3 "$1" "$2" </dev/null) && [ -n "$answer" ]; then
+        echo "$3 OPEN $answer"
+    else
+        echo "$3 CLOSED"
+    fi
+}}
+try {TARGET_IP} 8080 WHITELISTED
+try 10.64.1.1 9100 HOST
+# Another address of the subnet: the host must not let it out.
+ip addr flush dev eth0
+ip addr add 10.64.1.99/24 dev eth0
+ip route add default via 10.64.1.1
+try {TARGET_IP} 8080 SPOOFED
+"""
+
+
+def test_the_host_is_closed_to_its_vm_and_a_spoofed_address_does_not_leave(
+    server: RunningServer, testbed: Testbed
+) -> None:
+    host1 = testbed.hosts[0]
+    service = subprocess.Popen(
+        ["ip", "netns", "exec", host1.ns, sys.executable, "-c", LISTENER, "9100"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert service.stdout is not None and service.stdout.readline().strip() == "ready"
+        # Control: the service answers on the gateway address from the host itself.
+        assert connect_from(host1.ns, "10.64.1.1", 9100)[0] is True
+        admin = server.client()
+        created = admin.post(
+            "/api/v1/vms",
+            json={
+                "image": "tiny",
+                "memory_mb": 192,
+                "user_data": PROBE,
+                "selector": "testbed_host = 1",
+                "allow_egress": [f"{TARGET_IP}:8080"],
+            },
+        )
+        assert created.status_code == 201, created.text
+        vm = _wait_done(admin, created.json()["vms"][0]["id"], testbed)
+        console = admin.get(f"/api/v1/vms/{vm['id']}/console").text
+    finally:
+        service.kill()
+        service.wait(timeout=5)
+    assert "WHITELISTED OPEN hi-from-8080" in console, console
+    assert "HOST CLOSED" in console, console
+    assert "SPOOFED CLOSED" in console, console
