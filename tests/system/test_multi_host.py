@@ -19,6 +19,8 @@ from tests.system.testbed import (
     TARGET_IP,
     Testbed,
     connect_from,
+    kill_agent,
+    launch_agent,
     ns_run,
     run_testbed,
 )
@@ -193,3 +195,38 @@ def test_the_host_is_closed_to_its_vm_and_a_spoofed_address_does_not_leave(
     assert "WHITELISTED OPEN hi-from-8080" in console, console
     assert "HOST CLOSED" in console, console
     assert "SPOOFED CLOSED" in console, console
+
+
+def test_rules_hold_while_the_agent_is_away_and_after_it_restarts(
+    server: RunningServer, testbed: Testbed
+) -> None:
+    admin = server.client()
+    created = admin.post(
+        "/api/v1/vms",
+        json={
+            "image": "tiny",
+            "memory_mb": 192,
+            "user_data": LISTEN,
+            "selector": "testbed_host = 1",
+        },
+    )
+    assert created.status_code == 201, created.text
+    vm = created.json()["vms"][0]
+    _wait_console(admin, vm["id"], "LISTENING", testbed)
+    host1, host2 = testbed.hosts
+    ns_run(host2.ns, "ip", "route", "add", host1.trusted_subnet, "via", host1.uplink_ip)
+    kill_agent(host1)
+    assert connect_from(host2.ns, "10.64.1.2", 9000)[0] is False
+    host1.agent = launch_agent(host1)
+    deadline = time.monotonic() + 30
+    while "re-adopted VM" not in host1.log_text() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert "re-adopted VM" in host1.log_text(), host1.log_text()[-3000:]
+    assert admin.get(f"/api/v1/vms/{vm['id']}").json()["state"] == "running"
+    assert connect_from(host2.ns, "10.64.1.2", 9000)[0] is False
+    rules = ns_run(host1.ns, "nft", "list", "table", "bridge", "gridvm").stdout
+    assert "chain from-gvt" in rules
+    # Control: the block is the agent's rules.
+    ns_run(host1.ns, "nft", "delete", "table", "inet", "gridvm")
+    assert connect_from(host2.ns, "10.64.1.2", 9000) == (True, "hello-from-vm")
+    admin.post(f"/api/v1/vms/{vm['id']}/terminate")

@@ -245,11 +245,24 @@ def _wire_host(host: TestHost, target: str) -> None:
 
 def _start_agent(server: RunningServer, host: TestHost) -> subprocess.Popen[bytes]:
     host.data_dir.mkdir(parents=True)
-    token_file = host.data_dir / "agent.token"
     # A token binds to the first host that registers with it: one per host.
     made = server.client().post("/api/v1/tokens", json={"user": "agent"})
     assert made.status_code == 201, made.text
-    token_file.write_text(made.json()["token"])
+    (host.data_dir / "agent.token").write_text(made.json()["token"])
+    return launch_agent(host)
+
+
+def kill_agent(host: TestHost) -> None:
+    """SIGKILL: the agent gets no chance to tidy up (its VMs and rules stay)."""
+    assert host.agent is not None
+    host.agent.kill()
+    host.agent.wait(timeout=10)
+    host.agent = None
+
+
+def launch_agent(host: TestHost) -> subprocess.Popen[bytes]:
+    """Start (or start again) the agent of ``host`` in its namespace."""
+    token_file = host.data_dir / "agent.token"
     log = host.log_path.open("ab")
     try:
         return subprocess.Popen(
