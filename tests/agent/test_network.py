@@ -127,3 +127,10 @@ def test_the_guest_is_told_its_address_and_the_host_as_gateway_and_dns() -> None
     static = static_address(ZONES[0], "10.64.0.7")
     assert static.interface == ipaddress.IPv4Interface("10.64.0.7/24")
     assert static.gateway == static.nameservers[0] == ipaddress.IPv4Address("10.64.0.1")
+
+
+def test_a_vm_whose_zone_this_host_no_longer_serves_is_left_out_not_fatal() -> None:
+    only_dmz = zone_setups(("dmz",), DEFAULT_ZONE_SUBNETS)
+    records = [vm("lost", "10.64.0.2", zone=Zone.trusted), vm("ok", "10.65.0.2", zone=Zone.dmz)]
+    host = host_network("eth0", only_dmz, records, {})
+    assert [v.vm_id for v in host.vms] == ["ok"]

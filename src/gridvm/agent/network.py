@@ -126,15 +126,19 @@ def host_network(
     records: Iterable[VmRecord],
     zone_egress: Mapping[str, Sequence[str]],
 ) -> HostNetwork:
-    """The host's whole network state from the VM records (pure)."""
+    """The host's whole network state from the VM records (pure).
+
+    A record that cannot be rendered (its zone is no longer served here, an unreadable
+    whitelist) is left out, with a warning: its tap then matches no VM and all its traffic
+    is dropped, and the other VMs keep their rules."""
     vms = []
     for record in sorted(records, key=lambda r: r.vm_id):
         if not holds_network(record):
             continue
         assert record.ipv4 is not None
         a = record.assignment
-        vms.append(
-            VmNet(
+        try:
+            vm = VmNet(
                 vm_id=record.vm_id,
                 tap=tap_name(record.vm_id),
                 mac=mac_for(record.vm_id),
@@ -144,7 +148,12 @@ def host_network(
                 deployment_id=record.vm_id,
                 egress=tuple(parse_entries(list(a.egress), _AS_GIVEN)),
             )
-        )
+        except (InvalidInput, ValueError) as exc:
+            log.warning(
+                "VM %s gets no network rules (all its traffic is dropped): %s", a.vm_id, exc
+            )
+            continue
+        vms.append(vm)
     return HostNetwork(
         uplink=uplink,
         zones=tuple(
@@ -230,7 +239,13 @@ class SiteNetwork:
                     log.warning("removing tap %s of no VM on this host", tap)
                     self.links.remove(tap)
             for tap, record in sorted(live.items()):
-                self.links.ensure_tap(tap, zone_of(record.assignment, self.zones).bridge)
+                try:
+                    bridge = zone_of(record.assignment, self.zones).bridge
+                except InvalidInput as exc:
+                    log.warning("VM %s keeps no tap: %s", record.vm_id, exc)
+                    self.links.remove(tap)
+                    continue
+                self.links.ensure_tap(tap, bridge)
             self._apply(records.values())
             log.info(
                 "site networking: zones %s, uplink %s, %d VM taps",
@@ -242,6 +257,8 @@ class SiteNetwork:
     def set_zone_egress(self, zone_egress: Mapping[str, Sequence[str]]) -> None:
         """The site's per-zone whitelists as the server sent them; re-apply if they changed."""
         wanted = {k: list(v) for k, v in zone_egress.items()}
+        for entries in wanted.values():
+            _site_rules(entries)  # refused here, before the rules in force are touched
         with self._lock:
             if wanted == self.zone_egress:
                 return
