@@ -134,3 +134,22 @@ def test_a_vm_whose_zone_this_host_no_longer_serves_is_left_out_not_fatal() -> N
     records = [vm("lost", "10.64.0.2", zone=Zone.trusted), vm("ok", "10.65.0.2", zone=Zone.dmz)]
     host = host_network("eth0", only_dmz, records, {})
     assert [v.vm_id for v in host.vms] == ["ok"]
+
+
+def test_vms_of_one_deployment_that_asked_may_connect_to_each_other() -> None:
+    def member(vm_id: str, ipv4: str, deployment: str, asked: bool) -> VmRecord:
+        r = vm(vm_id, ipv4)
+        r.assignment = r.assignment.model_copy(
+            update={"deployment_id": deployment, "vm_to_vm": asked}
+        )
+        return r
+
+    records = [
+        member("a", "10.64.0.2", "dep-1", True),
+        member("b", "10.64.0.3", "dep-1", True),
+        member("c", "10.64.0.4", "dep-1", False),
+        member("d", "10.64.0.5", "dep-2", True),
+    ]
+    script = render(host_network("eth0", ZONES, records, {}))
+    assert "ip saddr . ip daddr { 10.64.0.2 . 10.64.0.3, 10.64.0.3 . 10.64.0.2 } accept" in script
+    assert "10.64.0.4 ." not in script and "10.64.0.5 ." not in script

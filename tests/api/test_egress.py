@@ -38,6 +38,7 @@ def test_a_vm_whitelist_is_kept_resolved_shown_and_sent_to_the_agent(
         json={
             "image": "base",
             "allow_egress": ["192.0.2.10:443", "localhost:8080", "198.51.100.0/24:53/udp"],
+            "vm_to_vm": True,
         },
     )
     assert created.status_code == 201, created.text
@@ -48,6 +49,7 @@ def test_a_vm_whitelist_is_kept_resolved_shown_and_sent_to_the_agent(
     assert shown["zone_egress"] == list(SITE[zone])
     a = assigned(agent, vm["id"])
     assert (a["zone"], a["egress"]) == (zone, shown["egress"])
+    assert (a["deployment_id"], a["vm_to_vm"]) == (vm["deployment"], True)
     assert sync(agent)["zone_egress"] == {z: list(e) for z, e in SITE.items()}
 
 

@@ -101,7 +101,7 @@ sleep 60
 
 
 def _wait_console(admin: httpx.Client, vm_id: str, text: str, bed: Testbed) -> str:
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while True:
         console = admin.get(f"/api/v1/vms/{vm_id}/console").text
         if text in console:
@@ -230,3 +230,60 @@ def test_rules_hold_while_the_agent_is_away_and_after_it_restarts(
     ns_run(host1.ns, "nft", "delete", "table", "inet", "gridvm")
     assert connect_from(host2.ns, "10.64.1.2", 9000) == (True, "hello-from-vm")
     admin.post(f"/api/v1/vms/{vm['id']}/terminate")
+
+
+PEERS = """#!/bin/sh
+if [ "$PEER_ROLE" = listen ]; then
+    ( while :; do echo hello-from-peer | nc -l -p 9000; done ) &
+    echo LISTENING
+    sleep 180
+    exit 0
+fi
+for round in 1 2 3 4 5 6 7 8 9 10; do
+    for ip in 10.64.1.2 10.64.1.3; do
+        if answer=$(nc -w 2 $ip 9000 </dev/null) && [ -n "$answer" ]; then
+            echo "PEER OPEN $answer"
+            exit 0
+        fi
+    done
+done
+echo "PEER CLOSED"
+"""
+
+
+def test_vms_of_one_deployment_that_asked_reach_each_other_and_no_other_vm_does(
+    server: RunningServer, testbed: Testbed
+) -> None:
+    admin = server.client()
+    pair = admin.post(
+        "/api/v1/vms",
+        json={
+            "image": "tiny",
+            "memory_mb": 192,
+            "user_data": PEERS,
+            "params": [{"PEER_ROLE": "listen"}, {"PEER_ROLE": "call"}],
+            "selector": "testbed_host = 1",
+            "vm_to_vm": True,
+        },
+    )
+    assert pair.status_code == 201, pair.text
+    listener, caller = sorted(pair.json()["vms"], key=lambda v: v["index"])
+    _wait_console(admin, listener["id"], "LISTENING", testbed)
+    assert "PEER OPEN hello-from-peer" in _wait_console(admin, caller["id"], "PEER ", testbed)
+    outsider = admin.post(
+        "/api/v1/vms",
+        json={
+            "image": "tiny",
+            "memory_mb": 192,
+            "user_data": PEERS,
+            "selector": "testbed_host = 1",
+            "params": [{"PEER_ROLE": "call"}],
+            "vm_to_vm": True,
+        },
+    )
+    assert outsider.status_code == 201, outsider.text
+    other = outsider.json()["vms"][0]
+    assert "PEER CLOSED" in _wait_console(admin, other["id"], "PEER ", testbed)
+    # The listener was there all along (its job sleeps 180 s after it began to listen).
+    assert admin.get(f"/api/v1/vms/{listener['id']}").json()["state"] == "running"
+    admin.post(f"/api/v1/vms/{listener['id']}/terminate")

@@ -144,9 +144,9 @@ def host_network(
                 mac=mac_for(record.vm_id),
                 ipv4=ipaddress.IPv4Address(record.ipv4),
                 zone=zone_of(a, zones).name,
-                # VM-to-VM traffic is not offered yet: each VM is its own deployment.
-                deployment_id=record.vm_id,
+                deployment_id=a.deployment_id or record.vm_id,
                 egress=tuple(parse_entries(list(a.egress), _AS_GIVEN)),
+                vm_to_vm=a.vm_to_vm,
             )
         except (InvalidInput, ValueError) as exc:
             log.warning(

@@ -175,6 +175,13 @@ def run(
             " name (resolved now) and a port, e.g. 192.0.2.10:443, 10.1.0.0/16:5432",
         ),
     ] = None,
+    vm_to_vm: Annotated[
+        bool,
+        typer.Option(
+            "--vm-to-vm",
+            help="let the deployment's VMs connect to each other (those on one host)",
+        ),
+    ] = False,
     mode: Annotated[
         VmMode,
         typer.Option("--mode", help="multi: throw-away disks; single: one VM that keeps its disk"),
@@ -241,6 +248,7 @@ def run(
         zone=zone,
         volumes=volume or [],
         allow_egress=allow_egress or [],
+        vm_to_vm=vm_to_vm,
     )
     timeout_s = None if timeout is None else parse_duration(timeout)
     gv = client(ctx)

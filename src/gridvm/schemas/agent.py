@@ -98,6 +98,9 @@ class Assignment(Wire):
     # (entries as network.whitelist prints them, validated and resolved by the server).
     zone: Zone | None = None
     egress: list[str] = Field(default_factory=list)
+    # VMs of one deployment that both have vm_to_vm may connect to each other.
+    deployment_id: str | None = None
+    vm_to_vm: bool = False
 
 
 class VmReport(Wire):

@@ -101,6 +101,9 @@ class VmCreate(Wire):
     # Outbound connections the VMs may open (site networking): ADDRESS|CIDR|NAME:PORT[/udp];
     # names are resolved by the server when the request is made.
     allow_egress: list[str] = Field(default_factory=list)
+    # Site networking: the deployment's VMs may connect to each other (those on one host;
+    # VMs on different hosts are behind their hosts' NAT and cannot).
+    vm_to_vm: bool = False
 
 
 class VmOut(Wire):

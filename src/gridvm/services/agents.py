@@ -175,6 +175,8 @@ class AgentService:
             volumes=attachments(vm),
             zone=Zone(vm.zone) if vm.zone else None,
             egress=[str(e) for e in vm.egress or []],
+            deployment_id=vm.deployment_id,
+            vm_to_vm=bool(vm.deployment.vm_to_vm),
         )
 
     def append_console(self, who: Principal, vm_id: str, offset: int, data: bytes) -> int:

@@ -168,6 +168,7 @@ class VmService:
                 gang=req.gang,
                 affinity=req.affinity.value,
                 selector=req.selector or None,
+                vm_to_vm=req.vm_to_vm,
                 queue_timeout_s=req.queue_timeout_s,
             )
             s.add(deployment)

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -371,6 +372,8 @@ class Deployment(Base):
     selector: Mapped[str | None] = mapped_column(String(512))
     # Members still pending this long after the request fail, with their last reason.
     queue_timeout_s: Mapped[int | None] = mapped_column(Integer)
+    # Site networking: its VMs may open connections to each other (on one host's bridge).
+    vm_to_vm: Mapped[bool | None] = mapped_column(Boolean)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     owner: Mapped[User] = relationship(lazy="joined")
 

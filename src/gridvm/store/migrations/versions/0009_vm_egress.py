@@ -1,4 +1,4 @@
-"""vms.egress: a VM's egress whitelist (site networking, issue 6)
+"""vms.egress, deployments.vm_to_vm: site networking (issue 6)
 
 Revision ID: 0009
 Revises: 0008
@@ -18,8 +18,11 @@ depends_on = None
 
 def upgrade() -> None:
     op.add_column("vms", sa.Column("egress", sa.JSON(), nullable=True))
+    op.add_column("deployments", sa.Column("vm_to_vm", sa.Boolean(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("deployments") as batch:
+        batch.drop_column("vm_to_vm")
     with op.batch_alter_table("vms") as batch:
         batch.drop_column("egress")
