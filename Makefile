@@ -8,7 +8,7 @@ DATA_DIR ?= .gridvm
 LISTEN ?= 127.0.0.1:8750
 PYTEST_ARGS ?=
 
-.PHONY: up down install system-deps venv images test lint unit bench clean help
+.PHONY: up down install system-deps venv images test lint unit bench clean help testbed
 
 help:
 	@echo "make up       install what is missing and start gridvm (server + local agent)"
@@ -16,6 +16,7 @@ help:
 	@echo "make install  system packages, .venv from requirements.lock, starter images"
 	@echo "make test     install, lint, and run the whole test suite"
 	@echo "make bench    run the benchmarks; results in bench/results/"
+	@echo "make testbed  site networking on several hosts (network namespaces, real VMs; root)"
 
 up: install
 	$(BIN)/gridvm up --detach --data-dir $(DATA_DIR) --listen $(LISTEN) --starter-dir $(STARTER_DIR)
@@ -48,6 +49,9 @@ lint: venv
 
 test: install lint
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+testbed: install
+	$(BIN)/pytest -v tests/system/test_multi_host.py tests/system/test_site_network.py $(PYTEST_ARGS)
 
 bench: install
 	$(BIN)/python -m bench

@@ -6,7 +6,7 @@ packages=(
   python3 python3-venv
   qemu-system-x86 qemu-utils
   busybox-static e2fsprogs cpio
-  util-linux iproute2 nftables
+  util-linux iproute2 nftables procps
   binutils
   mmdebstrap uidmap
   postgresql

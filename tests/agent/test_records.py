@@ -7,6 +7,7 @@ from pathlib import Path
 
 from gridvm.agent.records import RecordStore, VmRecord
 from gridvm.schemas.agent import LocalState
+from gridvm.schemas.hosts import Zone
 from gridvm.schemas.vms import VmMode
 from tests.agent.helpers import assignment, record
 
@@ -60,3 +61,15 @@ def test_records_hold_the_vm_token_so_only_the_agent_reads_them(tmp_path: Path) 
     assert store.dir_of(r.vm_id).stat().st_mode & 0o777 == 0o700
     assert (store.dir_of(r.vm_id) / "record.json").stat().st_mode & 0o777 == 0o600
     assert "gvt.secret" not in repr(r.assignment)
+
+
+def test_the_site_network_address_and_zone_survive_a_restart(tmp_path: Path) -> None:
+    store = RecordStore(tmp_path)
+    a = assignment().model_copy(update={"zone": Zone.dmz, "egress": ["192.0.2.10:443"]})
+    r = record(a, LocalState.running)
+    r.ipv4 = "10.65.0.7"
+    store.save(r)
+    assert RecordStore(tmp_path).load_all() == {r.vm_id: r}
+    data = json.loads(r.to_json())
+    del data["ipv4"]  # written before site networking: no address
+    assert VmRecord.from_json(json.dumps(data)).ipv4 is None

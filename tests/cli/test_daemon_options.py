@@ -79,3 +79,50 @@ def test_bad_build_options_stop_the_server_with_the_reason(
     )
     assert result.exit_code == 1
     assert message in result.stderr
+
+
+@pytest.mark.usefixtures("logging_restored")
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--network", "bridge"], "--network 'bridge': choose user or site"),
+        (["--zone-subnet", "lab=10.1.0.0/24"], "write ZONE=CIDR with ZONE trusted or dmz"),
+        (
+            ["--network", "site", "--zone-subnet", "trusted=10.64.0.5/24"],
+            "subnet '10.64.0.5/24' of zone trusted is not an IPv4 network",
+        ),
+        (
+            ["--network", "site", "--zone-subnet", "dmz=10.64.0.0/25"],
+            "subnets of zones dmz (10.64.0.0/25) and trusted (10.64.0.0/24) overlap",
+        ),
+    ],
+)
+def test_bad_network_options_stop_the_agent_with_the_reason(
+    option: list[str], message: str, tmp_path: Path
+) -> None:
+    result = CliRunner().invoke(
+        app,
+        ["agent", "--server", "http://127.0.0.1:9", "--data-dir", str(tmp_path), *option],
+        env={"GRIDVM_AGENT_TOKEN": "gvm_x"},
+    )
+    assert result.exit_code == 1
+    assert message in result.stderr
+
+
+@pytest.mark.usefixtures("logging_restored")
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--zone-egress", "10.0.0.53:53"], "write ZONE=ADDRESS:PORT"),
+        (["--zone-egress", "lab=10.0.0.53:53"], "zone egress for 'lab'"),
+        (["--zone-egress", "dmz=10.0.0.53"], "is not of the form ADDRESS:PORT"),
+    ],
+)
+def test_bad_zone_egress_stops_the_server_with_the_reason(
+    option: list[str], message: str, tmp_path: Path
+) -> None:
+    result = CliRunner().invoke(
+        app, ["server", "--data-dir", str(tmp_path), "--listen", "127.0.0.1:9", *option]
+    )
+    assert result.exit_code == 1
+    assert message in result.stderr

@@ -140,3 +140,16 @@ def test_run_pins_a_version_or_follows_the_latest_and_show_says_which(
     assert (latest["image"], latest["image_version"]) == (newer["id"], 2)
     assert f"base:1 ({image})" in cli.ok("vm", "show", pinned["id"]).stdout
     assert f"base:2 ({newer['id']})" in cli.ok("vm", "show", latest["id"]).stdout
+
+
+def test_run_allow_egress_and_show_lists_the_effective_rules(cli: Cli, image: str) -> None:
+    deployment = cli.json(
+        "vm", "run", image, "--allow-egress", "192.0.2.10:443", "--allow-egress", "localhost:53/udp"
+    )
+    vm_id = deployment["vms"][0]["id"]
+    shown = cli.ok("vm", "show", vm_id).stdout
+    assert "127.0.0.1:53/udp (VM), 192.0.2.10:443 (VM)" in shown
+    line = cli.fails("vm", "run", image, "--allow-egress", "0.0.0.0/0:443")
+    assert "opens the whole internet" in line
+    line = cli.fails("vm", "run", image, "--allow-egress", "no-such-host.invalid:80")
+    assert "the name 'no-such-host.invalid' has no IPv4 address" in line

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import ipaddress
 import os
 import shutil
 import stat
@@ -13,6 +14,7 @@ import yaml
 from gridvm.common.errors import InvalidInput
 from gridvm.context.nocloud import (
     MIN_SIZE,
+    StaticAddress,
     build_seed_iso,
     read_seed_iso,
     render_meta_data,
@@ -210,6 +212,46 @@ def test_network_config_names_the_nic_by_its_mac_for_dhcp() -> None:
     }
     with pytest.raises(InvalidInput, match="invalid MAC"):
         render_network_config("52:54:00:ab:cd:ef\nversion: 1")
+
+
+STATIC = StaticAddress(
+    interface=ipaddress.IPv4Interface("10.64.0.2/24"),
+    gateway=ipaddress.IPv4Address("10.64.0.1"),
+    nameservers=(ipaddress.IPv4Address("10.64.0.1"),),
+)
+
+
+def test_network_config_gives_a_static_address_with_gateway_and_dns() -> None:
+    config = yaml.safe_load(render_network_config("52:54:00:ab:cd:ef", STATIC))
+    assert config == {
+        "version": 2,
+        "ethernets": {
+            "eth0": {
+                "match": {"macaddress": "52:54:00:ab:cd:ef"},
+                "set-name": "eth0",
+                "dhcp4": False,
+                "addresses": ["10.64.0.2/24"],
+                "routes": [{"to": "0.0.0.0/0", "via": "10.64.0.1"}],
+                "nameservers": {"addresses": ["10.64.0.1"]},
+            }
+        },
+    }
+
+
+def test_a_static_address_also_travels_as_key_value_lines_for_small_guests(
+    tmp_path: Path,
+) -> None:
+    files = build(tmp_path / "seed.iso", static_network=STATIC)
+    assert files["gridvm-net"] == b"address=10.64.0.2/24\ngateway=10.64.0.1\nnameserver=10.64.0.1\n"
+    assert "gridvm-net" not in build(tmp_path / "dhcp.iso")
+
+
+def test_a_gateway_outside_the_subnet_is_refused() -> None:
+    with pytest.raises(InvalidInput, match=r"gateway 10\.65\.0\.1"):
+        StaticAddress(
+            interface=ipaddress.IPv4Interface("10.64.0.2/24"),
+            gateway=ipaddress.IPv4Address("10.65.0.1"),
+        )
 
 
 def test_the_vm_token_travels_in_its_own_file(tmp_path: Path) -> None:

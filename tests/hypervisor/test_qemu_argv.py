@@ -54,6 +54,22 @@ GOLDEN_SPECS: dict[str, MachineSpec] = {
         machine="pc",
         extra_disks=(ExtraDisk(path=VMS / "vm-0003" / "data.raw", format="raw", read_only=True),),
     ),
+    # Site networking: the agent's tap on a zone bridge (no user-mode network).
+    "tap_network": MachineSpec(
+        vm_id="vm-0005",
+        vcpus=1,
+        memory_mb=256,
+        disk=VMS / "vm-0005" / "disk.qcow2",
+        seed_iso=VMS / "vm-0005" / "seed.iso",
+        kernel=IMAGES / "sha256-0a1b" / "vmlinuz",
+        kernel_cmdline="console=ttyS0 root=/dev/vda rw",
+        accelerator="tcg",
+        run_dir=Path("/run/gridvm/vm-0005"),
+        network="tap",
+        tap="gvt1a2b3c4d5e",
+        mac="52:54:00:ab:cd:ef",
+        guest_channel=True,
+    ),
     # A job with its results disk and a user's volume (persistent, write-back cache).
     "job_with_volume": MachineSpec(
         vm_id="vm-0004",

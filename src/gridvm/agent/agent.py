@@ -22,6 +22,7 @@ from gridvm.agent.guest_relay import GuestAnswer, GuestRelays, GuestRequest
 from gridvm.agent.host_facts import host_registration
 from gridvm.agent.link import ServerLink
 from gridvm.agent.machines import Machines
+from gridvm.agent.network import SiteNetwork, zone_setups
 from gridvm.agent.reconcile import LIVE, Action, Do, Runtime, adoption, plan
 from gridvm.agent.records import RecordStore, VmRecord
 from gridvm.agent.volumes import VolumeFiles
@@ -49,6 +50,11 @@ class Agent:
         self.registration = host_registration(config)
         self.records = RecordStore(config.vm_dir)
         self.cache = ImageCache(config.cache_dir, config.cache_limit_bytes)
+        self.network = (
+            SiteNetwork(self.records, zone_setups(config.zones, config.zone_subnets), config.uplink)
+            if config.network == "site"
+            else None
+        )
         self.machines = Machines(
             self.records,
             self.cache,
@@ -59,6 +65,7 @@ class Agent:
             self.link.upload_disk_image,
             self.link.launch_bundle,
             VolumeFiles(config.volume_dir),
+            self.network,
         )
         self._pool = ThreadPoolExecutor(
             max_workers=STAGING_THREADS, thread_name_prefix="gridvm-stage"
@@ -107,7 +114,12 @@ class Agent:
         self._stop.set()
 
     def adopt(self) -> None:
-        """On start: keep VMs whose QEMU still runs; end the ones lost while we were away."""
+        """On start: keep VMs whose QEMU still runs; end the ones lost while we were away.
+
+        With site networking, the bridges, the live VMs' taps and the rules are put back
+        first (one atomic re-apply: the old rules hold until the new ones replace them)."""
+        if self.network is not None:
+            self.network.setup()
         records = self.records.load_all()
         runtime, disks = self._look(records)
         for vm_id, seen in runtime.items():
@@ -152,6 +164,8 @@ class Agent:
             )
         )
         self._generation = response.generation
+        if self.network is not None:
+            self.network.set_zone_egress({z.value: e for z, e in response.zone_egress.items()})
         self._deleted_volumes = self.machines.volumes.delete(
             response.delete_volumes, _volumes_in_use(records, frozenset(self._busy))
         )

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from gridvm.agent.network import NET_STATES, SiteNetwork, tap_name
 from gridvm.agent.reconcile import Action, Do, Runtime
 from gridvm.agent.records import RecordStore, VmRecord
 from gridvm.agent.results import collect_results
@@ -55,6 +56,7 @@ class Machines:
         upload_disk_image: Upload | None = None,
         fetch_launch: Callable[[str], LaunchBundle] | None = None,
         volumes: VolumeFiles | None = None,
+        network: SiteNetwork | None = None,
     ) -> None:
         self.records = records
         self.cache = cache
@@ -66,6 +68,8 @@ class Machines:
         self.fetch_launch = fetch_launch
         # Users' volumes: beside the VM directories, never inside one (those are removed).
         self.volumes = volumes or VolumeFiles(records.root.parent / "volumes")
+        # None: QEMU user-mode networking; else a tap per VM on its zone's bridge.
+        self.network = network
 
     # --- observing ------------------------------------------------------------
     def runtime(self, record: VmRecord) -> Runtime:
@@ -100,7 +104,8 @@ class Machines:
             kernel_cmdline=a.kernel_cmdline if kernel else None,
             accelerator="kvm" if self.accelerator == "kvm" else "tcg",
             run_dir=run_dir,
-            network="user",
+            network="tap" if self.network is not None else "user",
+            tap=tap_name(a.vm_id) if self.network is not None else None,
             mac=mac_for(a.vm_id),
             guest_channel=True,
             extra_disks=(
@@ -203,6 +208,8 @@ class Machines:
         user may fix the cause and start again.
         """
         record = VmRecord(a.vm_id, a.attempt, a, LocalState.staging, boot=a.boot)
+        if old is not None:
+            record.ipv4 = old.ipv4  # kept if still free
         if old is not None and not fresh:
             record.pins = list(old.pins)
             record.console_base = old.console_base
@@ -224,6 +231,12 @@ class Machines:
                     undo.push("results disk", lambda: output.unlink(missing_ok=True))
                 for volume in a.volumes:  # kept whatever happens: the user's data
                     self.volumes.ensure(volume.id, volume.size_bytes)
+                static = None
+                if self.network is not None:
+                    # Address, tap and rules are in place before QEMU starts.
+                    network = self.network
+                    static = network.attach(record)
+                    undo.push("network", lambda: network.release(a.vm_id))
                 seed = run_dir / SEED
                 launch = self._launch_bundle(a)
                 build_seed_iso(
@@ -237,8 +250,9 @@ class Machines:
                     secrets={k: base64.b64decode(v) for k, v in launch.secrets.items()},
                     files=[(f.path, base64.b64decode(f.content_b64)) for f in launch.files],
                     public_keys=a.ssh_public_keys,
-                    network_config=render_network_config(mac_for(a.vm_id)),
+                    network_config=render_network_config(mac_for(a.vm_id), static),
                     vm_token=a.guest_token,
+                    static_network=static,
                 )
                 undo.push("seed ISO", lambda: seed.unlink(missing_ok=True))
                 self._set(record, LocalState.booting)
@@ -356,6 +370,8 @@ class Machines:
             for digest in list(record.pins):
                 self._unpin(record, digest)
         self.records.remove(vm_id)
+        if record is not None and record.ipv4 is not None:
+            self._release_network(vm_id)
 
     def _set(self, record: VmRecord, state: LocalState) -> None:
         record.state = state
@@ -368,3 +384,14 @@ class Machines:
         record.cause = cause
         record.detail = detail
         self.records.save(record)
+        if state not in NET_STATES and record.ipv4 is not None:
+            self._release_network(record.vm_id)
+
+    def _release_network(self, vm_id: str) -> None:
+        """The VM's tap goes and the rules are re-applied without it (after QEMU ended)."""
+        if self.network is None:
+            return
+        try:
+            self.network.release(vm_id)
+        except Exception:
+            log.exception("could not take down the network of VM %s", vm_id)

@@ -41,6 +41,9 @@ class VmRecord:
     # The last ``vm save`` request carried out, and its error if it failed.
     saved_id: str | None = None
     save_error: str | None = None
+    # Site networking: the VM's address on its zone bridge (kept so a restart of the agent or
+    # of the VM keeps it; in use only while the VM holds a tap, see agent.network).
+    ipv4: str | None = None
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -71,6 +74,7 @@ class VmRecord:
             exit_status=data.get("exit_status"),
             saved_id=data.get("saved_id"),
             save_error=data.get("save_error"),
+            ipv4=data.get("ipv4"),
         )
 
 

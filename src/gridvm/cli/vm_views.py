@@ -108,6 +108,7 @@ def vm_fields(vm: VmOut) -> None:
                 ("memory", memory_text(vm.memory_mb)),
                 ("disk", disk),
                 ("volumes", output.cell(", ".join(vm.volumes) or None)),
+                ("egress", egress_text(vm)),
                 ("host", output.cell(vm.host)),
                 ("walltime", output.duration(vm.walltime_s)),
                 ("created", output.timestamp(vm.created_at)),
@@ -118,6 +119,14 @@ def vm_fields(vm: VmOut) -> None:
             ]
         )
     )
+
+
+def egress_text(vm: VmOut) -> str:
+    """The VM's effective egress rules: its own whitelist, then its zone's (the site's)."""
+    own = [f"{e} (VM)" for e in vm.egress]
+    zone = vm.zone.value if vm.zone else "zone"
+    site = [f"{e} (site, {zone})" for e in vm.zone_egress]
+    return ", ".join(own + site) or "none (no outbound connections with site networking)"
 
 
 def counts_text(vms: list[VmOut]) -> str:

@@ -166,6 +166,22 @@ def run(
             " by its serial, the volume's id (gridvm volume show)",
         ),
     ] = None,
+    allow_egress: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-egress",
+            metavar="HOST:PORT[/udp]",
+            help="an outbound connection the VMs may open (repeatable): ADDRESS, CIDR or a"
+            " name (resolved now) and a port, e.g. 192.0.2.10:443, 10.1.0.0/16:5432",
+        ),
+    ] = None,
+    vm_to_vm: Annotated[
+        bool,
+        typer.Option(
+            "--vm-to-vm",
+            help="let the deployment's VMs connect to each other (those on one host)",
+        ),
+    ] = False,
     mode: Annotated[
         VmMode,
         typer.Option("--mode", help="multi: throw-away disks; single: one VM that keeps its disk"),
@@ -231,6 +247,8 @@ def run(
         queue_timeout_s=None if queue_timeout is None else parse_duration(queue_timeout),
         zone=zone,
         volumes=volume or [],
+        allow_egress=allow_egress or [],
+        vm_to_vm=vm_to_vm,
     )
     timeout_s = None if timeout is None else parse_duration(timeout)
     gv = client(ctx)

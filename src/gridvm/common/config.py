@@ -31,6 +31,12 @@ class SiteLimits:
     default_walltime_s: int = 24 * 3600
     max_walltime_s: int = 14 * 24 * 3600
     stop_grace_s: int = 30
+    # Egress whitelists (site networking): the site's own per zone ("trusted", "dmz" ->
+    # entries like "192.0.2.53:53/udp"), added to every VM's there; whether a VM's entry may
+    # be wider than /8 (0.0.0.0/0 above all); and how many entries a VM may ask for.
+    zone_egress: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    egress_allow_wide: bool = False
+    max_egress_entries: int = 32
 
 
 def default_certified_repositories() -> tuple[str, ...]:
@@ -132,6 +138,9 @@ class ServerConfig:
         return self.data_dir / "agent.token"
 
 
+DEFAULT_ZONE_SUBNETS = {"trusted": "10.64.0.0/24", "dmz": "10.65.0.0/24"}
+
+
 @dataclass(frozen=True)
 class AgentConfig:
     server_url: str
@@ -145,6 +154,13 @@ class AgentConfig:
     qemu_binary: str = "qemu-system-x86_64"
     labels: dict[str, str] = field(default_factory=dict)
     zones: tuple[str, ...] = ("trusted", "dmz")
+    # "user": QEMU user-mode networking (no host changes, no root); "site": a bridge per zone,
+    # a tap per VM, the agent's nftables tables (see gridvm.agent.network).
+    network: str = "user"
+    # Site networking: this host's subnet of each zone (the bridge holds its first address).
+    zone_subnets: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_ZONE_SUBNETS))
+    # The interface VM traffic is masqueraded out of (None: the default route's).
+    uplink: str | None = None
 
     @property
     def cache_dir(self) -> Path:

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import io
+import ipaddress
 import os
 import re
 import shlex
 import tempfile
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pycdlib
@@ -39,7 +41,9 @@ _NAMES = {
     "gridvm-env": "GRIDVMEN.;1",
     "gridvm-ssh-keys": "GRIDVMSK.;1",
     "gridvm-token": "GRIDVMTK.;1",
+    "gridvm-net": "GRIDVMNT.;1",
 }
+NET_FILE = "gridvm-net"
 ENV_FILE = "gridvm-env"
 _ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _KEY_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
@@ -115,19 +119,56 @@ def _public_keys_yaml(keys: Sequence[str]) -> bytes:
     return ("public-keys:\n" + "".join(f"  - {yaml_quote(k)}\n" for k in keys)).encode()
 
 
-def render_network_config(mac: str) -> str:
-    """cloud-init network-config (version 2): DHCP on the NIC with ``mac``, named eth0."""
+@dataclass(frozen=True)
+class StaticAddress:
+    """A fixed IPv4 set-up for the guest's NIC: its address/prefix, the gateway, DNS servers."""
+
+    interface: ipaddress.IPv4Interface
+    gateway: ipaddress.IPv4Address
+    nameservers: tuple[ipaddress.IPv4Address, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.gateway not in self.interface.network or self.gateway == self.interface.ip:
+            raise InvalidInput(
+                f"gateway {self.gateway} is not another address of {self.interface.network}"
+            )
+
+
+def render_network_config(mac: str, static: StaticAddress | None = None) -> str:
+    """cloud-init network-config (version 2) for the NIC with ``mac``, named eth0: DHCP, or
+    ``static`` (address/prefix, default route via the gateway, name servers)."""
     if not re.fullmatch(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}", mac):
         raise InvalidInput(f"invalid MAC address {mac!r}")
-    return (
+    head = (
         "version: 2\n"
         "ethernets:\n"
         "  eth0:\n"
         "    match:\n"
         f'      macaddress: "{mac}"\n'
         "    set-name: eth0\n"
-        "    dhcp4: true\n"
     )
+    if static is None:
+        return head + "    dhcp4: true\n"
+    text = head + (
+        "    dhcp4: false\n"
+        f'    addresses: ["{static.interface.with_prefixlen}"]\n'
+        "    routes:\n"
+        "      - to: 0.0.0.0/0\n"
+        f'        via: "{static.gateway}"\n'
+    )
+    if static.nameservers:
+        servers = ", ".join(f'"{s}"' for s in static.nameservers)
+        text += f"    nameservers:\n      addresses: [{servers}]\n"
+    return text
+
+
+def render_net_file(static: StaticAddress) -> bytes:
+    """``gridvm-net``: the static set-up as ``key=value`` lines, for guests without
+    cloud-init (busybox ``sh``, bash ``read``): ``address=A/P``, ``gateway=G``,
+    ``nameserver=N`` (one line per server)."""
+    lines = [f"address={static.interface.with_prefixlen}", f"gateway={static.gateway}"]
+    lines += [f"nameserver={s}" for s in static.nameservers]
+    return "".join(f"{line}\n" for line in lines).encode()
 
 
 def render_env(env: Mapping[str, str]) -> bytes:
@@ -154,6 +195,7 @@ def build_seed_iso(
     files: Sequence[tuple[str, bytes]] = (),
     public_keys: Sequence[str] = (),
     vm_token: str | None = None,
+    static_network: StaticAddress | None = None,
 ) -> None:
     """Write the NoCloud seed ISO for one VM launch to ``path`` (atomically, mode 0600).
 
@@ -161,7 +203,8 @@ def build_seed_iso(
     the guest sources before it runs the user-data script. Each secret goes in
     ``gridvm-secret-NAME``; launch files go in ``gridvm-file-N`` with ``gridvm-files``
     listing ``N<TAB>guest path`` per line, for the guest to put in place. ``vm_token``
-    (the VM's token for the guest API) goes in ``gridvm-token``.
+    (the VM's token for the guest API) goes in ``gridvm-token``. ``static_network`` also
+    goes in ``gridvm-net`` (see :func:`render_net_file`) for guests without cloud-init.
     """
     contents: dict[str, bytes] = {
         "meta-data": render_meta_data(meta_data) + _public_keys_yaml(public_keys),
@@ -180,6 +223,8 @@ def build_seed_iso(
         if not re.fullmatch(r"[A-Za-z0-9._-]{1,200}", vm_token):
             raise InvalidInput("the VM token holds unexpected characters")
         contents["gridvm-token"] = vm_token.encode() + b"\n"
+    if static_network is not None:
+        contents[NET_FILE] = render_net_file(static_network)
     iso_names = dict(_NAMES)
     for number, (name, value) in enumerate(sorted((secrets or {}).items())):
         rr = f"gridvm-secret-{validate_name(name, what='secret name')}"

@@ -16,6 +16,7 @@ from typing import Annotated
 import typer
 
 from gridvm.common.config import (
+    DEFAULT_ZONE_SUBNETS,
     AgentConfig,
     ImagePolicySettings,
     SchedulingSettings,
@@ -70,6 +71,41 @@ def _zones(names: list[str]) -> tuple[str, ...]:
         if name not in ("trusted", "dmz"):
             raise GridvmError(f"--zone {name!r}: the zones are trusted and dmz")
     return tuple(sorted(set(names)))
+
+
+def _zone_egress(items: list[str]) -> dict[str, tuple[str, ...]]:
+    """--zone-egress ZONE=ENTRY (repeatable), grouped by zone and checked."""
+    from gridvm.services.egress import check_zone_egress
+
+    grouped: dict[str, list[str]] = {}
+    for item in items:
+        zone, sep, entry = item.partition("=")
+        if not sep or not entry:
+            raise GridvmError(
+                f"--zone-egress {item!r}: write ZONE=ADDRESS:PORT, e.g. trusted=10.0.0.53:53/udp"
+            )
+        grouped.setdefault(zone, []).append(entry)
+    return check_zone_egress(grouped)
+
+
+def _network_mode(text: str) -> str:
+    if text not in ("user", "site"):
+        raise GridvmError(f"--network {text!r}: choose user or site")
+    return text
+
+
+def _zone_subnets(items: list[str]) -> dict[str, str]:
+    """--zone-subnet ZONE=CIDR (repeatable) over the defaults; checked by the agent."""
+    subnets = dict(DEFAULT_ZONE_SUBNETS)
+    for item in items:
+        zone, sep, cidr = item.partition("=")
+        if not sep or zone not in ("trusted", "dmz") or not cidr:
+            raise GridvmError(
+                f"--zone-subnet {item!r}: write ZONE=CIDR with ZONE trusted or dmz, "
+                "e.g. trusted=10.64.0.0/24"
+            )
+        subnets[zone] = cidr
+    return subnets
 
 
 def _memory_mb(text: str | None) -> int | None:
@@ -152,6 +188,22 @@ def server(
     build_workers: Annotated[
         int, typer.Option("--build-workers", help="recipe builds run at the same time")
     ] = 1,
+    zone_egress: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--zone-egress",
+            metavar="ZONE=ADDRESS|CIDR:PORT[/udp]",
+            help="site networking: an egress entry every VM of the zone gets (repeatable), "
+            "e.g. trusted=10.0.0.53:53/udp",
+        ),
+    ] = None,
+    allow_wide_egress: Annotated[
+        bool,
+        typer.Option(
+            "--allow-wide-egress",
+            help="let users whitelist networks wider than /8 (0.0.0.0/0 included)",
+        ),
+    ] = False,
 ) -> None:
     """Run the control plane: REST API, scheduler and lease loops."""
     from gridvm.daemons.processes import run_server
@@ -165,7 +217,11 @@ def server(
             host=host,
             port=port,
             starter_dir=_starter_dir(starter_dir),
-            limits=SiteLimits(stop_grace_s=stop_grace),
+            limits=SiteLimits(
+                stop_grace_s=stop_grace,
+                zone_egress=_zone_egress(zone_egress or []),
+                egress_allow_wide=allow_wide_egress,
+            ),
             scheduling=SchedulingSettings(
                 fairshare=fairshare,
                 half_life_s=parse_duration(half_life),
@@ -216,6 +272,31 @@ def agent(
             help="a host label VMs can ask for (--require), e.g. site=a, cpu_flags=avx2,sse4",
         ),
     ] = None,
+    network: Annotated[
+        str,
+        typer.Option(
+            "--network",
+            help="user: QEMU user-mode networking; site: a bridge per zone, a tap per VM and "
+            "nftables rules (needs root, iproute2, nftables)",
+        ),
+    ] = "user",
+    zone_subnet: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--zone-subnet",
+            metavar="ZONE=CIDR",
+            help="site networking: this host's subnet of a zone "
+            "(default trusted=10.64.0.0/24, dmz=10.65.0.0/24)",
+        ),
+    ] = None,
+    uplink: Annotated[
+        str | None,
+        typer.Option(
+            "--uplink",
+            help="site networking: interface VM traffic is masqueraded out of "
+            "(default: the default route's)",
+        ),
+    ] = None,
 ) -> None:
     """Run the host agent: registers this host and runs the VMs the server assigns to it."""
     from gridvm.daemons.processes import run_agent
@@ -240,6 +321,9 @@ def agent(
             qemu_binary=qemu_binary,
             labels=_labels(label or []),
             zones=_zones(zone or ["trusted", "dmz"]),
+            network=_network_mode(network),
+            zone_subnets=_zone_subnets(zone_subnet or []),
+            uplink=uplink,
         )
         run_agent(config)
     except GridvmError as exc:
@@ -344,6 +428,27 @@ def _alive(pid: int) -> bool:
     return not (stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] == "Z")
 
 
+def host_rules() -> None:
+    """Print this host's live gridvm network rules (nftables), as the kernel holds them.
+
+    Run it on the host, as root: the rule set is the agent's, applied in the host's
+    kernel, and reading it there shows what is in force rather than what should be."""
+    from gridvm.network.nft import Nft
+
+    try:
+        text = Nft().live_text()
+    except GridvmError as exc:
+        _fail(str(exc))
+        return
+    if not text:
+        _fail(
+            "no gridvm rules on this host (or no permission to read them: run as root); "
+            "the agent applies them when it runs with --network site"
+        )
+    typer.echo(text, nl=False)
+
+
 def register(app: typer.Typer) -> None:
     for command in (server, agent, up, down):
         app.command(command.__name__)(command)
+    app.command("host-rules")(host_rules)

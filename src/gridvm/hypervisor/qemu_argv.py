@@ -21,6 +21,9 @@ Choices worth knowing (each verified against QEMU 7.2 on Debian 12):
 - The guest channel is a virtio-serial port on a second listening unix socket; the
   agent connects to it and relays the guest's requests to the server (see
   :mod:`gridvm.agent.guest_relay`), so a VM with no network can still report.
+- ``-netdev tap,...,script=no,downscript=no``: the agent creates the tap, bridges it
+  and puts the nftables rules for it in place before QEMU starts, and removes it after
+  QEMU ends; QEMU never runs a helper script (and needs no privilege to do so).
 - ``-sandbox on,obsolete=deny,resourcecontrol=deny``: ``spawn=deny`` kills
   QEMU at the ``-daemonize`` fork, and ``elevateprivileges=deny`` kills it at
   the ``setsid`` that follows (both SIGSYS, exit status 1 and no message), so
@@ -204,4 +207,9 @@ def _network_args(spec: MachineSpec) -> list[str]:
     device = ["virtio-net-pci", f"netdev={NIC_NETDEV}", "romfile="]
     if spec.mac is not None:
         device.append(f"mac={spec.mac}")
-    return ["-netdev", f"user,id={NIC_NETDEV}", "-device", ",".join(device)]
+    if spec.network == "tap":
+        # The agent made the tap and put it on its zone bridge: QEMU runs no scripts.
+        netdev = f"tap,id={NIC_NETDEV},ifname={spec.tap},script=no,downscript=no"
+    else:
+        netdev = f"user,id={NIC_NETDEV}"
+    return ["-netdev", netdev, "-device", ",".join(device)]

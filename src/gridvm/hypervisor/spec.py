@@ -16,13 +16,13 @@ from typing import Literal
 from gridvm.common.errors import InvalidInput
 
 Accelerator = Literal["kvm", "tcg"]
-NetworkMode = Literal["user", "none"]
+NetworkMode = Literal["user", "tap", "none"]
 DiskFormat = Literal["qcow2", "raw"]
 # QEMU's -drive cache= modes, spelled out on -blockdev/-device (see qemu_argv._cache_options).
 CacheMode = Literal["writeback", "writethrough", "none"]
 
 ACCELERATORS: tuple[Accelerator, ...] = ("kvm", "tcg")
-NETWORK_MODES: tuple[NetworkMode, ...] = ("user", "none")
+NETWORK_MODES: tuple[NetworkMode, ...] = ("user", "tap", "none")
 DISK_FORMATS: tuple[DiskFormat, ...] = ("qcow2", "raw")
 CACHE_MODES: tuple[CacheMode, ...] = ("writeback", "writethrough", "none")
 
@@ -34,6 +34,8 @@ UNIX_SOCKET_PATH_MAX = 107
 _VM_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _MACHINE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 _MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
+# A Linux interface name (IFNAMSIZ 16 with the NUL), safe in a QEMU option string.
+_IFNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,14}")
 
 # Short names keep unix socket paths well under the sun_path limit.
 QMP_SOCKET_NAME = "qmp.sock"
@@ -93,6 +95,9 @@ class MachineSpec:
     kernel_cmdline: str | None = None
     network: NetworkMode = "user"
     mac: str | None = None
+    tap: str | None = None
+    """With ``network="tap"``: the host tap device (made and bridged by the agent beforehand;
+    QEMU only opens it, with no ifup/ifdown scripts)."""
     machine: str = "q35"
     extra_disks: tuple[ExtraDisk, ...] = ()
     guest_channel: bool = False
@@ -140,6 +145,14 @@ class MachineSpec:
             raise InvalidInput("the kernel command line must not contain NUL bytes")
         if self.mac is not None:
             self._check_mac(self.mac)
+        if self.network == "tap":
+            if not isinstance(self.tap, str) or not _IFNAME.fullmatch(self.tap):
+                raise InvalidInput(
+                    f"invalid tap device name {self.tap!r}",
+                    hint="1-15 characters from A-Z a-z 0-9 _ . -, starting with a letter or digit",
+                )
+        elif self.tap is not None:
+            raise InvalidInput(f'a tap device needs network="tap", not {self.network!r}')
         for extra in self.extra_disks:
             if not isinstance(extra, ExtraDisk):
                 raise InvalidInput(f"extra_disks must hold ExtraDisk values, not {extra!r}")

@@ -4,6 +4,7 @@
 - :mod:`addresses`: per-host, per-zone addresses and the VM's MAC (pure).
 - :mod:`ruleset`: a host's network state as data, rendered to one atomic nft script (pure).
 - :mod:`nft`: check, apply, read back and remove the rule set with ``nft`` (I/O).
+- :mod:`links`: zone bridges and VM taps with the ``ip`` command (I/O).
 
-Not wired into the agent yet: VMs still use QEMU user-mode networking.
+Used by the agent with ``gridvm agent --network site`` (see :mod:`gridvm.agent.network`).
 """

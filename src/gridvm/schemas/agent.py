@@ -93,6 +93,14 @@ class Assignment(Wire):
     # Persistent user disks, after the root disk, the seed ISO and the results disk; the
     # agent makes a volume's file at its first use and never deletes it with the VM.
     volumes: list[VolumeAttachment] = Field(default_factory=list)
+    # Site networking: the zone whose bridge the VM's tap joins (set by the zone policy when
+    # the VM was requested; None: the agent's first zone), and the VM's own egress whitelist
+    # (entries as network.whitelist prints them, validated and resolved by the server).
+    zone: Zone | None = None
+    egress: list[str] = Field(default_factory=list)
+    # VMs of one deployment that both have vm_to_vm may connect to each other.
+    deployment_id: str | None = None
+    vm_to_vm: bool = False
 
 
 class VmReport(Wire):
@@ -129,6 +137,9 @@ class SyncResponse(Wire):
     console_sessions: list[ConsoleSessionOrder] = Field(default_factory=list)
     # Volumes of this host being deleted: the agent deletes their files and reports them.
     delete_volumes: list[str] = Field(default_factory=list)
+    # The site's egress whitelist of each zone (entries as network.whitelist prints them),
+    # added to every VM's own in that zone.
+    zone_egress: dict[Zone, list[str]] = Field(default_factory=dict)
 
 
 class RegistrationOut(Wire):

@@ -98,6 +98,12 @@ class VmCreate(Wire):
     zone: Zone | None = None
     # Persistent user disks (names or ids) to attach; only to a request for one VM.
     volumes: list[str] = Field(default_factory=list, max_length=16)
+    # Outbound connections the VMs may open (site networking): ADDRESS|CIDR|NAME:PORT[/udp];
+    # names are resolved by the server when the request is made.
+    allow_egress: list[str] = Field(default_factory=list)
+    # Site networking: the deployment's VMs may connect to each other (those on one host;
+    # VMs on different hosts are behind their hosts' NAT and cannot).
+    vm_to_vm: bool = False
 
 
 class VmOut(Wire):
@@ -142,6 +148,10 @@ class VmOut(Wire):
     zone: Zone | None = None
     # Names of the volumes attached to it.
     volumes: list[str] = Field(default_factory=list)
+    # Where it may connect to (site networking): its own whitelist, and its zone's (the
+    # site's); together its effective egress rules.
+    egress: list[str] = Field(default_factory=list)
+    zone_egress: list[str] = Field(default_factory=list)
 
 
 class VmSave(Wire):

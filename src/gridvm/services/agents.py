@@ -27,7 +27,7 @@ from gridvm.schemas.agent import (
     VmReport,
 )
 from gridvm.schemas.consoles import ConsoleSessionOrder
-from gridvm.schemas.hosts import HostState
+from gridvm.schemas.hosts import HostState, Zone
 from gridvm.schemas.images import ImageOut
 from gridvm.schemas.vms import FINAL_STATES, LaunchFile, VmMode, VmState
 from gridvm.services.consoles import ConsoleStore
@@ -128,6 +128,7 @@ class AgentService:
             console_offsets=offsets,
             console_sessions=self.console_sessions(host_id),
             delete_volumes=delete_volumes,
+            zone_egress={Zone(z): list(e) for z, e in self.limits.zone_egress.items()},
         )
 
     def _assignment(self, vm: Vm) -> Assignment:
@@ -172,6 +173,10 @@ class AgentService:
             stop_grace_s=self.limits.stop_grace_s,
             guest_token=self.guest_tokens.issue(vm.id, vm.attempt, vm.boot),
             volumes=attachments(vm),
+            zone=Zone(vm.zone) if vm.zone else None,
+            egress=[str(e) for e in vm.egress or []],
+            deployment_id=vm.deployment_id,
+            vm_to_vm=bool(vm.deployment.vm_to_vm),
         )
 
     def append_console(self, who: Principal, vm_id: str, offset: int, data: bytes) -> int:

@@ -77,6 +77,7 @@ def vm_out(vm: Vm) -> VmOut:
         priority=vm.priority if vm.state == VmState.pending else None,
         zone=Zone(vm.zone) if vm.zone else None,
         volumes=[v.name for v in vm.volumes],
+        egress=[str(e) for e in vm.egress or []],
     )
 
 

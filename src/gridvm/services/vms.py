@@ -27,6 +27,7 @@ from gridvm.schemas.vms import (
 )
 from gridvm.services.consoles import ConsoleStore
 from gridvm.services.deploy_policy import trusted_run_lapsed, zone_for
+from gridvm.services.egress import vm_egress
 from gridvm.services.images import find_image
 from gridvm.services.presenters import vm_out
 from gridvm.services.principal import Principal
@@ -139,6 +140,7 @@ class VmService:
                 hint="attach volumes to a request for one VM (no -n, --param-file or --role)",
             )
         launch = self._launch(who, req)
+        egress = vm_egress(req.allow_egress, self.limits)
         with self.db.session() as s:
             image = find_image(s, who, req.image)
             if req.memory_mb < image.min_memory_mb:
@@ -166,6 +168,7 @@ class VmService:
                 gang=req.gang,
                 affinity=req.affinity.value,
                 selector=req.selector or None,
+                vm_to_vm=req.vm_to_vm,
                 queue_timeout_s=req.queue_timeout_s,
             )
             s.add(deployment)
@@ -187,6 +190,7 @@ class VmService:
                         disk_gb=req.disk_gb,
                         mode=req.mode.value,
                         zone=zone.value,
+                        egress=egress,
                         user_data=req.user_data,
                         params=rows[index] if rows else {},
                         launch=launch,
@@ -238,7 +242,9 @@ class VmService:
 
     def get(self, who: Principal, vm_id: str) -> VmOut:
         with self.db.session() as s:
-            return vm_out(_get_vm(s, who, vm_id))
+            out = vm_out(_get_vm(s, who, vm_id))
+        zone_rules = self.limits.zone_egress.get(out.zone.value, ()) if out.zone else ()
+        return out.model_copy(update={"zone_egress": list(zone_rules)})
 
     def deployments(self, who: Principal, all_users: bool = False) -> list[DeploymentOut]:
         with self.db.session() as s:

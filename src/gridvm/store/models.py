@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -371,6 +372,8 @@ class Deployment(Base):
     selector: Mapped[str | None] = mapped_column(String(512))
     # Members still pending this long after the request fail, with their last reason.
     queue_timeout_s: Mapped[int | None] = mapped_column(Integer)
+    # Site networking: its VMs may open connections to each other (on one host's bridge).
+    vm_to_vm: Mapped[bool | None] = mapped_column(Boolean)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     owner: Mapped[User] = relationship(lazy="joined")
 
@@ -395,6 +398,9 @@ class Vm(Base):
     mode: Mapped[str] = mapped_column(String(16))
     # The network zone asked for ("trusted", "dmz"); None: the zone of the image's class.
     zone: Mapped[str | None] = mapped_column(String(16))
+    # Its egress whitelist (site networking): entries as network.whitelist prints them,
+    # names already resolved to addresses when the request was made.
+    egress: Mapped[list[Any] | None] = mapped_column(JSON)
     user_data: Mapped[str | None] = mapped_column(Text)
     params: Mapped[dict[str, Any]] = mapped_column(default=dict)
     # Names of the owner's secrets and the per-launch files ({"path", "content_b64"}) that

@@ -103,6 +103,40 @@ install_ssh_keys() {
     chmod 0600 /root/.ssh/authorized_keys
 }
 
+# Site networking: the agent gave the VM a fixed address (gridvm-net: address=A/P,
+# gateway=G, nameserver=N lines). A .network file in /run that sorts before the DHCP one
+# wins for the NIC; networkd applies it when restarted (networkctl reload needs D-Bus,
+# which this image has not). Returns 1 if there is none.
+static_network() {
+    [ -f "$SEED/gridvm-net" ] || return 1
+    local key value address="" gateway="" servers="" tries=0
+    while IFS='=' read -r key value; do
+        case "$key" in
+            address) address=$value ;;
+            gateway) gateway=$value ;;
+            nameserver) servers="$servers $value" ;;
+        esac
+    done <"$SEED/gridvm-net"
+    if [ -z "$address" ]; then
+        say "warning: no address in gridvm-net"
+        return 0
+    fi
+    mkdir -p /run/systemd/network
+    {
+        printf '[Match]\nType=ether\n\n[Network]\nAddress=%s\n' "$address"
+        [ -n "$gateway" ] && printf 'Gateway=%s\n' "$gateway"
+        printf 'LinkLocalAddressing=no\nIPv6AcceptRA=no\n'
+    } >/run/systemd/network/10-gridvm-static.network
+    systemctl restart systemd-networkd.service
+    while ! ip -4 -o addr show | grep -qF " ${address} " && [ "$tries" -lt 50 ]; do
+        sleep 0.1
+        tries=$((tries + 1))
+    done
+    ip -4 -o addr show | grep -qF " ${address} " || say "warning: static address $address not up"
+    for value in $servers; do echo "nameserver $value"; done >/etc/resolv.conf
+    return 0
+}
+
 # systemd-networkd runs DHCP on every Ethernet NIC; wait a little for an address
 # (about 5 s at most, and only if the VM has a NIC), as tiny does.
 wait_for_network() {
@@ -195,7 +229,7 @@ mount_seed
 install_vm_token
 install_ssh_keys
 set_hostname
-wait_for_network
+static_network || wait_for_network
 say ready
 report_ready
 if runnable_user_data; then

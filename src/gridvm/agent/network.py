@@ -1,0 +1,294 @@
+"""Site networking on this host: zone bridges, one tap per VM, and the agent's nftables tables.
+
+The rule set is always rendered whole from the VM records (:func:`host_network`, pure)
+and applied in one nft transaction that deletes and re-creates the gridvm tables, so
+there is never a moment without rules. The order around a VM:
+
+- start: address (kept in its record) -> tap on its zone bridge -> rules -> QEMU;
+- end (or a failed start): QEMU gone -> tap removed -> rules re-applied without it;
+- agent start: bridges and forwarding ensured, taps of live VMs ensured, taps of no
+  known VM removed, rules re-applied from the records.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import logging
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from gridvm.agent.records import RecordStore, VmRecord
+from gridvm.common.errors import InvalidInput
+from gridvm.context.nocloud import StaticAddress
+from gridvm.network.addresses import allocate, gateway_of, mac_for
+from gridvm.network.links import Links
+from gridvm.network.nft import Nft
+from gridvm.network.ruleset import TAP_PREFIX, HostNetwork, VmNet, Zone, render
+from gridvm.network.whitelist import EgressRule, WhitelistPolicy, parse_entries
+from gridvm.schemas.agent import Assignment, LocalState
+
+log = logging.getLogger(__name__)
+
+# The VM states in which it holds its tap and address (and has rules).
+NET_STATES = frozenset(
+    {
+        LocalState.staging,
+        LocalState.booting,
+        LocalState.running,
+        LocalState.suspended,
+        LocalState.stopping,
+    }
+)
+# The server has validated every entry against the site's policy: take them as they are.
+_AS_GIVEN = WhitelistPolicy(allow_wide=True)
+
+
+@dataclass(frozen=True)
+class ZoneSetup:
+    name: str
+    subnet: ipaddress.IPv4Network
+
+    @property
+    def gateway(self) -> ipaddress.IPv4Address:
+        return gateway_of(self.subnet)
+
+    @property
+    def bridge(self) -> str:
+        return bridge_name(self.name)
+
+
+def tap_name(vm_id: str) -> str:
+    """The VM's tap: the tap prefix and 12 hex digits of its id's hash (15 characters)."""
+    return TAP_PREFIX + hashlib.sha256(vm_id.encode()).hexdigest()[:12]
+
+
+def bridge_name(zone: str) -> str:
+    return f"gvbr-{zone}"
+
+
+def zone_setups(zones: Sequence[str], subnets: Mapping[str, str]) -> tuple[ZoneSetup, ...]:
+    """This host's zones with their subnets, checked (InvalidInput says what is wrong)."""
+    setups: list[ZoneSetup] = []
+    for zone in zones:
+        text = subnets.get(zone)
+        if text is None:
+            raise InvalidInput(
+                f"zone {zone} has no subnet on this host",
+                hint=f"give one with --zone-subnet {zone}=10.x.y.0/24",
+            )
+        try:
+            subnet = ipaddress.IPv4Network(text, strict=True)
+        except ValueError as exc:
+            raise InvalidInput(
+                f"subnet {text!r} of zone {zone} is not an IPv4 network: {exc}",
+                hint="write it as ADDRESS/PREFIX with no host bits set, e.g. 10.64.0.0/24",
+            ) from None
+        if not subnet.is_private:
+            raise InvalidInput(
+                f"subnet {subnet} of zone {zone} is not a private range",
+                hint="VMs are masqueraded: use 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16",
+            )
+        gateway_of(subnet)  # refuses subnets too small for VMs
+        setups.append(ZoneSetup(zone, subnet))
+    for a in setups:
+        for b in setups:
+            if a.name < b.name and a.subnet.overlaps(b.subnet):
+                raise InvalidInput(
+                    f"subnets of zones {a.name} ({a.subnet}) and {b.name} ({b.subnet}) overlap"
+                )
+    if not setups:
+        raise InvalidInput("site networking needs at least one zone")
+    return tuple(setups)
+
+
+def zone_of(a: Assignment, zones: Sequence[ZoneSetup]) -> ZoneSetup:
+    """The zone the VM runs in on this host: the server's choice; with none, trusted if this
+    host serves it, else its first zone."""
+    wanted = a.zone.value if a.zone is not None else "trusted"
+    for zone in zones:
+        if zone.name == wanted:
+            return zone
+    if a.zone is None:
+        return zones[0]
+    served = ", ".join(z.name for z in zones)
+    raise InvalidInput(f"VM {a.vm_id} is in zone {a.zone.value}; this host serves {served}")
+
+
+def holds_network(record: VmRecord) -> bool:
+    return record.ipv4 is not None and record.state in NET_STATES
+
+
+def host_network(
+    uplink: str,
+    zones: Sequence[ZoneSetup],
+    records: Iterable[VmRecord],
+    zone_egress: Mapping[str, Sequence[str]],
+) -> HostNetwork:
+    """The host's whole network state from the VM records (pure).
+
+    A record that cannot be rendered (its zone is no longer served here, an unreadable
+    whitelist) is left out, with a warning: its tap then matches no VM and all its traffic
+    is dropped, and the other VMs keep their rules."""
+    vms = []
+    for record in sorted(records, key=lambda r: r.vm_id):
+        if not holds_network(record):
+            continue
+        assert record.ipv4 is not None
+        a = record.assignment
+        try:
+            vm = VmNet(
+                vm_id=record.vm_id,
+                tap=tap_name(record.vm_id),
+                mac=mac_for(record.vm_id),
+                ipv4=ipaddress.IPv4Address(record.ipv4),
+                zone=zone_of(a, zones).name,
+                deployment_id=a.deployment_id or record.vm_id,
+                egress=tuple(parse_entries(list(a.egress), _AS_GIVEN)),
+                vm_to_vm=a.vm_to_vm,
+            )
+        except (InvalidInput, ValueError) as exc:
+            log.warning(
+                "VM %s gets no network rules (all its traffic is dropped): %s", a.vm_id, exc
+            )
+            continue
+        vms.append(vm)
+    return HostNetwork(
+        uplink=uplink,
+        zones=tuple(
+            Zone(
+                name=z.name,
+                bridge=z.bridge,
+                subnet=z.subnet,
+                gateway=z.gateway,
+                site_whitelist=_site_rules(zone_egress.get(z.name, ())),
+            )
+            for z in zones
+        ),
+        vms=tuple(vms),
+    )
+
+
+def choose_address(
+    zone: ZoneSetup, vm_id: str, wanted: str | None, records: Iterable[VmRecord]
+) -> ipaddress.IPv4Address:
+    """The VM's address: the one it had if still free, else the lowest free one."""
+    in_use = {
+        ipaddress.IPv4Address(r.ipv4)
+        for r in records
+        if r.vm_id != vm_id and r.ipv4 is not None and holds_network(r)
+    }
+    if wanted is not None:
+        previous = ipaddress.IPv4Address(wanted)
+        if previous in zone.subnet and previous not in in_use and previous != zone.gateway:
+            return previous
+    return allocate(zone.subnet, in_use)
+
+
+def static_address(zone: ZoneSetup, ipv4: str) -> StaticAddress:
+    """What the guest is told: its address on the zone subnet; gateway and DNS = the host."""
+    return StaticAddress(
+        interface=ipaddress.IPv4Interface(f"{ipv4}/{zone.subnet.prefixlen}"),
+        gateway=zone.gateway,
+        nameservers=(zone.gateway,),
+    )
+
+
+def _site_rules(entries: Sequence[str]) -> tuple[EgressRule, ...]:
+    return tuple(parse_entries(list(entries), _AS_GIVEN))
+
+
+class SiteNetwork:
+    """The I/O side: bridges, taps and rules on this host, serialised by one lock."""
+
+    def __init__(
+        self,
+        records: RecordStore,
+        zones: tuple[ZoneSetup, ...],
+        uplink: str | None = None,
+        links: Links | None = None,
+        nft: Nft | None = None,
+    ) -> None:
+        self.records = records
+        self.zones = zones
+        self.links = links or Links()
+        self.nft = nft or Nft()
+        self._uplink = uplink
+        self.zone_egress: dict[str, list[str]] = {}
+        self._lock = threading.RLock()
+
+    @property
+    def uplink(self) -> str:
+        if self._uplink is None:
+            self._uplink = self.links.default_uplink()
+        return self._uplink
+
+    def setup(self) -> None:
+        """Agent start: forwarding, bridges, the taps of live VMs, then the rules."""
+        with self._lock:
+            self.links.enable_forwarding()
+            for zone in self.zones:
+                self.links.ensure_bridge(
+                    zone.bridge, ipaddress.IPv4Interface(f"{zone.gateway}/{zone.subnet.prefixlen}")
+                )
+            records = self.records.load_all()
+            live = {tap_name(r.vm_id): r for r in records.values() if holds_network(r)}
+            for tap in self.links.taps():
+                if tap not in live:
+                    log.warning("removing tap %s of no VM on this host", tap)
+                    self.links.remove(tap)
+            for tap, record in sorted(live.items()):
+                try:
+                    bridge = zone_of(record.assignment, self.zones).bridge
+                except InvalidInput as exc:
+                    log.warning("VM %s keeps no tap: %s", record.vm_id, exc)
+                    self.links.remove(tap)
+                    continue
+                self.links.ensure_tap(tap, bridge)
+            self._apply(records.values())
+            log.info(
+                "site networking: zones %s, uplink %s, %d VM taps",
+                ", ".join(f"{z.name}={z.subnet}" for z in self.zones),
+                self.uplink,
+                len(live),
+            )
+
+    def set_zone_egress(self, zone_egress: Mapping[str, Sequence[str]]) -> None:
+        """The site's per-zone whitelists as the server sent them; re-apply if they changed."""
+        wanted = {k: list(v) for k, v in zone_egress.items()}
+        for entries in wanted.values():
+            _site_rules(entries)  # refused here, before the rules in force are touched
+        with self._lock:
+            if wanted == self.zone_egress:
+                return
+            self.zone_egress = wanted
+            self._apply(self.records.load_all().values())
+
+    def attach(self, record: VmRecord) -> StaticAddress:
+        """Give the VM its address (saved in its record), its tap and its rules."""
+        with self._lock:
+            zone = zone_of(record.assignment, self.zones)
+            others = self.records.load_all()
+            others.pop(record.vm_id, None)
+            ipv4 = choose_address(zone, record.vm_id, record.ipv4, others.values())
+            record.ipv4 = str(ipv4)
+            self.records.save(record)
+            self.links.ensure_tap(tap_name(record.vm_id), zone.bridge)
+            self._apply([*others.values(), record])
+            return static_address(zone, record.ipv4)
+
+    def release(self, vm_id: str) -> None:
+        """The VM's tap goes and the rules are re-applied without it."""
+        with self._lock:
+            self.links.remove(tap_name(vm_id))
+            records = self.records.load_all()
+            records.pop(vm_id, None)
+            self._apply(records.values())
+
+    def live_text(self) -> str:
+        return self.nft.live_text()
+
+    def _apply(self, records: Iterable[VmRecord]) -> None:
+        host = host_network(self.uplink, self.zones, records, self.zone_egress)
+        self.nft.apply(render(host))

@@ -1,0 +1,289 @@
+"""Two hosts with site networking (the testbed of tests/system/testbed.py): real tiny VMs on
+both, through the server and the agents as a user runs them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.servers import RunningServer, run_server
+from tests.system.testbed import (
+    LISTENER,
+    TARGET_IP,
+    Testbed,
+    connect_from,
+    kill_agent,
+    launch_agent,
+    ns_run,
+    run_testbed,
+)
+
+pytestmark = [pytest.mark.system, pytest.mark.timeout(600)]
+
+JOB = f"""#!/bin/sh
+ip -4 -o addr show scope global
+for port in 8080 8081; do
+    if answer=$(nc -w 3 {TARGET_IP} $port </dev/null) && [ -n "$answer" ]; then
+        echo "PORT $port OPEN $answer"
+    else
+        echo "PORT $port CLOSED"
+    fi
+done
+"""
+
+
+@pytest.fixture
+def server(tmp_path_factory: pytest.TempPathFactory, starter_dir: Path) -> Iterator[RunningServer]:
+    with run_server(tmp_path_factory.mktemp("mh") / "server", starter_dir=starter_dir) as running:
+        yield running
+
+
+@pytest.fixture
+def testbed(server: RunningServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testbed]:
+    with run_testbed(server, tmp_path_factory.mktemp("tb")) as bed:
+        yield bed
+
+
+def _wait_done(admin: httpx.Client, vm_id: str, bed: Testbed, timeout: float = 240) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        vm = admin.get(f"/api/v1/vms/{vm_id}").json()
+        if vm["state"] in ("done", "failed", "cancelled", "expired"):
+            return vm
+        if time.monotonic() > deadline:
+            logs = "\n".join(f"{h.name}:\n{h.log_text()[-2000:]}" for h in bed.hosts)
+            raise AssertionError(f"VM {vm_id} is {vm['state']} after {timeout} s\n{logs}")
+        time.sleep(0.5)
+
+
+def test_vms_on_two_hosts_reach_their_whitelisted_port_only(
+    server: RunningServer, testbed: Testbed
+) -> None:
+    admin = server.client()
+    created = admin.post(
+        "/api/v1/vms",
+        json={
+            "image": "tiny",
+            "count": 2,
+            "memory_mb": 192,
+            "affinity": "different-hosts",
+            "user_data": JOB,
+            "allow_egress": [f"{TARGET_IP}:8080"],
+        },
+    )
+    assert created.status_code == 201, created.text
+    vms = created.json()["vms"]
+    ended = [_wait_done(admin, vm["id"], testbed) for vm in vms]
+    assert {vm["host"] for vm in ended} == {"host1", "host2"}
+    for vm in ended:
+        console = admin.get(f"/api/v1/vms/{vm['id']}/console").text
+        host = next(h for h in testbed.hosts if h.name == vm["host"])
+        assert vm["state"] == "done", console
+        assert f"inet 10.64.{host.index}.2/24" in console, console
+        # Masqueraded: the target sees the host's uplink address, not the VM's.
+        assert f"PORT 8080 OPEN hi-from-8080-to-{host.uplink_ip}" in console, console
+        assert "PORT 8081 CLOSED" in console, console
+
+
+LISTEN = """#!/bin/sh
+( while :; do echo hello-from-vm | nc -l -p 9000; done ) &
+sleep 1
+echo LISTENING
+sleep 60
+"""
+
+
+def _wait_console(admin: httpx.Client, vm_id: str, text: str, bed: Testbed) -> str:
+    deadline = time.monotonic() + 120
+    while True:
+        console = admin.get(f"/api/v1/vms/{vm_id}/console").text
+        if text in console:
+            return console
+        if time.monotonic() > deadline:
+            logs = "\n".join(f"{h.name}:\n{h.log_text()[-2000:]}" for h in bed.hosts)
+            vm = admin.get(f"/api/v1/vms/{vm_id}").json()
+            raise AssertionError(
+                f"{text!r} not in the console of {vm_id} ({vm['state']}, {vm['pending_reason']},"
+                f" {vm['exit_reason']}):\n{console}\n{logs}"
+            )
+        time.sleep(0.5)
+
+
+def test_a_vm_is_closed_to_another_host_and_to_its_own_host(
+    server: RunningServer, testbed: Testbed
+) -> None:
+    admin = server.client()
+    created = admin.post(
+        "/api/v1/vms",
+        json={
+            "image": "tiny",
+            "memory_mb": 192,
+            "user_data": LISTEN,
+            "selector": "testbed_host = 1",
+        },
+    )
+    assert created.status_code == 201, created.text
+    vm = created.json()["vms"][0]
+    _wait_console(admin, vm["id"], "LISTENING", testbed)
+    host1, host2 = testbed.hosts
+    vm_ip = "10.64.1.2"
+    # Host 2 knows the way to host 1's VMs: only the rules stand in between.
+    ns_run(host2.ns, "ip", "route", "add", host1.trusted_subnet, "via", host1.uplink_ip)
+    assert connect_from(host2.ns, vm_ip, 9000)[0] is False
+    assert connect_from(host1.ns, vm_ip, 9000)[0] is False  # the host opens nothing to a VM
+    # Control: without the agent's inet table the same connection gets through.
+    ns_run(host1.ns, "nft", "delete", "table", "inet", "gridvm")
+    assert connect_from(host2.ns, vm_ip, 9000) == (True, "hello-from-vm")
+    admin.post(f"/api/v1/vms/{vm['id']}/terminate")
+
+
+PROBE = f"""#!/bin/sh
+try() {{
+    if answer=$(nc -w 3 "$1" "$2" </dev/null) && [ -n "$answer" ]; then
+        echo "$3 OPEN $answer"
+    else
+        echo "$3 CLOSED"
+    fi
+}}
+try {TARGET_IP} 8080 WHITELISTED
+try 10.64.1.1 9100 HOST
+# Another address of the subnet: the host must not let it out.
+ip addr flush dev eth0
+ip addr add 10.64.1.99/24 dev eth0
+ip route add default via 10.64.1.1
+try {TARGET_IP} 8080 SPOOFED
+"""
+
+
+def test_the_host_is_closed_to_its_vm_and_a_spoofed_address_does_not_leave(
+    server: RunningServer, testbed: Testbed
+) -> None:
+    host1 = testbed.hosts[0]
+    service = subprocess.Popen(
+        ["ip", "netns", "exec", host1.ns, sys.executable, "-c", LISTENER, "9100"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert service.stdout is not None and service.stdout.readline().strip() == "ready"
+        # Control: the service answers on the gateway address from the host itself.
+        assert connect_from(host1.ns, "10.64.1.1", 9100)[0] is True
+        admin = server.client()
+        created = admin.post(
+            "/api/v1/vms",
+            json={
+                "image": "tiny",
+                "memory_mb": 192,
+                "user_data": PROBE,
+                "selector": "testbed_host = 1",
+                "allow_egress": [f"{TARGET_IP}:8080"],
+            },
+        )
+        assert created.status_code == 201, created.text
+        vm = _wait_done(admin, created.json()["vms"][0]["id"], testbed)
+        console = admin.get(f"/api/v1/vms/{vm['id']}/console").text
+    finally:
+        service.kill()
+        service.wait(timeout=5)
+    assert "WHITELISTED OPEN hi-from-8080" in console, console
+    assert "HOST CLOSED" in console, console
+    assert "SPOOFED CLOSED" in console, console
+
+
+def test_rules_hold_while_the_agent_is_away_and_after_it_restarts(
+    server: RunningServer, testbed: Testbed
+) -> None:
+    admin = server.client()
+    created = admin.post(
+        "/api/v1/vms",
+        json={
+            "image": "tiny",
+            "memory_mb": 192,
+            "user_data": LISTEN,
+            "selector": "testbed_host = 1",
+        },
+    )
+    assert created.status_code == 201, created.text
+    vm = created.json()["vms"][0]
+    _wait_console(admin, vm["id"], "LISTENING", testbed)
+    host1, host2 = testbed.hosts
+    ns_run(host2.ns, "ip", "route", "add", host1.trusted_subnet, "via", host1.uplink_ip)
+    kill_agent(host1)
+    assert connect_from(host2.ns, "10.64.1.2", 9000)[0] is False
+    host1.agent = launch_agent(host1)
+    deadline = time.monotonic() + 30
+    while "re-adopted VM" not in host1.log_text() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert "re-adopted VM" in host1.log_text(), host1.log_text()[-3000:]
+    assert admin.get(f"/api/v1/vms/{vm['id']}").json()["state"] == "running"
+    assert connect_from(host2.ns, "10.64.1.2", 9000)[0] is False
+    rules = ns_run(host1.ns, "nft", "list", "table", "bridge", "gridvm").stdout
+    assert "chain from-gvt" in rules
+    # Control: the block is the agent's rules.
+    ns_run(host1.ns, "nft", "delete", "table", "inet", "gridvm")
+    assert connect_from(host2.ns, "10.64.1.2", 9000) == (True, "hello-from-vm")
+    admin.post(f"/api/v1/vms/{vm['id']}/terminate")
+
+
+PEERS = """#!/bin/sh
+if [ "$PEER_ROLE" = listen ]; then
+    ( while :; do echo hello-from-peer | nc -l -p 9000; done ) &
+    echo LISTENING
+    sleep 180
+    exit 0
+fi
+for round in 1 2 3 4 5 6 7 8 9 10; do
+    for ip in 10.64.1.2 10.64.1.3; do
+        if answer=$(nc -w 2 $ip 9000 </dev/null) && [ -n "$answer" ]; then
+            echo "PEER OPEN $answer"
+            exit 0
+        fi
+    done
+done
+echo "PEER CLOSED"
+"""
+
+
+def test_vms_of_one_deployment_that_asked_reach_each_other_and_no_other_vm_does(
+    server: RunningServer, testbed: Testbed
+) -> None:
+    admin = server.client()
+    pair = admin.post(
+        "/api/v1/vms",
+        json={
+            "image": "tiny",
+            "memory_mb": 192,
+            "user_data": PEERS,
+            "params": [{"PEER_ROLE": "listen"}, {"PEER_ROLE": "call"}],
+            "selector": "testbed_host = 1",
+            "vm_to_vm": True,
+        },
+    )
+    assert pair.status_code == 201, pair.text
+    listener, caller = sorted(pair.json()["vms"], key=lambda v: v["index"])
+    _wait_console(admin, listener["id"], "LISTENING", testbed)
+    assert "PEER OPEN hello-from-peer" in _wait_console(admin, caller["id"], "PEER ", testbed)
+    outsider = admin.post(
+        "/api/v1/vms",
+        json={
+            "image": "tiny",
+            "memory_mb": 192,
+            "user_data": PEERS,
+            "selector": "testbed_host = 1",
+            "params": [{"PEER_ROLE": "call"}],
+            "vm_to_vm": True,
+        },
+    )
+    assert outsider.status_code == 201, outsider.text
+    other = outsider.json()["vms"][0]
+    assert "PEER CLOSED" in _wait_console(admin, other["id"], "PEER ", testbed)
+    # The listener was there all along (its job sleeps 180 s after it began to listen).
+    assert admin.get(f"/api/v1/vms/{listener['id']}").json()["state"] == "running"
+    admin.post(f"/api/v1/vms/{listener['id']}/terminate")

@@ -1,0 +1,223 @@
+"""Real guests (tiny, debian-12-minimal) on site networking: a tap on a zone bridge, the
+agent's rules, real QEMU.
+
+Everything network-side happens in namespaces this test makes and deletes::
+
+    [host ns]  gvbr-trusted 10.64.0.1 ── tap ── (guest 10.64.0.2, QEMU runs here)
+               up0 192.0.2.1 (default route) ── eth0 192.0.2.10 [target ns: ports 8080, 8081]
+
+The agent's machinery (Machines with SiteNetwork, ip and nft in the host namespace) boots
+the guest with ``192.0.2.10:8080`` whitelisted and its address in the seed (no DHCP); the
+guest's job tries both ports and prints what happened on its console, which the test reads.
+debian-12-minimal is built once into build/starter (about a minute the first time).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from gridvm.agent.machines import Machines
+from gridvm.agent.network import SiteNetwork, zone_setups
+from gridvm.agent.reconcile import Action, Do
+from gridvm.agent.records import RecordStore
+from gridvm.common.config import DEFAULT_ZONE_SUBNETS
+from gridvm.hypervisor.qemu_driver import QemuDriver
+from gridvm.hypervisor.spec import CONSOLE_LOG_NAME
+from gridvm.images.cache import ImageCache
+from gridvm.images.debian.template import build_debian_minimal
+from gridvm.images.digests import sha256_file
+from gridvm.network.links import Links
+from gridvm.network.nft import Nft
+from gridvm.schemas.agent import Assignment, DesiredState, LocalState
+from gridvm.schemas.hosts import Zone
+from gridvm.schemas.vms import VmMode
+
+pytestmark = pytest.mark.system
+
+ALLOWED, BLOCKED = 8080, 8081
+LISTENER = """
+import socket, sys, threading
+def serve(port):
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", port)); s.listen(16)
+    while True:
+        c, peer = s.accept(); c.sendall(b"hi-from-" + str(port).encode() + b"\\n"); c.close()
+for p in sys.argv[1:]:
+    threading.Thread(target=serve, args=(int(p),), daemon=True).start()
+print("ready", flush=True)
+threading.Event().wait()
+"""
+JOB = f"""#!/bin/sh
+ip -4 -o addr show scope global
+probe() {{  # busybox has nc; Debian minimal has bash's /dev/tcp
+    if command -v nc >/dev/null 2>&1; then
+        nc -w 3 192.0.2.10 "$1" </dev/null
+    else
+        timeout 3 bash -c "cat </dev/tcp/192.0.2.10/$1"
+    fi
+}}
+for port in {ALLOWED} {BLOCKED}; do
+    if answer=$(probe $port) && [ -n "$answer" ]; then
+        echo "PORT $port OPEN $answer"
+    else
+        echo "PORT $port CLOSED"
+    fi
+done
+cat /etc/resolv.conf
+"""
+
+
+@dataclass
+class Bed:
+    host: str
+    target: str
+    work: Path
+
+
+def _in(ns: str, *argv: str) -> None:
+    subprocess.run(["ip", "netns", "exec", ns, *argv], check=True, capture_output=True, timeout=10)
+
+
+@pytest.fixture
+def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
+    tag = uuid.uuid4().hex[:6]
+    host, target = f"gvsh-{tag}", f"gvst-{tag}"
+    made: list[str] = []
+    listener: subprocess.Popen[str] | None = None
+    try:
+        for ns in (host, target):
+            subprocess.run(["ip", "netns", "add", ns], check=True, timeout=10)
+            made.append(ns)
+            _in(ns, "ip", "link", "set", "lo", "up")
+        _in(
+            host,
+            "ip",
+            "link",
+            "add",
+            "up0",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            target,
+        )
+        _in(host, "ip", "addr", "add", "192.0.2.1/24", "dev", "up0")
+        _in(host, "ip", "link", "set", "up0", "up")
+        _in(host, "ip", "route", "add", "default", "via", "192.0.2.10")
+        _in(target, "ip", "addr", "add", "192.0.2.10/24", "dev", "eth0")
+        _in(target, "ip", "link", "set", "eth0", "up")
+        listener = subprocess.Popen(
+            [
+                "ip",
+                "netns",
+                "exec",
+                target,
+                sys.executable,
+                "-c",
+                LISTENER,
+                str(ALLOWED),
+                str(BLOCKED),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert listener.stdout is not None and listener.stdout.readline().strip() == "ready"
+        # A short base path keeps QEMU's unix socket paths under the 108-byte limit.
+        yield Bed(host, target, tmp_path_factory.mktemp("sn"))
+    finally:
+        if listener is not None:
+            listener.kill()
+            listener.wait(timeout=5)
+        for ns in made:
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=10, check=False)
+
+
+@pytest.fixture(params=["tiny", "debian-12-minimal"])
+def image_dir(request: pytest.FixtureRequest, starter_dir: Path) -> Path:
+    if request.param == "debian-12-minimal":
+        build_debian_minimal(starter_dir)  # cached in build/starter
+    return starter_dir / request.param
+
+
+@pytest.mark.timeout(600)
+def test_a_guest_gets_its_static_address_and_reaches_its_whitelisted_port_only(
+    bed: Bed, image_dir: Path
+) -> None:
+    manifest = json.loads((image_dir / "manifest.json").read_text())
+    blobs = {
+        f"sha256:{sha256_file(image_dir / name)}": image_dir / name
+        for name in (manifest["disk"], manifest["kernel"], manifest["initrd"])
+    }
+    disk, kernel, initrd = list(blobs)
+    # QEMU must open the tap in the host namespace: run it there.
+    qemu = bed.work / "qemu-in-ns"
+    qemu.write_text(f'#!/bin/sh\nexec ip netns exec {bed.host} qemu-system-x86_64 "$@"\n')
+    qemu.chmod(0o755)
+    prefix = ("ip", "netns", "exec", bed.host)
+    records = RecordStore(bed.work / "vms")
+    network = SiteNetwork(
+        records,
+        zone_setups(("trusted",), DEFAULT_ZONE_SUBNETS),
+        links=Links(prefix),
+        nft=Nft(prefix),
+    )
+    driver = QemuDriver(str(qemu))
+    a = Assignment(
+        vm_id="vm-sitenet1",
+        attempt=1,
+        desired=DesiredState.running,
+        mode=VmMode.multi,
+        vcpus=1,
+        memory_mb=max(192, int(manifest["min_memory_mb"]) + 128),
+        disk_bytes=None,
+        image_digest=disk,
+        kernel_digest=kernel,
+        initrd_digest=initrd,
+        kernel_cmdline=manifest["kernel_cmdline"],
+        hostname="sitenet",
+        user_data=JOB,
+        stop_grace_s=10,
+        zone=Zone.trusted,
+        egress=[f"192.0.2.10:{ALLOWED}"],
+    )
+    with ImageCache(bed.work / "cache", 1024**3) as cache:
+        machines = Machines(
+            records,
+            cache,
+            driver,
+            lambda digest, target: shutil.copyfile(blobs[digest], target),
+            "tcg",
+            network=network,
+        )
+        network.setup()
+        try:
+            machines.apply(Action(Do.start, a.vm_id, a), None)
+            record = records.load_all()[a.vm_id]
+            assert (record.state, record.detail) == (LocalState.running, None)
+            console = records.dir_of(a.vm_id) / CONSOLE_LOG_NAME
+            deadline = time.monotonic() + 120
+            text = ""
+            while time.monotonic() < deadline and "user-data exited" not in text:
+                time.sleep(0.5)
+                text = console.read_text(errors="replace") if console.exists() else ""
+            assert "user-data exited" in text, text[-3000:]
+        finally:
+            machines.apply(Action(Do.delete, a.vm_id, a), records.load_all().get(a.vm_id))
+    assert "inet 10.64.0.2/24" in text, text[-3000:]
+    assert "nameserver 10.64.0.1" in text
+    assert f"PORT {ALLOWED} OPEN hi-from-{ALLOWED}" in text, text[-3000:]
+    assert f"PORT {BLOCKED} CLOSED" in text, text[-3000:]
+    # The VM's end took its tap and rules away.
+    assert "chain from-" not in network.live_text()
