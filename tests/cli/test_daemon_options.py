@@ -69,9 +69,12 @@ def test_the_servers_scheduling_options_make_its_policy() -> None:
     [
         (["--build-workers", "0"], "0 build workers: at least one is needed"),
         (["--certified-repo", "ftp://mirror/debian"], "is not a Debian mirror URL"),
+        (["--zone-egress", "10.0.0.53:53"], "write ZONE=ADDRESS:PORT"),
+        (["--zone-egress", "lab=10.0.0.53:53"], "zone egress for 'lab'"),
+        (["--zone-egress", "dmz=10.0.0.53"], "is not of the form ADDRESS:PORT"),
     ],
 )
-def test_bad_build_options_stop_the_server_with_the_reason(
+def test_bad_server_options_stop_the_server_with_the_reason(
     option: list[str], message: str, tmp_path: Path
 ) -> None:
     result = CliRunner().invoke(
@@ -104,25 +107,6 @@ def test_bad_network_options_stop_the_agent_with_the_reason(
         app,
         ["agent", "--server", "http://127.0.0.1:9", "--data-dir", str(tmp_path), *option],
         env={"GRIDVM_AGENT_TOKEN": "gvm_x"},
-    )
-    assert result.exit_code == 1
-    assert message in result.stderr
-
-
-@pytest.mark.usefixtures("logging_restored")
-@pytest.mark.parametrize(
-    ("option", "message"),
-    [
-        (["--zone-egress", "10.0.0.53:53"], "write ZONE=ADDRESS:PORT"),
-        (["--zone-egress", "lab=10.0.0.53:53"], "zone egress for 'lab'"),
-        (["--zone-egress", "dmz=10.0.0.53"], "is not of the form ADDRESS:PORT"),
-    ],
-)
-def test_bad_zone_egress_stops_the_server_with_the_reason(
-    option: list[str], message: str, tmp_path: Path
-) -> None:
-    result = CliRunner().invoke(
-        app, ["server", "--data-dir", str(tmp_path), "--listen", "127.0.0.1:9", *option]
     )
     assert result.exit_code == 1
     assert message in result.stderr

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 from gridvm.common.errors import InvalidInput, ToolFailed
 from gridvm.network.ruleset import TAP_PREFIX
+from gridvm.network.tools import call_tool
 
 
 class Links:
@@ -98,18 +99,4 @@ class Links:
         return proc.stdout
 
     def _call(self, argv: list[str]) -> subprocess.CompletedProcess[str]:
-        try:
-            return subprocess.run(
-                [*self._prefix, *argv],
-                capture_output=True,
-                text=True,
-                timeout=self._timeout,
-                check=False,
-            )
-        except FileNotFoundError as exc:
-            raise ToolFailed(
-                f"cannot run {argv[0]}: {exc.strerror}",
-                hint="install iproute2 and procps (scripts/install-system-deps.sh)",
-            ) from exc
-        except subprocess.TimeoutExpired as exc:
-            raise ToolFailed(f"{argv[0]} did not finish in {self._timeout:.0f} s") from exc
+        return call_tool([*self._prefix, *argv], self._timeout)

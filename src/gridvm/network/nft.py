@@ -16,6 +16,7 @@ from typing import Any
 
 from gridvm.common.errors import ToolFailed
 from gridvm.network.ruleset import TABLE, delete_script
+from gridvm.network.tools import call_tool
 
 FAMILIES = ("bridge", "inet")
 
@@ -72,22 +73,7 @@ class Nft:
             raise _failed(what, proc)
 
     def _call(self, args: list[str], stdin: str | None) -> subprocess.CompletedProcess[str]:
-        try:
-            return subprocess.run(
-                [*self._argv, *args],
-                input=stdin,
-                capture_output=True,
-                text=True,
-                timeout=self._timeout,
-                check=False,
-            )
-        except FileNotFoundError as exc:
-            raise ToolFailed(
-                f"cannot run {self._argv[0]}: {exc.strerror}",
-                hint="install nftables and iproute2 (scripts/install-system-deps.sh)",
-            ) from exc
-        except subprocess.TimeoutExpired as exc:
-            raise ToolFailed(f"nft did not finish in {self._timeout:.0f} s") from exc
+        return call_tool([*self._argv, *args], self._timeout, stdin)
 
 
 def _failed(what: str, proc: subprocess.CompletedProcess[str]) -> ToolFailed:
