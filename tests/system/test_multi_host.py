@@ -116,10 +116,8 @@ def _wait_console(admin: httpx.Client, vm_id: str, text: str, bed: Testbed) -> s
         time.sleep(0.5)
 
 
-def test_a_vm_is_closed_to_another_host_and_to_its_own_host(
-    server: RunningServer, testbed: Testbed
-) -> None:
-    admin = server.client()
+def _listening_vm_on_host_1(admin: httpx.Client, testbed: Testbed) -> str:
+    """A tiny VM on the first host, listening on port 9000 (its address: 10.64.1.2)."""
     created = admin.post(
         "/api/v1/vms",
         json={
@@ -130,8 +128,16 @@ def test_a_vm_is_closed_to_another_host_and_to_its_own_host(
         },
     )
     assert created.status_code == 201, created.text
-    vm = created.json()["vms"][0]
-    _wait_console(admin, vm["id"], "LISTENING", testbed)
+    vm_id: str = created.json()["vms"][0]["id"]
+    _wait_console(admin, vm_id, "LISTENING", testbed)
+    return vm_id
+
+
+def test_a_vm_is_closed_to_another_host_and_to_its_own_host(
+    server: RunningServer, testbed: Testbed
+) -> None:
+    admin = server.client()
+    vm_id = _listening_vm_on_host_1(admin, testbed)
     host1, host2 = testbed.hosts
     vm_ip = "10.64.1.2"
     # Host 2 knows the way to host 1's VMs: only the rules stand in between.
@@ -141,7 +147,7 @@ def test_a_vm_is_closed_to_another_host_and_to_its_own_host(
     # Control: without the agent's inet table the same connection gets through.
     ns_run(host1.ns, "nft", "delete", "table", "inet", "gridvm")
     assert connect_from(host2.ns, vm_ip, 9000) == (True, "hello-from-vm")
-    admin.post(f"/api/v1/vms/{vm['id']}/terminate")
+    admin.post(f"/api/v1/vms/{vm_id}/terminate")
 
 
 PROBE = f"""#!/bin/sh
@@ -201,18 +207,7 @@ def test_rules_hold_while_the_agent_is_away_and_after_it_restarts(
     server: RunningServer, testbed: Testbed
 ) -> None:
     admin = server.client()
-    created = admin.post(
-        "/api/v1/vms",
-        json={
-            "image": "tiny",
-            "memory_mb": 192,
-            "user_data": LISTEN,
-            "selector": "testbed_host = 1",
-        },
-    )
-    assert created.status_code == 201, created.text
-    vm = created.json()["vms"][0]
-    _wait_console(admin, vm["id"], "LISTENING", testbed)
+    vm_id = _listening_vm_on_host_1(admin, testbed)
     host1, host2 = testbed.hosts
     ns_run(host2.ns, "ip", "route", "add", host1.trusted_subnet, "via", host1.uplink_ip)
     kill_agent(host1)
@@ -222,14 +217,14 @@ def test_rules_hold_while_the_agent_is_away_and_after_it_restarts(
     while "re-adopted VM" not in host1.log_text() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert "re-adopted VM" in host1.log_text(), host1.log_text()[-3000:]
-    assert admin.get(f"/api/v1/vms/{vm['id']}").json()["state"] == "running"
+    assert admin.get(f"/api/v1/vms/{vm_id}").json()["state"] == "running"
     assert connect_from(host2.ns, "10.64.1.2", 9000)[0] is False
     rules = ns_run(host1.ns, "nft", "list", "table", "bridge", "gridvm").stdout
     assert "chain from-gvt" in rules
     # Control: the block is the agent's rules.
     ns_run(host1.ns, "nft", "delete", "table", "inet", "gridvm")
     assert connect_from(host2.ns, "10.64.1.2", 9000) == (True, "hello-from-vm")
-    admin.post(f"/api/v1/vms/{vm['id']}/terminate")
+    admin.post(f"/api/v1/vms/{vm_id}/terminate")
 
 
 PEERS = """#!/bin/sh
