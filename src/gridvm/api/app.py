@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from gridvm import __version__
 from gridvm.api.errors import install_error_handlers
+from gridvm.api.portal import install_portal
 from gridvm.api.routes import (
     agent,
     builds,
@@ -62,4 +63,5 @@ def create_app(services: ServerServices, *, run_loops: bool = True) -> FastAPI:
     app.include_router(image_inspection.router, prefix=API_PREFIX)
     app.include_router(volumes.router, prefix=API_PREFIX)
     app.include_router(uploads.router, prefix=API_PREFIX)
+    install_portal(app)
     return app

@@ -30,12 +30,16 @@ def _describe_validation(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "the request is not valid"
 
 
+def error_json(exc: GridvmError) -> JSONResponse:
+    if exc.http_status >= 500:
+        log.error("%s: %s", exc.code, exc.message)
+    return _json(exc.http_status, exc.code, exc.message, exc.hint)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(GridvmError)
     async def gridvm_error(_request: Request, exc: GridvmError) -> JSONResponse:
-        if exc.http_status >= 500:
-            log.error("%s: %s", exc.code, exc.message)
-        return _json(exc.http_status, exc.code, exc.message, exc.hint)
+        return error_json(exc)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

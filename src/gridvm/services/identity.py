@@ -28,7 +28,7 @@ def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def _principal(user: User, token: Token | None = None) -> Principal:
+def principal_of(user: User, token: Token | None = None) -> Principal:
     return Principal(
         user_id=user.id,
         name=user.name,
@@ -76,7 +76,7 @@ class IdentityService:
             now = utcnow()
             if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
                 token.last_used_at = now
-            return _principal(token.user, token)
+            return principal_of(token.user, token)
 
     def bind_agent_token(self, who: Principal, host_name: str) -> Principal:
         """Bind an agent's token to the host it registers (once); refuse another host."""
@@ -86,7 +86,7 @@ class IdentityService:
                 token = s.get_one(Token, who.token_id)
                 if token.host_name is None:
                     token.host_name = host_name
-                who = _principal(token.user, token)
+                who = principal_of(token.user, token)
         who.require_agent_of(host_name)
         return who
 

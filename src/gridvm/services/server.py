@@ -37,6 +37,7 @@ from gridvm.services.uploads import UploadService
 from gridvm.services.vms import VmService
 from gridvm.services.volumes import VolumeService
 from gridvm.services.vulnerabilities import FeedWatcher, VulnFeed
+from gridvm.services.web_sessions import WebSessionService
 from gridvm.services.zone_policy import SEVERITIES
 from gridvm.store.db import Database
 
@@ -104,6 +105,8 @@ class ServerServices:
     uploads: UploadService
     # Site templates admins add (the starters come from make images).
     templates: SiteTemplates
+    # Logins to the web portal.
+    web_sessions: WebSessionService
 
     wakeup: threading.Event
     signals: HostSignals
@@ -118,6 +121,7 @@ class ServerServices:
                 hint="--build-workers 1 runs builds one after the other",
             )
         db = Database(config.database)
+        identity = IdentityService(db)
         blobs = BlobStore(config.image_dir)
         consoles = ConsoleStore(config.console_dir)
         images = ImageService(db, blobs, config.limits)
@@ -135,7 +139,7 @@ class ServerServices:
         return cls(
             config=config,
             db=db,
-            identity=IdentityService(db),
+            identity=identity,
             images=images,
             vms=VmService(
                 db,
@@ -176,6 +180,7 @@ class ServerServices:
             image_lists=ImageListService(db, blobs, config, images.vuln_feed),
             console_sessions=console_sessions,
             templates=SiteTemplates(db),
+            web_sessions=WebSessionService(db, identity),
             builds=BuildService(
                 db,
                 images,

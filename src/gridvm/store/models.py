@@ -150,6 +150,21 @@ class Token(Base):
     user: Mapped[User] = relationship(lazy="joined")
 
 
+class WebSession(Base):
+    """A web portal login. The browser holds the secret in a cookie; the row names the API
+    token the user logged in with, so revoking that token ends the session too."""
+
+    __tablename__ = "web_sessions"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    secret_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    token_id: Mapped[str] = mapped_column(ForeignKey("tokens.id", ondelete="CASCADE"), index=True)
+    # Sent back by the portal's forms and scripts: a cross-site page cannot read it.
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    token: Mapped[Token] = relationship(lazy="joined")
+
+
 class Secret(Base):
     """A user's credential (token, proxy, licence), encrypted at rest, never shown back."""
 
