@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from gridvm.api.deps import services
-from gridvm.api.portal.charts import Series, stacked_bars
+from gridvm.api.portal.charts import Series, number, stacked_bars
 from gridvm.api.portal.rendering import error_text, redirect, render
 from gridvm.api.portal.session import PortalSession, checked_form
 from gridvm.common.errors import GridvmError, InvalidInput
@@ -116,5 +116,6 @@ def groups_page(request: Request, session: PortalSession, days: str = "7") -> An
             for s in history.starts
         ],
         days=history.days,
+        figure=number,
         ranges=RANGES,
     )

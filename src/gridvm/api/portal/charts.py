@@ -34,9 +34,11 @@ class Series:
 
 
 def number(value: float) -> str:
-    """A short, readable figure: 0, 1.5, 12.3, 1250."""
+    """A short, readable figure: 0, 1.5, 12.3, 1250; "<0.001" for a trace."""
     if value == 0:
         return "0"
+    if 0 < value < 0.001:
+        return "<0.001"
     if abs(value) >= 100:
         return f"{value:.0f}"
     return f"{value:.3g}" if abs(value) >= 0.01 else f"{value:.2g}"
@@ -110,7 +112,7 @@ def stacked_bars(
             f'<line x1="{left}" x2="{left + plot_w}" y1="{ty:.1f}" y2="{ty:.1f}" '
             f'stroke="#ccc" stroke-width="1"/>'
             f'<text x="{left - 6}" y="{ty + 4:.1f}" text-anchor="end" stroke="none">'
-            f"{escape(number(tick))}</text>"
+            f"{tick:g}</text>"
         )
     out.append(
         f'<text x="12" y="{top + plot_h / 2:.1f}" text-anchor="middle" stroke="none" '
