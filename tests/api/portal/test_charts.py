@@ -100,3 +100,9 @@ def test_round_ticks_and_short_numbers() -> None:
         "1250",
         "0.004",
     ]
+
+
+def test_a_series_keeps_the_colour_it_is_given() -> None:
+    svg = chart([Series("b", [1, 1, 1], colour_index=2), Series("a", [1, 1, 1], colour_index=0)])
+    fills = [g.get("fill") for g in svg.findall(f"{SVG}g[@class='series']")]
+    assert fills == ["#009E73", "#0072B2"]

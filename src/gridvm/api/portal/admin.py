@@ -79,14 +79,18 @@ def bucket_label(start: datetime, bucket: Bucket) -> str:
     return start.strftime("%H:%M" if bucket is Bucket.hour and start.hour else "%b %d")
 
 
-def usage_chart(history: UsageHistory) -> Any:
-    """The usage history as a stacked bar chart (inline SVG)."""
+def usage_chart(history: UsageHistory, all_groups: list[str]) -> Any:
+    """The usage history as a stacked bar chart (inline SVG); each group's colour comes
+    from its place in ``all_groups``, so it keeps it whatever the range shown."""
+    places = {name: i for i, name in enumerate(sorted(all_groups))}
     unit = "hour" if history.bucket is Bucket.hour else "day"
     return stacked_bars(
         chart_id="usage-chart",
         title=f"Core-hours per group per {unit}, last {history.days} days",
         labels=[bucket_label(s, history.bucket) for s in history.starts],
-        series=[Series(s.group, s.core_hours) for s in history.series],
+        series=[
+            Series(s.group, s.core_hours, places.get(s.group, len(places))) for s in history.series
+        ],
         unit="core-hours",
     )
 
@@ -101,16 +105,17 @@ def groups_page(request: Request, session: PortalSession, days: str = "7") -> An
     history = svc.usage.history(who, int(days))
     groups = {g.path or g.name: g for g in svc.identity.list_groups(who)}
     quotas = {q.name: q for q in svc.quotas.show(who) if q.kind.value == "group"}
+    tree = svc.fairshare.tree()
     return render(
         request,
         "groups.html",
         session,
         active="groups",
-        tree=svc.fairshare.tree(),
+        tree=tree,
         groups=groups,
         quotas=quotas,
         history=history,
-        chart=usage_chart(history),
+        chart=usage_chart(history, [row.group for row in tree.groups]),
         labels=[
             s.strftime("%Y-%m-%d %H:00" if history.bucket is Bucket.hour else "%Y-%m-%d")
             for s in history.starts

@@ -31,6 +31,9 @@ FONT = 'font-family="system-ui, sans-serif" font-size="12"'
 class Series:
     name: str
     values: Sequence[float]
+    # Its place in the palette (None: its place in the chart), so a group keeps its colour
+    # from one chart to the next.
+    colour_index: int | None = None
 
 
 def number(value: float) -> str:
@@ -55,8 +58,8 @@ def nice_ticks(top: float, count: int = 4) -> list[float]:
     return [round(i * step, 10) for i in range(steps + 1)]
 
 
-def colour(index: int) -> str:
-    return PALETTE[index % len(PALETTE)]
+def colour(index: int, s: Series) -> str:
+    return PALETTE[(index if s.colour_index is None else s.colour_index) % len(PALETTE)]
 
 
 def summary(title: str, series: Sequence[Series], unit: str) -> str:
@@ -135,7 +138,7 @@ def stacked_bars(
 
     base = [0.0] * len(labels)
     for index, s in enumerate(series):
-        out.append(f'<g class="series" data-series="{escape(s.name)}" fill="{colour(index)}">')
+        out.append(f'<g class="series" data-series="{escape(s.name)}" fill="{colour(index, s)}">')
         for i, value in enumerate(s.values):
             if value <= 0:
                 continue
@@ -154,7 +157,7 @@ def stacked_bars(
         row, col = divmod(index, per_row)
         lx, ly = left + col * 170, height + 8 + row * 22
         out.append(
-            f'<rect x="{lx}" y="{ly}" width="12" height="12" fill="{colour(index)}"/>'
+            f'<rect x="{lx}" y="{ly}" width="12" height="12" fill="{colour(index, s)}"/>'
             f'<text x="{lx + 18}" y="{ly + 11}" fill="#222">{escape(s.name)}</text>'
         )
     out.append("</g></svg>")
