@@ -13,7 +13,8 @@ import pytest
 
 from tests.api.helpers import make_qcow2, make_user, upload
 from tests.api.portal.conftest import PortalClient
-from tests.servers import RunningServer
+from tests.scanned_disks import OSV_FEED, clean_debian, old_glibc_debian
+from tests.servers import RunningServer, run_server
 
 
 def _token(client: httpx.Client) -> str:
@@ -219,3 +220,47 @@ def test_a_user_cannot_change_anothers_image(
     assert portal.post_form(f"/ui/images/{site['id']}/delete", {}).status_code == 403
     assert bob.get("/api/v1/images/bobs").status_code == 200
     assert server.client().get("/api/v1/images/base").json()["name"] == "base"
+
+
+def test_the_vulnerability_status_and_a_copy_of_a_certified_image(tmp_path: Path) -> None:
+    with run_server(tmp_path / "server", vuln_feed=str(OSV_FEED)) as server:
+        admin = server.client()
+        for name, disk in [
+            ("clean", clean_debian(tmp_path, "clean")),
+            ("old-glibc", old_glibc_debian(tmp_path, "old")),
+        ]:
+            assert upload(admin, disk, name).status_code == 201
+        certified = admin.post(
+            "/api/v1/images/clean/certifications", json={"reason": "checked by hand"}
+        )
+        assert certified.status_code == 201, certified.text
+        portal = PortalClient(server, server.admin_token)
+        copied = portal.post_form(
+            "/ui/images/copy",
+            {"template": admin.get("/api/v1/images/clean").json()["id"], "name": "copy"},
+        )
+        assert copied.status_code == 303
+        page = portal.get("/ui/images").text
+        assert _rows(page) == ["clean", "copy", "old-glibc"]
+        assert "none found" in _text(_row(page, "clean"))
+        old = _row(page, "old-glibc")
+        assert 'class="badge high"' in old and "user private none 2 high, 2 unknown" in _text(old)
+        source = admin.get("/api/v1/images/clean").json()
+        copy = admin.get("/api/v1/images/copy").json()
+        assert (copy["trust"], copy["certification"]) == ("certified", "valid")
+        assert copy["certification_until"] == source["certification_until"]
+        assert "certified private valid until 20" in _text(_row(page, "copy"))
+        assert "none found" in _text(_row(page, "copy"))  # its scan came with it
+
+
+def test_deleting_an_image_in_use_shows_why_not(
+    alice: tuple[PortalClient, httpx.Client], tmp_path: Path
+) -> None:
+    portal, api = alice
+    image = upload(api, make_qcow2(tmp_path / "w.qcow2"), "work").json()
+    run = api.post("/api/v1/vms", json={"image": "work", "memory_mb": 128})
+    assert run.status_code == 201, run.text
+    refused = portal.post_form(f"/ui/images/{image['id']}/delete", {})
+    assert refused.status_code == 409
+    assert "Image work:1 is used by 1 VM. Terminate those VMs first" in _text(refused.text)
+    assert _rows(refused.text) == ["work"]
