@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from gridvm.common.config import SiteLimits
 from tests.api.helpers import make_qcow2, make_user, upload
 from tests.api.portal.conftest import PortalClient
 from tests.scanned_disks import OSV_FEED, clean_debian, old_glibc_debian
@@ -146,13 +147,14 @@ def test_rename_share_unshare_and_delete(
     assert 'data-confirm="Delete image again:1?' in portal.get("/ui/images").text
 
 
-def _post_file(portal: PortalClient, path: Path, name: str) -> httpx.Response:
-    with path.open("rb") as f:
-        return portal.http.post(
-            "/ui/images/upload",
-            data={"csrf_token": portal.csrf, "name": name},
-            files={"file": (path.name, f, "application/octet-stream")},
-        )
+def _post_file(portal: PortalClient, path: Path, name: str, pad: int = 0) -> httpx.Response:
+    """The upload form sent without JavaScript (``pad``: that many bytes more in the file)."""
+    content = path.read_bytes() + b"\0" * pad
+    return portal.http.post(
+        "/ui/images/upload",
+        data={"csrf_token": portal.csrf, "name": name},
+        files={"file": (path.name, content, "application/octet-stream")},
+    )
 
 
 def test_upload_through_the_form_without_javascript(
@@ -264,3 +266,25 @@ def test_deleting_an_image_in_use_shows_why_not(
     assert refused.status_code == 409
     assert "Image work:1 is used by 1 VM. Terminate those VMs first" in _text(refused.text)
     assert _rows(refused.text) == ["work"]
+
+
+def test_sharing_needs_a_manager_and_says_whom_to_ask(
+    alice: tuple[PortalClient, httpx.Client], tmp_path: Path
+) -> None:
+    portal, api = alice
+    image = upload(api, make_qcow2(tmp_path / "w.qcow2"), "work").json()
+    refused = portal.post_form(f"/ui/images/{image['id']}/share", {"shared": "on"})
+    assert refused.status_code == 403
+    assert "Only a manager of group physics may publish images to it." in _text(refused.text)
+    assert api.get("/api/v1/images/work").json()["visibility"] == "private"
+
+
+def test_an_upload_over_the_sites_limit_is_refused_before_it_is_received(
+    tmp_path: Path,
+) -> None:
+    with run_server(tmp_path / "server", limits=SiteLimits(max_upload_bytes=1024 * 1024)) as server:
+        portal = PortalClient(server, server.admin_token)
+        refused = _post_file(portal, make_qcow2(tmp_path / "d.qcow2"), "big", pad=3 * 2**20)
+        assert refused.status_code == 413
+        assert "larger than the site&#39;s limit" in refused.text
+        assert server.client().get("/api/v1/images").json() == []
