@@ -201,3 +201,29 @@ def test_a_run_without_the_csrf_token_is_refused(portal: PortalClient, api: http
     assert refused.status_code == 403
     assert "the form has no valid CSRF token" in page_text(refused)
     assert api.get("/api/v1/vms").json() == []
+
+
+def test_images_are_grouped_by_whose_they_are(
+    server: RunningServer, portal: PortalClient, api: httpx.Client, tmp_path: Path
+) -> None:
+    alice = make_user(server, "alice", group="physics")
+    disk = make_qcow2(tmp_path / "b.qcow2")
+    assert upload(alice, disk, "mine").status_code == 201
+    as_alice = PortalClient(server, alice.headers["authorization"].removeprefix("Bearer "))
+    groups = re.findall(
+        r'<optgroup label="([^"]+)">(.*?)</optgroup>', as_alice.get("/ui/run").text, re.S
+    )
+    values = {html.unescape(label): re.findall(r'value="([^"]+)"', body) for label, body in groups}
+    assert values == {
+        "Your images": ["mine"],
+        "Shared with you": ["base", "base:1", "base:2"],
+    }
+    # The admin (an officer too) sees alice's private image, set apart.
+    values = {
+        html.unescape(label): re.findall(r'value="([^"]+)"', body)
+        for label, body in re.findall(
+            r'<optgroup label="([^"]+)">(.*?)</optgroup>', portal.get("/ui/run").text, re.S
+        )
+    }
+    assert values["Your images"] == ["base", "base:1", "base:2"]
+    assert values["Other users' private images"] == ["mine"]

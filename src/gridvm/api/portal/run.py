@@ -20,7 +20,7 @@ from gridvm.api.portal.session import PortalSession, checked_form, form_text
 from gridvm.common.errors import GridvmError, InvalidInput, PayloadTooLarge
 from gridvm.common.param_csv import parse_param_csv
 from gridvm.common.units import format_duration, format_size, parse_duration, parse_size
-from gridvm.schemas.images import ImageOut, TrustClass
+from gridvm.schemas.images import ImageOut, TrustClass, Visibility
 from gridvm.schemas.scheduling import QuotaOut, QuotaSubject
 from gridvm.schemas.vms import VmCreate, VmMode
 from gridvm.services.principal import Principal
@@ -59,7 +59,8 @@ class QuotaLine:
 
 def image_choices(images: list[ImageOut], me: str) -> dict[str, list[ImageChoice]]:
     """The images the user may run, grouped for the select: site templates first, then
-    their own, then those shared with them; NAME runs the latest version, NAME:N pins one."""
+    their own, then those shared with them (and, for officers and admins, other users'
+    private ones); NAME runs the latest version, NAME:N pins one."""
     owners: dict[str, set[str]] = defaultdict(set)
     versions: dict[tuple[str, str], list[ImageOut]] = defaultdict(list)
     for image in images:
@@ -69,6 +70,7 @@ def image_choices(images: list[ImageOut], me: str) -> dict[str, list[ImageChoice
         "Site templates": [],
         "Your images": [],
         "Shared with you": [],
+        "Other users' private images": [],  # seen by officers and admins only
     }
     for (owner, name), found in sorted(versions.items(), key=lambda kv: kv[0][1]):
         found.sort(key=lambda i: i.version)
@@ -78,6 +80,8 @@ def image_choices(images: list[ImageOut], me: str) -> dict[str, list[ImageChoice
             heading = "Site templates"
         elif owner == me:
             heading = "Your images"
+        elif latest.visibility == Visibility.private:
+            heading = "Other users' private images"
         else:
             heading = "Shared with you"
         whose = "" if owner == me or latest.trust == TrustClass.site else f", from {owner}"
