@@ -194,3 +194,32 @@ def test_the_console_page_shows_the_log_escaped(
     assert found and found.group(1) == "booting\nhello &lt;b&gt;world&lt;/b&gt;\n"
     assert 'data-live="true"' in page.text and 'data-offset="27"' in page.text
     assert f'href="/ui/vms/{vm["id"]}/console">Refresh<' in page.text
+
+
+def test_a_failed_job_shows_its_exit_and_its_deployment_redeploys_the_failed(
+    server: RunningServer, portal: PortalClient, api: httpx.Client
+) -> None:
+    agent = register_host(server)
+    made = run(api, name="scan", params=[{"A": "1"}, {"A": "2"}])
+    ok, bad = made["vms"]
+    for vm in (ok, bad):
+        assigned(agent, vm["id"])
+    sync(
+        agent,
+        [
+            {**report(ok, "ended", "poweroff"), "exit_status": 0},
+            {**report(bad, "ended", "poweroff"), "exit_status": 1},
+        ],
+    )
+    page = portal.get("/ui/queue")
+    assert "state=failed" in (row(page, bad["id"]) or "")
+    assert "exit=the job exited with status 1 actions=" in (row(page, bad["id"]) or "")
+    assert "1 done" in page.text and "1 failed" in page.text
+    summary = re.search(rf'<tr data-deployment-id="{made["id"]}".*?</tr>', page.text, re.S)
+    assert summary and ">Redeploy failed</button>" in summary.group(0)
+    assert ">Cancel</button>" not in summary.group(0)  # nothing left to cancel
+    again = portal.post_form(f"/ui/deployments/{made['id']}/redeploy-failed", {})
+    assert again.status_code == 303
+    assert "starts its failed and expired VMs over" in html.unescape(portal.get("/ui/queue").text)
+    assert api.get(f"/api/v1/vms/{bad['id']}").json()["attempt"] == 2
+    assert api.get(f"/api/v1/vms/{ok['id']}").json()["state"] == "done"

@@ -17,7 +17,7 @@ from gridvm.api.deps import services
 from gridvm.api.portal.rendering import error_text, redirect, render
 from gridvm.api.portal.session import PortalSession, checked_form, form_text
 from gridvm.common.errors import GridvmError
-from gridvm.schemas.vms import FINAL_STATES, VmOut, VmState
+from gridvm.schemas.vms import FINAL_STATES, DeploymentOut, VmOut, VmState
 from gridvm.services.principal import Principal
 from gridvm.services.vms import VmService
 from gridvm.services.web_sessions import OpenSession
@@ -145,12 +145,28 @@ async def redeploy(request: Request, session: PortalSession, vm_id: str) -> Any:
     return await _act(request, session, "redeploy", vm_id)
 
 
-@router.post("/deployments/{deployment_id}/cancel")
-async def cancel(request: Request, session: PortalSession, deployment_id: str) -> Any:
+DEPLOYMENT_VERBS: dict[
+    str, tuple[str, Callable[[VmService], Callable[[Principal, str], DeploymentOut]]]
+] = {
+    "cancel": (
+        "is cancelled: its VMs that had not ended are ending",
+        lambda vms: vms.cancel_deployment,
+    ),
+    "redeploy-failed": (
+        "starts its failed and expired VMs over",
+        lambda vms: vms.redeploy_failed,
+    ),
+}
+
+
+async def _act_on_deployment(
+    request: Request, session: OpenSession, action: str, deployment_id: str
+) -> Any:
     form = await checked_form(request, session)
     all_users, deployment = _filters_of(form_text(form, "back") or QUEUE)
+    what, method = DEPLOYMENT_VERBS[action]
     try:
-        out = services(request).vms.cancel_deployment(session.principal, deployment_id)
+        out = method(services(request).vms)(session.principal, deployment_id)
     except GridvmError as exc:
         return _queue_page(
             request,
@@ -160,10 +176,17 @@ async def cancel(request: Request, session: PortalSession, deployment_id: str) -
             error=error_text(exc),
             status_code=exc.http_status,
         )
-    return redirect(
-        queue_url(all_users, deployment),
-        f"Deployment {out.name} ({out.id}) is cancelled: its VMs that had not ended are ending.",
-    )
+    return redirect(queue_url(all_users, deployment), f"Deployment {out.name} ({out.id}) {what}.")
+
+
+@router.post("/deployments/{deployment_id}/cancel")
+async def cancel(request: Request, session: PortalSession, deployment_id: str) -> Any:
+    return await _act_on_deployment(request, session, "cancel", deployment_id)
+
+
+@router.post("/deployments/{deployment_id}/redeploy-failed")
+async def redeploy_failed(request: Request, session: PortalSession, deployment_id: str) -> Any:
+    return await _act_on_deployment(request, session, "redeploy-failed", deployment_id)
 
 
 @router.get("/vms/{vm_id}/console")

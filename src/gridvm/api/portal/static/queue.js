@@ -61,8 +61,8 @@
 
   function vmCells(vm) {
     const name = el("td", { class: "name" }, vm.name, el("br"), el("span", { class: "muted" }, vm.id));
-    const exit = (vm.exit_reason || "") + (vm.exit_status !== null && vm.exit_status !== undefined
-      ? " (status " + vm.exit_status + ")" : "");
+    const hasStatus = vm.exit_status !== null && vm.exit_status !== undefined;
+    const exit = vm.exit_reason || (hasStatus ? "exit status " + vm.exit_status : "");
     return [
       name,
       ...(allUsers ? [el("td", { class: "owner" }, vm.owner)] : []),
@@ -120,6 +120,10 @@
       states.append(el("span", { class: "badge " + state }, d.states[state] + " " + state), " ");
     }
     const actions = el("td", { class: "actions" });
+    if (d.states.failed || d.states.expired) {
+      actions.append(actionForm("/ui/deployments/" + d.id + "/redeploy-failed", "Redeploy failed",
+        "secondary"));
+    }
     if (Object.keys(d.states).some((s) => !FINAL.has(s))) {
       actions.append(actionForm("/ui/deployments/" + d.id + "/cancel", "Cancel", "danger",
         "Cancel deployment " + d.name + "? Its VMs that have not ended are terminated."));
@@ -146,8 +150,9 @@
         body.append(row);
         continue;
       }
-      const live = cells[cells.length - 1].childElementCount > 0;
-      row.dataset.nextState = live ? "live" : "ended";
+      // The buttons change with the set of buttons that apply.
+      const buttons = [...cells[cells.length - 1].querySelectorAll("button")];
+      row.dataset.nextState = buttons.map((b) => b.textContent).join("|");
       sync(row, cells);
       row.dataset.state = row.dataset.nextState;
     }
@@ -186,9 +191,10 @@
       poll();
     }
   });
-  // Deployment rows rendered by the server: whether they show a Cancel button.
+  // Deployment rows rendered by the server: the buttons they show.
   for (const row of depTable.querySelectorAll("tr[data-deployment-id]")) {
-    row.dataset.state = row.querySelector("td.actions form") ? "live" : "ended";
+    const buttons = [...row.querySelectorAll("td.actions button")];
+    row.dataset.state = buttons.map((b) => b.textContent).join("|");
   }
   timer = window.setTimeout(poll, PERIOD_MS);
 })();
