@@ -112,7 +112,31 @@ def _memory_mb(text: str | None) -> int | None:
     return None if text is None else parse_size(text, default_unit="M") // (1024 * 1024)
 
 
+def _server_config(ctx: typer.Context, value: Path | None) -> Path | None:
+    """--config FILE: its options become the defaults of the other options (see
+    gridvm.daemons.server_config); read before them, so the command line wins."""
+    from gridvm.daemons.server_config import load_defaults
+
+    if value is not None:
+        try:
+            defaults = load_defaults(value, server)
+        except GridvmError as exc:
+            _fail(str(exc))
+        ctx.default_map = {**(ctx.default_map or {}), **defaults}
+    return value
+
+
 def server(
+    config_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="TOML file of server options (keys: the option names; [zone_egress] table);"
+            " options on the command line win",
+            callback=_server_config,
+            is_eager=True,
+        ),
+    ] = None,
     data_dir: DataDir = Path(".gridvm"),
     listen: Listen = "127.0.0.1:8750",
     database_url: Annotated[
@@ -243,7 +267,9 @@ def server(
             config = dataclasses.replace(config, certified_repositories=tuple(certified_repo))
         run_server(config)
     except GridvmError as exc:
-        _fail(str(exc))
+        _fail(
+            f"{exc} (options from {config_file} and the command line)" if config_file else str(exc)
+        )
 
 
 def agent(
