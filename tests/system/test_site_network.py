@@ -41,10 +41,12 @@ from gridvm.network.nft import Nft
 from gridvm.schemas.agent import Assignment, DesiredState, LocalState
 from gridvm.schemas.hosts import Zone
 from gridvm.schemas.vms import VmMode
+from tests.network.namespaces import TARGET_IP, namespaces, ns_exec, wire_uplink
 
 pytestmark = pytest.mark.system
 
 ALLOWED, BLOCKED = 8080, 8081
+PORTS = (ALLOWED, BLOCKED)
 LISTENER = """
 import socket, sys, threading
 def serve(port):
@@ -84,64 +86,25 @@ class Bed:
     work: Path
 
 
-def _in(ns: str, *argv: str) -> None:
-    subprocess.run(["ip", "netns", "exec", ns, *argv], check=True, capture_output=True, timeout=10)
-
-
 @pytest.fixture
 def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
     tag = uuid.uuid4().hex[:6]
     host, target = f"gvsh-{tag}", f"gvst-{tag}"
-    made: list[str] = []
-    listener: subprocess.Popen[str] | None = None
-    try:
-        for ns in (host, target):
-            subprocess.run(["ip", "netns", "add", ns], check=True, timeout=10)
-            made.append(ns)
-            _in(ns, "ip", "link", "set", "lo", "up")
-        _in(
-            host,
-            "ip",
-            "link",
-            "add",
-            "up0",
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "eth0",
-            "netns",
-            target,
-        )
-        _in(host, "ip", "addr", "add", "192.0.2.1/24", "dev", "up0")
-        _in(host, "ip", "link", "set", "up0", "up")
-        _in(host, "ip", "route", "add", "default", "via", "192.0.2.10")
-        _in(target, "ip", "addr", "add", "192.0.2.10/24", "dev", "eth0")
-        _in(target, "ip", "link", "set", "eth0", "up")
+    with namespaces(host, target):
+        wire_uplink(host, target)
+        ns_exec(host, "ip", "route", "add", "default", "via", TARGET_IP)
         listener = subprocess.Popen(
-            [
-                "ip",
-                "netns",
-                "exec",
-                target,
-                sys.executable,
-                "-c",
-                LISTENER,
-                str(ALLOWED),
-                str(BLOCKED),
-            ],
+            ["ip", "netns", "exec", target, sys.executable, "-c", LISTENER, *map(str, PORTS)],
             stdout=subprocess.PIPE,
             text=True,
         )
-        assert listener.stdout is not None and listener.stdout.readline().strip() == "ready"
-        # A short base path keeps QEMU's unix socket paths under the 108-byte limit.
-        yield Bed(host, target, tmp_path_factory.mktemp("sn"))
-    finally:
-        if listener is not None:
+        try:
+            assert listener.stdout is not None and listener.stdout.readline().strip() == "ready"
+            # A short base path keeps QEMU's unix socket paths under the 108-byte limit.
+            yield Bed(host, target, tmp_path_factory.mktemp("sn"))
+        finally:
             listener.kill()
             listener.wait(timeout=5)
-        for ns in made:
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=10, check=False)
 
 
 @pytest.fixture(params=["tiny", "debian-12-minimal"])
