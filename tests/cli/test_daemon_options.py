@@ -95,3 +95,20 @@ def test_bad_network_options_stop_the_agent_with_the_reason(
     )
     assert result.exit_code == 1
     assert message in result.stderr
+
+
+@pytest.mark.usefixtures("logging_restored")
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--network", "bridge"], "--network 'bridge': choose user or site"),
+        (["--network", "site", "--zone-egress", "lab=10.0.0.53:53"], "zone egress for 'lab'"),
+    ],
+)
+def test_bad_network_options_stop_gridvm_up_before_it_starts(
+    option: list[str], message: str, tmp_path: Path
+) -> None:
+    result = CliRunner().invoke(app, ["up", "--data-dir", str(tmp_path / "up"), *option])
+    assert result.exit_code == 1
+    assert message in result.stderr
+    assert not (tmp_path / "up").exists()
