@@ -158,8 +158,8 @@ def server(
         Path | None,
         typer.Option(
             "--config",
-            help="TOML file of server options (keys: the option names; [zone_egress] table);"
-            " options on the command line win",
+            help="TOML file of server options (keys: the option names; the zone whitelists"
+            " as a zone_egress table); options on the command line win",
             callback=_server_config,
             is_eager=True,
         ),
