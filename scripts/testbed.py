@@ -111,6 +111,9 @@ Stop it: make testbed-down"""
 
 def down(work: Path) -> int:
     """Stop the serve process (its context managers tidy up), then make sure."""
+    if not work.exists():
+        print(f"no test bed in {work}")
+        return 0
     pid_file = work / "serve.pid"
     if pid_file.exists():
         pid = int(pid_file.read_text())
