@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,3 +75,16 @@ def scanned_cli(scanned_server: RunningServer, tmp_path: Path) -> Cli:
 @pytest.fixture
 def qcow2(tmp_path: Path) -> Path:
     return make_qcow2(tmp_path / "disk.qcow2", "64M")
+
+
+@pytest.fixture
+def logging_restored() -> Iterator[None]:
+    """The daemon commands set up logging on the runner's stderr, which closes after the
+    run: put the test process's handlers back, or later log lines hit a closed file."""
+    loggers = [logging.getLogger(n) for n in ("", "uvicorn", "uvicorn.error", "uvicorn.access")]
+    saved = [(lg, lg.handlers[:], lg.level, lg.propagate) for lg in loggers]
+    yield
+    for logger, handlers, level, propagate in saved:
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
+        logger.propagate = propagate

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,19 +13,6 @@ from gridvm.common.config import SchedulingSettings
 from gridvm.common.errors import InvalidInput
 from gridvm.scheduler import FairShareAlgorithm
 from gridvm.services.server import policy_of
-
-
-@pytest.fixture
-def logging_restored() -> Iterator[None]:
-    """The daemon commands set up logging on the runner's stderr, which closes after the
-    run: put the test process's handlers back, or later log lines hit a closed file."""
-    loggers = [logging.getLogger(n) for n in ("", "uvicorn", "uvicorn.error", "uvicorn.access")]
-    saved = [(lg, lg.handlers[:], lg.level, lg.propagate) for lg in loggers]
-    yield
-    for logger, handlers, level, propagate in saved:
-        logger.handlers[:] = handlers
-        logger.setLevel(level)
-        logger.propagate = propagate
 
 
 @pytest.mark.usefixtures("logging_restored")
@@ -110,3 +95,20 @@ def test_bad_network_options_stop_the_agent_with_the_reason(
     )
     assert result.exit_code == 1
     assert message in result.stderr
+
+
+@pytest.mark.usefixtures("logging_restored")
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--network", "bridge"], "--network 'bridge': choose user or site"),
+        (["--network", "site", "--zone-egress", "lab=10.0.0.53:53"], "zone egress for 'lab'"),
+    ],
+)
+def test_bad_network_options_stop_gridvm_up_before_it_starts(
+    option: list[str], message: str, tmp_path: Path
+) -> None:
+    result = CliRunner().invoke(app, ["up", "--data-dir", str(tmp_path / "up"), *option])
+    assert result.exit_code == 1
+    assert message in result.stderr
+    assert not (tmp_path / "up").exists()

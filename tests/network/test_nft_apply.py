@@ -27,6 +27,7 @@ from gridvm.common.errors import ToolFailed
 from gridvm.network.nft import Nft
 from gridvm.network.ruleset import HostNetwork, VmNet, Zone, render
 from gridvm.network.whitelist import parse_entries
+from tests.network.namespaces import UPLINK_IP, namespaces, ns_exec, wire_uplink
 from tests.network.test_ruleset import GOLDEN_HOSTS
 
 VM_MAC = "52:54:00:4d:00:02"
@@ -150,14 +151,6 @@ class Bed:
         return ["ip", "netns", "exec", ns, sys.executable, "-c", code]
 
 
-def _ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=10)
-
-
-def _in(ns: str, *argv: str) -> None:
-    subprocess.run(["ip", "netns", "exec", ns, *argv], check=True, capture_output=True, timeout=10)
-
-
 def _listen(ns: str, *ports: int, code: str = LISTENER) -> subprocess.Popen[str]:
     proc = subprocess.Popen(
         ["ip", "netns", "exec", ns, sys.executable, "-c", code, *map(str, ports)],
@@ -170,11 +163,11 @@ def _listen(ns: str, *ports: int, code: str = LISTENER) -> subprocess.Popen[str]
 
 def _attach_vm(host: str, ns: str, tap: str, mac: str, address: str) -> None:
     """A veth pair standing in for the VM's tap: host end on the zone bridge, eth0 in ``ns``."""
-    _in(host, "ip", "link", "add", tap, "type", "veth", "peer", "name", "eth0", "netns", ns)
-    _in(host, "ip", "link", "set", tap, "master", "gvbr-t", "up")
-    _in(ns, "ip", "link", "set", "eth0", "address", mac, "up")
-    _in(ns, "ip", "addr", "add", f"{address}/24", "dev", "eth0")
-    _in(ns, "ip", "route", "add", "default", "via", "10.77.0.1")
+    ns_exec(host, "ip", "link", "add", tap, "type", "veth", "peer", "name", "eth0", "netns", ns)
+    ns_exec(host, "ip", "link", "set", tap, "master", "gvbr-t", "up")
+    ns_exec(ns, "ip", "link", "set", "eth0", "address", mac, "up")
+    ns_exec(ns, "ip", "addr", "add", f"{address}/24", "dev", "eth0")
+    ns_exec(ns, "ip", "route", "add", "default", "via", "10.77.0.1")
 
 
 @pytest.fixture
@@ -182,50 +175,26 @@ def bed() -> Iterator[Bed]:
     tag = uuid.uuid4().hex[:6]
     host, vm, vm2, target = (f"gv{kind}-{tag}" for kind in "hvwx")
     procs: list[subprocess.Popen[str]] = []
-    made: list[str] = []
-    try:
-        for ns in (host, vm, vm2, target):
-            _ip("netns", "add", ns)
-            made.append(ns)
-            _in(ns, "ip", "link", "set", "lo", "up")
-        _in(host, "ip", "link", "add", "gvbr-t", "type", "bridge")
-        _in(host, "ip", "addr", "add", "10.77.0.1/24", "dev", "gvbr-t")
-        _in(host, "ip", "link", "set", "gvbr-t", "up")
-        _attach_vm(host, vm, "gvt-vm1", VM_MAC, "10.77.0.2")
-        _attach_vm(host, vm2, "gvt-vm2", VM2_MAC, "10.77.0.3")
-        # The uplink to the "outside" (the target namespace).
-        _in(
-            host,
-            "ip",
-            "link",
-            "add",
-            "up0",
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "eth0",
-            "netns",
-            target,
-        )
-        _in(host, "ip", "addr", "add", "192.0.2.1/24", "dev", "up0")
-        _in(host, "ip", "link", "set", "up0", "up")
-        _in(target, "ip", "addr", "add", "192.0.2.10/24", "dev", "eth0")
-        _in(target, "ip", "link", "set", "eth0", "up")
-        _in(target, "ip", "route", "add", "10.77.0.0/24", "via", "192.0.2.1")
-        _in(host, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
-        procs.append(_listen(target, ALLOWED_PORT, BLOCKED_PORT))
-        procs.append(_listen(vm, VM_PORT))
-        procs.append(_listen(vm2, VM_PORT))
-        procs.append(_listen(host, HOST_PORT, DNS_PORT))
-        procs.append(_listen(target, UDP_PORT, code=UDP_ECHO))
-        yield Bed(host, vm, vm2, target, Nft(prefix=("ip", "netns", "exec", host)))
-    finally:
-        for proc in procs:
-            proc.kill()
-            proc.wait(timeout=5)
-        for ns in made:
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=10, check=False)
+    with namespaces(host, vm, vm2, target):
+        try:
+            ns_exec(host, "ip", "link", "add", "gvbr-t", "type", "bridge")
+            ns_exec(host, "ip", "addr", "add", "10.77.0.1/24", "dev", "gvbr-t")
+            ns_exec(host, "ip", "link", "set", "gvbr-t", "up")
+            _attach_vm(host, vm, "gvt-vm1", VM_MAC, "10.77.0.2")
+            _attach_vm(host, vm2, "gvt-vm2", VM2_MAC, "10.77.0.3")
+            wire_uplink(host, target)  # the uplink to the "outside" (the target namespace)
+            ns_exec(target, "ip", "route", "add", "10.77.0.0/24", "via", UPLINK_IP)
+            ns_exec(host, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
+            procs.append(_listen(target, ALLOWED_PORT, BLOCKED_PORT))
+            procs.append(_listen(vm, VM_PORT))
+            procs.append(_listen(vm2, VM_PORT))
+            procs.append(_listen(host, HOST_PORT, DNS_PORT))
+            procs.append(_listen(target, UDP_PORT, code=UDP_ECHO))
+            yield Bed(host, vm, vm2, target, Nft(prefix=("ip", "netns", "exec", host)))
+        finally:
+            for proc in procs:
+                proc.kill()
+                proc.wait(timeout=5)
 
 
 ZONE = Zone(
@@ -320,15 +289,15 @@ def test_packets_follow_the_rules(bed: Bed) -> None:
     assert bed.connects(bed.vm, "10.77.0.1", DNS_PORT), "DNS on the gateway is blocked"
 
     # Spoofing: VM 1 sends as VM 3 (whose whitelist allows BLOCKED_PORT) ...
-    _in(bed.vm, "ip", "addr", "add", "10.77.0.4/32", "dev", "eth0")
+    ns_exec(bed.vm, "ip", "addr", "add", "10.77.0.4/32", "dev", "eth0")
     assert not bed.connects(bed.vm, "192.0.2.10", BLOCKED_PORT, source="10.77.0.4")
     # ... and from a foreign MAC with its own address.
-    _in(bed.vm, "ip", "link", "set", "eth0", "address", "52:54:00:4d:00:99")
-    _in(bed.host, "ip", "neigh", "flush", "all")
+    ns_exec(bed.vm, "ip", "link", "set", "eth0", "address", "52:54:00:4d:00:99")
+    ns_exec(bed.host, "ip", "neigh", "flush", "all")
     assert not bed.connects(bed.vm, "192.0.2.10", ALLOWED_PORT), "a foreign MAC got out"
 
     # Control: without the bridge table (anti-spoofing) both would have got out.
-    _in(bed.host, "nft", "delete", "table", "bridge", "gridvm")
+    ns_exec(bed.host, "nft", "delete", "table", "bridge", "gridvm")
     assert bed.connects(bed.vm, "192.0.2.10", ALLOWED_PORT)
     assert bed.connects(bed.vm, "192.0.2.10", BLOCKED_PORT, source="10.77.0.4")
     assert time.monotonic() - started < 30
@@ -341,9 +310,9 @@ def test_vms_talk_only_within_their_deployment_and_when_asked(bed: Bed) -> None:
     assert not bed.connects(bed.vm, "10.77.0.3", VM_PORT), "VM-to-VM without asking"
     assert not bed.connects(bed.vm2, "10.77.0.2", VM_PORT), "VM-to-VM without asking"
     # The bridge table alone keeps them apart, even where bridged frames skip the inet hooks.
-    _in(bed.host, "sysctl", "-q", "-w", "net.bridge.bridge-nf-call-iptables=0")
+    ns_exec(bed.host, "sysctl", "-q", "-w", "net.bridge.bridge-nf-call-iptables=0")
     assert not bed.connects(bed.vm, "10.77.0.3", VM_PORT), "VM-to-VM without br_netfilter"
-    _in(bed.host, "sysctl", "-q", "-w", "net.bridge.bridge-nf-call-iptables=1")
+    ns_exec(bed.host, "sysctl", "-q", "-w", "net.bridge.bridge-nf-call-iptables=1")
 
     bed.nft.apply(render(_state(vm_to_vm=True, vm2_deployment="dep-2")))
     assert not bed.connects(bed.vm, "10.77.0.3", VM_PORT), "VM-to-VM across deployments"
@@ -365,10 +334,7 @@ def test_no_dhcp_server_replies_and_no_other_ethertypes_from_a_vm(bed: Bed) -> N
 @pytest.mark.parametrize("name", sorted(GOLDEN_HOSTS))
 def test_every_golden_rule_set_loads_into_the_kernel(name: str) -> None:
     ns = f"gvg-{uuid.uuid4().hex[:6]}"
-    _ip("netns", "add", ns)
-    try:
+    with namespaces(ns):
         nft = Nft(prefix=("ip", "netns", "exec", ns))
         nft.apply(render(GOLDEN_HOSTS[name]))
         assert nft.live()["inet"] and nft.live()["bridge"]
-    finally:
-        subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=10, check=False)

@@ -3,6 +3,7 @@ both, through the server and the agents as a user runs them."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -23,6 +24,7 @@ from tests.system.testbed import (
     launch_agent,
     ns_run,
     run_testbed,
+    scan_from,
 )
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(600)]
@@ -92,12 +94,11 @@ def test_vms_on_two_hosts_reach_their_whitelisted_port_only(
         assert "PORT 8081 CLOSED" in console, console
 
 
-LISTEN = """#!/bin/sh
-( while :; do echo hello-from-vm | nc -l -p 9000; done ) &
-sleep 1
-echo LISTENING
-sleep 60
-"""
+def _listen_job(ports: tuple[int, ...], seconds: int) -> str:
+    loops = "".join(
+        f"( while :; do echo hello-from-vm | nc -l -p {port}; done ) &\n" for port in ports
+    )
+    return f"#!/bin/sh\n{loops}sleep 1\necho LISTENING\nsleep {seconds}\n"
 
 
 def _wait_console(admin: httpx.Client, vm_id: str, text: str, bed: Testbed) -> str:
@@ -116,14 +117,16 @@ def _wait_console(admin: httpx.Client, vm_id: str, text: str, bed: Testbed) -> s
         time.sleep(0.5)
 
 
-def _listening_vm_on_host_1(admin: httpx.Client, testbed: Testbed) -> str:
-    """A tiny VM on the first host, listening on port 9000 (its address: 10.64.1.2)."""
+def _listening_vm_on_host_1(
+    admin: httpx.Client, testbed: Testbed, ports: tuple[int, ...] = (9000,), seconds: int = 60
+) -> str:
+    """A tiny VM on the first host, listening on ``ports`` (its address: 10.64.1.2)."""
     created = admin.post(
         "/api/v1/vms",
         json={
             "image": "tiny",
             "memory_mb": 192,
-            "user_data": LISTEN,
+            "user_data": _listen_job(ports, seconds),
             "selector": "testbed_host = 1",
         },
     )
@@ -147,6 +150,32 @@ def test_a_vm_is_closed_to_another_host_and_to_its_own_host(
     # Control: without the agent's inet table the same connection gets through.
     ns_run(host1.ns, "nft", "delete", "table", "inet", "gridvm")
     assert connect_from(host2.ns, vm_ip, 9000) == (True, "hello-from-vm")
+    admin.post(f"/api/v1/vms/{vm_id}/terminate")
+
+
+def test_a_port_scan_of_a_hosts_vms_finds_nothing_open(
+    server: RunningServer, testbed: Testbed
+) -> None:
+    admin = server.client()
+    ports = (22, 9000, 40000)
+    vm_id = _listening_vm_on_host_1(admin, testbed, ports, seconds=300)
+    host1, host2 = testbed.hosts
+    # Every VM address on host 1, from its live rules (each VM may send from its own only).
+    rules = ns_run(host1.ns, "nft", "list", "table", "bridge", "gridvm").stdout
+    addresses = re.findall(r"ip saddr ([0-9.]+) accept", rules)
+    assert addresses == ["10.64.1.2"]
+    ns_run(host2.ns, "ip", "route", "add", host1.trusted_subnet, "via", host1.uplink_ip)
+    for address in addresses:
+        from_host = scan_from(host1.ns, address)
+        from_other_host = scan_from(host2.ns, address)
+        print(f"scan of {address}: host1 {from_host.seconds} s, host2 {from_other_host.seconds} s")
+        assert from_host.open_ports == []
+        assert from_other_host.open_ports == []
+    # Control: without the agent's inet table the same scans find the listening ports.
+    ns_run(host1.ns, "nft", "delete", "table", "inet", "gridvm")
+    control = scan_from(host1.ns, "10.64.1.2")
+    print(f"control scan: {control.seconds} s")
+    assert control.open_ports == list(ports)
     admin.post(f"/api/v1/vms/{vm_id}/terminate")
 
 

@@ -15,6 +15,7 @@ debian-12-minimal is built once into build/starter (about a minute the first tim
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -41,10 +42,12 @@ from gridvm.network.nft import Nft
 from gridvm.schemas.agent import Assignment, DesiredState, LocalState
 from gridvm.schemas.hosts import Zone
 from gridvm.schemas.vms import VmMode
+from tests.network.namespaces import TARGET_IP, namespaces, ns_exec, wire_uplink
 
 pytestmark = pytest.mark.system
 
 ALLOWED, BLOCKED = 8080, 8081
+PORTS = (ALLOWED, BLOCKED)
 LISTENER = """
 import socket, sys, threading
 def serve(port):
@@ -84,64 +87,25 @@ class Bed:
     work: Path
 
 
-def _in(ns: str, *argv: str) -> None:
-    subprocess.run(["ip", "netns", "exec", ns, *argv], check=True, capture_output=True, timeout=10)
-
-
 @pytest.fixture
 def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
     tag = uuid.uuid4().hex[:6]
     host, target = f"gvsh-{tag}", f"gvst-{tag}"
-    made: list[str] = []
-    listener: subprocess.Popen[str] | None = None
-    try:
-        for ns in (host, target):
-            subprocess.run(["ip", "netns", "add", ns], check=True, timeout=10)
-            made.append(ns)
-            _in(ns, "ip", "link", "set", "lo", "up")
-        _in(
-            host,
-            "ip",
-            "link",
-            "add",
-            "up0",
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "eth0",
-            "netns",
-            target,
-        )
-        _in(host, "ip", "addr", "add", "192.0.2.1/24", "dev", "up0")
-        _in(host, "ip", "link", "set", "up0", "up")
-        _in(host, "ip", "route", "add", "default", "via", "192.0.2.10")
-        _in(target, "ip", "addr", "add", "192.0.2.10/24", "dev", "eth0")
-        _in(target, "ip", "link", "set", "eth0", "up")
+    with namespaces(host, target):
+        wire_uplink(host, target)
+        ns_exec(host, "ip", "route", "add", "default", "via", TARGET_IP)
         listener = subprocess.Popen(
-            [
-                "ip",
-                "netns",
-                "exec",
-                target,
-                sys.executable,
-                "-c",
-                LISTENER,
-                str(ALLOWED),
-                str(BLOCKED),
-            ],
+            ["ip", "netns", "exec", target, sys.executable, "-c", LISTENER, *map(str, PORTS)],
             stdout=subprocess.PIPE,
             text=True,
         )
-        assert listener.stdout is not None and listener.stdout.readline().strip() == "ready"
-        # A short base path keeps QEMU's unix socket paths under the 108-byte limit.
-        yield Bed(host, target, tmp_path_factory.mktemp("sn"))
-    finally:
-        if listener is not None:
+        try:
+            assert listener.stdout is not None and listener.stdout.readline().strip() == "ready"
+            # A short base path keeps QEMU's unix socket paths under the 108-byte limit.
+            yield Bed(host, target, tmp_path_factory.mktemp("sn"))
+        finally:
             listener.kill()
             listener.wait(timeout=5)
-        for ns in made:
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=10, check=False)
 
 
 @pytest.fixture(params=["tiny", "debian-12-minimal"])
@@ -221,3 +185,69 @@ def test_a_guest_gets_its_static_address_and_reaches_its_whitelisted_port_only(
     assert f"PORT {BLOCKED} CLOSED" in text, text[-3000:]
     # The VM's end took its tap and rules away.
     assert "chain from-" not in network.live_text()
+
+
+@pytest.mark.timeout(300)
+def test_gridvm_up_with_site_networking_runs_its_vms_behind_the_rules(
+    bed: Bed, starter_dir: Path
+) -> None:
+    """The one-machine cloud in the host namespace, as a user starts it, with --network site."""
+    data, job = bed.work / "up", bed.work / "job.sh"
+    job.write_text(JOB)
+    gridvm = [sys.executable, "-m", "gridvm.main"]
+    argv = [
+        "ip", "netns", "exec", bed.host, *gridvm, "up", "--network", "site",
+        "--data-dir", str(data), "--listen", "127.0.0.1:8750", "--starter-dir", str(starter_dir),
+        "--zone-egress", f"trusted=192.0.2.10:{BLOCKED}/udp",
+    ]  # fmt: skip
+    with (bed.work / "up.log").open("wb") as up_log:
+        up = subprocess.Popen(
+            argv,
+            stdout=subprocess.DEVNULL,
+            stderr=up_log,
+            env={**os.environ, "GRIDVM_ACCEL": "tcg"},
+        )
+    try:
+        token = data / "admin.token"
+        deadline = time.monotonic() + 60
+        while not token.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        env = {
+            **os.environ,
+            "GRIDVM_URL": "http://127.0.0.1:8750",
+            "GRIDVM_TOKEN": token.read_text().strip(),
+            "GRIDVM_CONFIG": str(bed.work / "cli.toml"),
+        }
+
+        def cli(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                ["ip", "netns", "exec", bed.host, *gridvm, *args],
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=240,
+                check=False,
+            )
+
+        deadline = time.monotonic() + 60
+        while "online" not in cli("host", "list").stdout and time.monotonic() < deadline:
+            time.sleep(0.5)
+        run = cli(
+            "vm", "run", "tiny", "--wait", "--user-data", str(job),
+            "--allow-egress", f"192.0.2.10:{ALLOWED}",
+        )  # fmt: skip
+        log = (bed.work / "up.log").read_text(errors="replace")[-3000:]
+        assert run.returncode == 0, (run.stdout, run.stderr, log)
+        vm_id = json.loads(cli("-o", "json", "vm", "list").stdout)[0]["id"]
+        console = cli("vm", "console", vm_id).stdout
+        shown = json.loads(cli("-o", "json", "vm", "show", vm_id).stdout)
+    finally:
+        up.terminate()
+        up.wait(timeout=30)
+    assert "inet 10.64.0.2/24" in console, console[-3000:]
+    assert f"PORT {ALLOWED} OPEN hi-from-{ALLOWED}" in console, console[-3000:]
+    assert f"PORT {BLOCKED} CLOSED" in console, console[-3000:]
+    assert (shown["egress"], shown["zone_egress"]) == (
+        [f"192.0.2.10:{ALLOWED}"],
+        [f"192.0.2.10:{BLOCKED}/udp"],
+    )

@@ -13,6 +13,7 @@ own network namespace is touched.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -82,9 +83,13 @@ threading.Event().wait()
 """
 
 
-def ns_run(ns: str, *argv: str) -> subprocess.CompletedProcess[str]:
+def ns_run(ns: str, *argv: str, timeout_s: float = 20) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["ip", "netns", "exec", ns, *argv], check=True, capture_output=True, text=True, timeout=20
+        ["ip", "netns", "exec", ns, *argv],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
     )
 
 
@@ -228,6 +233,42 @@ def connect_from(ns: str, address: str, port: int) -> tuple[bool, str]:
         check=False,
     )
     return done.returncode == 0, done.stdout.strip()
+
+
+SCAN = """
+import asyncio, errno, json, resource, sys, time
+address, concurrency, timeout = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, concurrency + 256)), hard))
+async def probe(port, gate, found):
+    async with gate:
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(address, port), timeout)
+        except (OSError, asyncio.TimeoutError):
+            return
+        found.append(port)
+        writer.close()
+async def main():
+    gate, found, began = asyncio.Semaphore(concurrency), [], time.monotonic()
+    await asyncio.gather(*(probe(p, gate, found) for p in range(1, 65536)))
+    print(json.dumps({"open": sorted(found), "seconds": round(time.monotonic() - began, 1)}))
+asyncio.run(main())
+"""
+
+
+@dataclass
+class Scan:
+    open_ports: list[int]
+    seconds: float
+
+
+def scan_from(ns: str, address: str, concurrency: int = 4000, timeout: float = 0.75) -> Scan:
+    """A TCP connect scan of every port (1-65535) of ``address`` from namespace ``ns``."""
+    done = ns_run(
+        ns, sys.executable, "-c", SCAN, address, str(concurrency), str(timeout), timeout_s=300
+    )
+    found = json.loads(done.stdout)
+    return Scan(found["open"], found["seconds"])
 
 
 def _wire_host(host: TestHost, target: str) -> None:

@@ -44,6 +44,33 @@ Memory = Annotated[
 ]
 
 
+Network = Annotated[
+    str,
+    typer.Option(
+        "--network",
+        help="user: QEMU user-mode networking; site: a bridge per zone, a tap per VM and "
+        "nftables rules (needs root, iproute2, nftables)",
+    ),
+]
+Uplink = Annotated[
+    str | None,
+    typer.Option(
+        "--uplink",
+        help="site networking: interface VM traffic is masqueraded out of "
+        "(default: the default route's)",
+    ),
+]
+ZoneEgress = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--zone-egress",
+        metavar="ZONE=ADDRESS|CIDR:PORT[/udp]",
+        help="site networking: an egress entry every VM of the zone gets (repeatable), "
+        "e.g. trusted=10.0.0.53:53/udp",
+    ),
+]
+
+
 def _fail(message: str) -> None:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(1)
@@ -112,7 +139,31 @@ def _memory_mb(text: str | None) -> int | None:
     return None if text is None else parse_size(text, default_unit="M") // (1024 * 1024)
 
 
+def _server_config(ctx: typer.Context, value: Path | None) -> Path | None:
+    """--config FILE: its options become the defaults of the other options (see
+    gridvm.daemons.server_config); read before them, so the command line wins."""
+    from gridvm.daemons.server_config import load_defaults
+
+    if value is not None:
+        try:
+            defaults = load_defaults(value, server)
+        except GridvmError as exc:
+            _fail(str(exc))
+        ctx.default_map = {**(ctx.default_map or {}), **defaults}
+    return value
+
+
 def server(
+    config_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="TOML file of server options (keys: the option names; the zone whitelists"
+            " as a zone_egress table); options on the command line win",
+            callback=_server_config,
+            is_eager=True,
+        ),
+    ] = None,
     data_dir: DataDir = Path(".gridvm"),
     listen: Listen = "127.0.0.1:8750",
     database_url: Annotated[
@@ -188,15 +239,7 @@ def server(
     build_workers: Annotated[
         int, typer.Option("--build-workers", help="recipe builds run at the same time")
     ] = 1,
-    zone_egress: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--zone-egress",
-            metavar="ZONE=ADDRESS|CIDR:PORT[/udp]",
-            help="site networking: an egress entry every VM of the zone gets (repeatable), "
-            "e.g. trusted=10.0.0.53:53/udp",
-        ),
-    ] = None,
+    zone_egress: ZoneEgress = None,
     allow_wide_egress: Annotated[
         bool,
         typer.Option(
@@ -243,7 +286,9 @@ def server(
             config = dataclasses.replace(config, certified_repositories=tuple(certified_repo))
         run_server(config)
     except GridvmError as exc:
-        _fail(str(exc))
+        _fail(
+            f"{exc} (options from {config_file} and the command line)" if config_file else str(exc)
+        )
 
 
 def agent(
@@ -272,14 +317,7 @@ def agent(
             help="a host label VMs can ask for (--require), e.g. site=a, cpu_flags=avx2,sse4",
         ),
     ] = None,
-    network: Annotated[
-        str,
-        typer.Option(
-            "--network",
-            help="user: QEMU user-mode networking; site: a bridge per zone, a tap per VM and "
-            "nftables rules (needs root, iproute2, nftables)",
-        ),
-    ] = "user",
+    network: Network = "user",
     zone_subnet: Annotated[
         list[str] | None,
         typer.Option(
@@ -289,14 +327,7 @@ def agent(
             "(default trusted=10.64.0.0/24, dmz=10.65.0.0/24)",
         ),
     ] = None,
-    uplink: Annotated[
-        str | None,
-        typer.Option(
-            "--uplink",
-            help="site networking: interface VM traffic is masqueraded out of "
-            "(default: the default route's)",
-        ),
-    ] = None,
+    uplink: Uplink = None,
 ) -> None:
     """Run the host agent: registers this host and runs the VMs the server assigns to it."""
     from gridvm.daemons.processes import run_agent
@@ -343,8 +374,12 @@ def up(
         str | None,
         typer.Option("--vuln-feed", help="vulnerability feed in OSV format: a file or URL"),
     ] = None,
+    network: Network = "user",
+    uplink: Uplink = None,
+    zone_egress: ZoneEgress = None,
 ) -> None:
-    """Server and one local agent with SQLite: the one-machine cloud."""
+    """Server and one local agent with SQLite: the one-machine cloud (--network site: its
+    VMs on site networking, which needs root)."""
     from gridvm.daemons.processes import run_up
 
     data_dir = data_dir.resolve()
@@ -353,6 +388,11 @@ def up(
     except GridvmError as exc:
         _fail(str(exc))
         return
+    try:
+        mode = _network_mode(network)
+        limits = SiteLimits(zone_egress=_zone_egress(zone_egress or []))
+    except GridvmError as exc:
+        _fail(str(exc))
     url = f"http://{host}:{port}"
     if detach:
         _detach(data_dir, url)
@@ -364,6 +404,7 @@ def up(
         port=port,
         starter_dir=_starter_dir(starter_dir),
         vuln_feed=vuln_feed,
+        limits=limits,
     )
     agent_config = AgentConfig(
         server_url=url,
@@ -372,6 +413,8 @@ def up(
         host_name=socket.gethostname().split(".")[0],
         cores=cores,
         memory_mb=_memory_mb(memory),
+        network=mode,
+        uplink=uplink,
     )
     typer.echo(f"gridvm is starting at {url} (API docs: {url}/api/v1/docs)")
     typer.echo(f"admin token: {server_config.admin_token_file}")
