@@ -8,7 +8,7 @@ DATA_DIR ?= .gridvm
 LISTEN ?= 127.0.0.1:8750
 PYTEST_ARGS ?=
 
-.PHONY: up down install system-deps venv images test lint unit bench clean help testbed
+.PHONY: up down install system-deps venv images test lint unit bench clean help testbed screenshots
 
 help:
 	@echo "make up       install what is missing and start gridvm (server + local agent)"
@@ -17,6 +17,7 @@ help:
 	@echo "make test     install, lint, and run the whole test suite"
 	@echo "make bench    run the benchmarks; results in bench/results/"
 	@echo "make testbed  site networking on several hosts (network namespaces, real VMs; root)"
+	@echo "make screenshots  the web portal's pages in headless Chromium -> docs/screenshots/"
 
 up: install
 	$(BIN)/gridvm up --detach --data-dir $(DATA_DIR) --listen $(LISTEN) --starter-dir $(STARTER_DIR)
@@ -52,6 +53,9 @@ test: install lint
 
 testbed: install
 	$(BIN)/pytest -v tests/system/test_multi_host.py tests/system/test_site_network.py $(PYTEST_ARGS)
+
+screenshots: install
+	$(BIN)/python scripts/portal_screenshots.py
 
 bench: install
 	$(BIN)/python -m bench
