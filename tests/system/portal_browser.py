@@ -119,6 +119,7 @@ def open_browser(driver: Playwright, profile_dir: Path, base_url: str) -> Iterat
         viewport=DESKTOP,
     )
     context.set_default_timeout(15_000)
+    expect.set_options(timeout=15_000)  # a busy 2-core machine also boots VMs meanwhile
     try:
         page = context.pages[0] if context.pages else context.new_page()
         browser = Browser(context, page, base_url)
