@@ -258,3 +258,15 @@ def test_an_admin_makes_an_image_a_site_template_and_back(cli: Cli, qcow2: Path)
     assert "a site template already" in cli.fails("image", "template", "site-base")
     removed = cli.ok("image", "template", "site-base", "--remove").stdout
     assert "no longer a site template (class user)" in removed
+
+
+def test_copy_makes_your_own_image_of_a_template(cli: Cli, qcow2: Path) -> None:
+    cli.ok("image", "upload", str(qcow2), "--name", "site-base")
+    cli.ok("image", "template", "site-base")
+    made = cli.ok("image", "copy", "site-base", "mine").stdout
+    assert "copied site-base to mine:1" in made and "class certified" in made
+    copy = cli.json("image", "show", "mine")
+    assert copy["digest"] == cli.json("image", "show", "site-base")["digest"]
+    assert (copy["trust"], copy["visibility"]) == ("certified", "private")
+    assert cli.json("image", "copy", "mine", "mine")["version"] == 2
+    assert "no image 'nothing'" in cli.fails("image", "copy", "nothing", "x")

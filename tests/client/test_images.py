@@ -104,3 +104,12 @@ def test_users_see_their_own_group_and_public_images_only(
         with pytest.raises(NotFoundError):
             carol.images.get(private.id)
         assert [i.id for i in carol.images.list()] == [public.id]
+
+
+def test_copy_an_image_as_your_own(gv: Client, qcow2: Path) -> None:
+    source = gv.images.upload(qcow2, "work")
+    copy = gv.images.copy("work", "work-copy")
+    assert (copy.name, copy.digest, copy.trust.value) == ("work-copy", source.digest, "user")
+    assert [i.name for i in gv.images.list()] == ["work", "work-copy"]
+    with pytest.raises(NotFoundError):
+        gv.images.copy("nothing", "x")

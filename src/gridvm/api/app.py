@@ -24,6 +24,7 @@ from gridvm.api.routes import (
     scheduling,
     secrets,
     uploads,
+    usage,
     vms,
     volumes,
 )
@@ -63,5 +64,6 @@ def create_app(services: ServerServices, *, run_loops: bool = True) -> FastAPI:
     app.include_router(image_inspection.router, prefix=API_PREFIX)
     app.include_router(volumes.router, prefix=API_PREFIX)
     app.include_router(uploads.router, prefix=API_PREFIX)
+    app.include_router(usage.router, prefix=API_PREFIX)
     install_portal(app)
     return app

@@ -20,6 +20,7 @@ from gridvm.cli import (
     images,
     scheduling,
     secrets,
+    usage,
     vms,
 )
 from gridvm.cli import volumes as volume_commands
@@ -80,6 +81,7 @@ app.add_typer(admin.groups, name="group")
 app.add_typer(admin.users, name="user")
 app.add_typer(admin.tokens, name="token")
 app.command("share")(scheduling.share)
+app.command("usage")(usage.usage)
 app.add_typer(scheduling.quotas, name="quota")
 app.add_typer(scheduling.reservations, name="reservation")
 app.add_typer(volume_commands.app, name="volume")

@@ -316,6 +316,32 @@ def rename(
     _one(ctx, image, f"renamed {ref} to {image.name} ({image.id})")
 
 
+@app.command("copy")
+def copy(
+    ctx: typer.Context,
+    source: Annotated[
+        str,
+        typer.Argument(
+            metavar="SOURCE",
+            help="image to copy: id, NAME or NAME:N (a site template, say)",
+            show_default=False,
+        ),
+    ],
+    new_name: Annotated[
+        str,
+        typer.Argument(metavar="NEW_NAME", help="name of your copy (a name you have: new version)"),
+    ],
+) -> None:
+    """Make your own private copy of an image you may use (no bytes are copied; a copy of
+    a site template or certified image is certified)."""
+    image = client(ctx).images.copy(source, new_name)
+    _one(
+        ctx,
+        image,
+        f"copied {source} to {image.name}:{image.version} ({image.id}, class {image.trust})",
+    )
+
+
 @app.command("share")
 def share(
     ctx: typer.Context,

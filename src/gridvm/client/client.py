@@ -18,6 +18,7 @@ from gridvm.client.scheduling import Quotas, Reservations, Share
 from gridvm.client.secrets import Secrets, SshKeys
 from gridvm.client.settings import check_token, load_settings, normalize_url
 from gridvm.client.transport import Transport
+from gridvm.client.usage import Usage
 from gridvm.client.vms import Deployments, Vms
 from gridvm.client.volumes import Volumes
 from gridvm.schemas.identity import WhoAmI
@@ -64,6 +65,7 @@ class Client:
         self.share = Share(self._t)
         self.quotas = Quotas(self._t)
         self.reservations = Reservations(self._t)
+        self.usage = Usage(self._t)
         self.volumes = Volumes(self._t)
 
     @classmethod

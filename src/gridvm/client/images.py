@@ -17,7 +17,7 @@ from gridvm.client.errors import TransferError
 from gridvm.client.files import CHUNK_SIZE, Progress
 from gridvm.client.transport import Transport, decode
 from gridvm.client.uploads import Uploads
-from gridvm.schemas.images import ExportFormat, ImageOut, ImageUpdate, Visibility
+from gridvm.schemas.images import ExportFormat, ImageCopy, ImageOut, ImageUpdate, Visibility
 
 _IMAGE = TypeAdapter(ImageOut)
 _IMAGES = TypeAdapter(list[ImageOut])
@@ -112,6 +112,13 @@ class Images:
         )
         body = change.model_dump(mode="json", exclude_none=True)
         return self._t.send("PATCH", f"/images/{_ref(ref)}", _IMAGE, json=body)
+
+    def copy(self, ref: str, name: str) -> ImageOut:
+        """Copy an image you may use (a site template, say) as your own private image
+        ``name`` (a name you have already gets a new version). A copy of a site template or
+        certified image is certified; of a user image, a user image."""
+        body = ImageCopy(name=name).model_dump(mode="json")
+        return self._t.send("POST", f"/images/{_ref(ref)}/copy", _IMAGE, json=body)
 
     def make_template(self, ref: str, template: bool = True) -> ImageOut:
         """Make an admin's image a public site template (``template=False``: stop that)."""

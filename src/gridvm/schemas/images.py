@@ -82,3 +82,9 @@ class UploadOut(Wire):
     received_bytes: int
     created_at: datetime
     updated_at: datetime
+
+
+class ImageCopy(Wire):
+    """A copy of an image as the caller's own image ``name``."""
+
+    name: str

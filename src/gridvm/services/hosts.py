@@ -13,7 +13,7 @@ from gridvm.schemas.vms import ACTIVE_STATES
 from gridvm.services.presenters import host_out
 from gridvm.services.principal import Principal
 from gridvm.store.db import Database
-from gridvm.store.models import Host, Vm, utcnow
+from gridvm.store.models import Host, Image, Vm, utcnow
 
 ACTIVE = [s.value for s in ACTIVE_STATES]
 
@@ -56,6 +56,18 @@ class HostService:
             host.state = state.value
             s.flush()
             return self._out(host, host_usage(s), utcnow())
+
+    def image_names(self, who: Principal, digests: set[str]) -> dict[str, list[str]]:
+        """Digest -> the names (owner/name:vN) of the images stored with it (admins), so a
+        host's cache can be shown by name; a digest no image has any more is left out."""
+        who.require_admin()
+        names: dict[str, list[str]] = {}
+        with self.db.session() as s:
+            for image in s.scalars(select(Image).where(Image.digest.in_(digests))):
+                names.setdefault(image.digest, []).append(
+                    f"{image.owner.name}/{image.name}:v{image.version}"
+                )
+        return {digest: sorted(found) for digest, found in names.items()}
 
     def _find(self, s: Session, name: str) -> Host:
         host = s.scalar(select(Host).where(Host.name == name))

@@ -28,6 +28,7 @@ from gridvm.schemas.images import (
 )
 from gridvm.schemas.vms import FINAL_STATES
 from gridvm.services.identity import ADMIN_NAME
+from gridvm.services.image_copies import copy_image_row
 from gridvm.services.image_sharing import check_publish, may_withdraw
 from gridvm.services.image_versions import (
     find_image as find_image,  # re-exported: callers resolve references through here too
@@ -173,6 +174,26 @@ class ImageService:
         except BaseException:
             self._drop_unreferenced(ingested.digest)
             raise
+
+    def copy(self, who: Principal, ref: str, new_name: str) -> ImageOut:
+        """A private copy of an image ``who`` may see, as ``who``'s image ``new_name`` (a
+        name they have already gets its next version). No byte is copied: the copy points
+        at the same stored disk, which stays while any image uses it. A copy of a site
+        template or a certified image is ``certified`` (a record says of what); of a
+        ``user`` image, ``user``. It counts in the storage quota like any image."""
+        validate_name(new_name, what="image name")
+        with self.db.session() as s:
+            owner = s.get_one(User, who.user_id, with_for_update=True)
+            source = find_image(s, who, ref)
+            group_id = who.primary_group_id or owner.primary_group_id
+            refusal = storage_refusal(s, who.user_id, group_id, source.size)
+            if refusal is not None:
+                raise PayloadTooLarge(f"image storage quota: {refusal}", hint=QUOTA_HINT)
+            image = copy_image_row(s, source, who.user_id, group_id, new_name)
+            log.info(
+                "image %s:%d copied from %s for %s", new_name, image.version, source.id, who.name
+            )
+            return image_out(image)
 
     def _refuse_rename_onto(self, s: Session, owner_id: str, name: str) -> None:
         taken = s.scalar(select(Image.id).where(Image.owner_id == owner_id, Image.name == name))

@@ -34,6 +34,7 @@ from gridvm.services.secrets import SecretService, load_or_create_key
 from gridvm.services.site_templates import SiteTemplates
 from gridvm.services.ssh_keys import SshKeyService
 from gridvm.services.uploads import UploadService
+from gridvm.services.usage_history import UsageHistoryService
 from gridvm.services.vms import VmService
 from gridvm.services.volumes import VolumeService
 from gridvm.services.vulnerabilities import FeedWatcher, VulnFeed
@@ -94,6 +95,8 @@ class ServerServices:
     quotas: QuotaService
     reservations: ReservationService
     fairshare: FairShareService
+    # Core-hours per group over time (from the VM records).
+    usage: UsageHistoryService
     certification: CertificationService
     image_lists: ImageListService
     # Attached consoles being set up or in use (their peers are the API's websockets).
@@ -176,6 +179,7 @@ class ServerServices:
             quotas=QuotaService(db, wakeup.set),
             reservations=ReservationService(db, wakeup.set),
             fairshare=FairShareService(db, policy),
+            usage=UsageHistoryService(db),
             certification=CertificationService(db, config.images),
             image_lists=ImageListService(db, blobs, config, images.vuln_feed),
             console_sessions=console_sessions,

@@ -15,7 +15,7 @@ from gridvm.api.deps import Caller, Services
 from gridvm.api.streaming import RAW_BODY, blocking_chunks
 from gridvm.common.errors import PayloadTooLarge
 from gridvm.common.units import format_size
-from gridvm.schemas.images import ExportFormat, ImageOut, ImageUpdate, Visibility
+from gridvm.schemas.images import ExportFormat, ImageCopy, ImageOut, ImageUpdate, Visibility
 
 router = APIRouter(tags=["images"])
 
@@ -68,6 +68,13 @@ def show_image(ref: str, svc: Services, who: Caller) -> ImageOut:
 @router.patch("/images/{ref}")
 def update_image(ref: str, body: ImageUpdate, svc: Services, who: Caller) -> ImageOut:
     return svc.images.update(who, ref, body)
+
+
+@router.post("/images/{ref}/copy", status_code=status.HTTP_201_CREATED)
+def copy_image(ref: str, body: ImageCopy, svc: Services, who: Caller) -> ImageOut:
+    """Copy an image you may use as your own private image ``name`` (no bytes are copied;
+    a copy of a site template or certified image is certified)."""
+    return svc.images.copy(who, ref, body.name)
 
 
 @router.delete("/images/{ref}", status_code=status.HTTP_204_NO_CONTENT)
