@@ -81,16 +81,16 @@ def run_journey(browser: Browser, cloud: Cloud, shots: Shots | None = None) -> J
 
     admin_pages(browser, cloud, shots)
 
+    browser.phone()
     for path in PHONE_PAGES:
-        browser.phone()
         browser.goto(path)
+        expect(page.locator("h1")).to_be_visible()
         assert browser.horizontal_overflow() <= 0, f"{path} scrolls sideways at 375px"
         if path == "/ui/queue":
             shots.take(browser, "queue-phone")
     browser.desktop()
     assert browser.errors == [], browser.errors
     assert all(url.startswith(browser.base_url + "/") for url in browser.requests)
-    expect(page.locator("main")).to_be_visible()
     return JourneyResult(vm_ids, first_seen)
 
 
