@@ -26,11 +26,11 @@ MEMORY_MIB = "192"  # what the tiny guest needs (as the other system tests run i
 JOB = '#!/bin/sh\necho "hello from the portal on $(hostname)"\nexit 0\n'
 BAD_WALLTIME = "soon"  # not a duration: only the server can tell, so it must say why
 FINISH_TIMEOUT_MS = 300_000  # three guests under TCG on a busy 2-core machine
-# JavaScript: some of the VMs' state cells show them starting or running (or all have ended).
+# JavaScript: some of the VMs' state cells show them booting or running (or all have ended).
 LIVE_OR_ENDED = """ids => {
   const states = ids.map(id => (document.querySelector(
     `#vms tr[data-vm-id="${id}"] .state`)?.textContent || "").trim());
-  return states.some(s => s === "starting" || s === "running") || states.every(s => s === "done");
+  return states.some(s => s === "booting" || s === "running") || states.every(s => s === "done");
 }"""
 NON_EMPTY = re.compile(r"\S")
 PHONE_PAGES = ["/ui/images", "/ui/run", "/ui/queue", "/ui/admin/hosts", "/ui/admin/groups"]
