@@ -397,3 +397,30 @@ def test_a_restarted_single_mode_vm_is_never_failed_by_the_queue_timeout(
     time.sleep(2)  # longer than the queue timeout since the request
     assert admin.post(f"/api/v1/vms/{vm['id']}/start").status_code == 202
     eventually(lambda: admin.get(f"/api/v1/vms/{vm['id']}").json()["state"] == "scheduled")
+
+
+def test_a_request_its_quota_could_never_allow_is_refused_and_starts_nothing(
+    server: RunningServer, admin: httpx.Client
+) -> None:
+    alice = make_user(server, "alice", group="physics")
+    admin.put("/api/v1/quotas/group/physics", json={"cores": 2, "memory_mb": 1024})
+    admin.put("/api/v1/quotas/user/alice", json={"vms": 3})
+    image = {"image": "base"}
+    too_big = alice.post("/api/v1/vms", json={**image, "vcpus": 4})
+    assert too_big.status_code == 422, too_big.text
+    assert too_big.json()["message"] == (
+        "one VM asks for 4 vCPUs, more than group physics's quota of 2 cores"
+    )
+    gang = alice.post("/api/v1/vms", json={**image, "count": 4, "gang": True})
+    assert gang.status_code == 422, gang.text
+    assert gang.json()["message"] == (
+        "the gang of 4 VMs asks for 4 vCPUs, more than group physics's quota of 2 cores"
+    )
+    admin.put("/api/v1/quotas/group/physics", json={"cores": 8})
+    gang = alice.post("/api/v1/vms", json={**image, "count": 4, "gang": True})
+    assert gang.json()["message"] == (
+        "the gang of 4 VMs asks for 4 VMs, more than user alice's quota of 3 VMs"
+    )
+    assert alice.get("/api/v1/deployments").json() == []
+    # Many VMs that fit the quota one by one are accepted: they take turns.
+    assert alice.post("/api/v1/vms", json={**image, "count": 4, "vcpus": 2}).status_code == 201

@@ -63,6 +63,18 @@ def quota_limits(s: Session, paths: dict[str, str]) -> dict[Subject, QuotaLimit]
     }
 
 
+def requester_quotas(
+    s: Session, paths: dict[str, str], who: Principal
+) -> dict[Subject, QuotaLimit]:
+    """The quotas a request of ``who`` counts against: theirs and those of their primary
+    group (the group their VMs are charged to) and every group above it."""
+    subjects: set[Subject] = {("user", who.name)}
+    group = paths.get(who.primary_group_id) if who.primary_group_id else None
+    if group is not None:
+        subjects |= {("group", g) for g in group_and_parents(group)}
+    return {k: v for k, v in quota_limits(s, paths).items() if k in subjects}
+
+
 def _storage_limits(
     s: Session, paths: dict[str, str]
 ) -> dict[Subject, tuple[int | None, int | None]]:

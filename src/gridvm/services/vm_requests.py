@@ -5,12 +5,14 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import PurePosixPath
 
 from gridvm.common.config import SiteLimits
 from gridvm.common.errors import InvalidInput
 from gridvm.common.units import format_duration, format_size
+from gridvm.scheduler import QuotaLimit
+from gridvm.scheduler.quotas import Subject
 from gridvm.scheduler.selectors import parse_selector
 from gridvm.schemas.vms import LaunchFile, VmCreate
 
@@ -194,3 +196,26 @@ def check_fits_some_host(req: VmCreate, hosts: Sequence[tuple[int, int]]) -> Non
             f"no host has both {req.vcpus} cores and {req.memory_mb} MiB",
             hint="ask for fewer vCPUs or less memory",
         )
+
+
+def check_quota_could_allow(req: VmCreate, quotas: Mapping[Subject, QuotaLimit]) -> None:
+    """Refuse at once what the requester's quotas (``quotas``: theirs and their groups')
+    could never let start, even with nothing else running: one VM larger than a quota, or
+    a gang larger in all. A request that only has to wait for running VMs is accepted."""
+    members = req.count if req.gang else 1
+    want = (
+        ("cores", req.vcpus * members, "vCPUs"),
+        ("MiB of memory", req.memory_mb * members, "MiB"),
+        ("VMs", members, "VMs"),
+    )
+    for (kind, name), limit in sorted(quotas.items()):
+        caps = (limit.cores, limit.memory_mb, limit.vms)
+        for (what, asked, unit), cap in zip(want, caps, strict=True):
+            if cap is not None and asked > cap:
+                whom = f"the gang of {members} VMs asks" if req.gang else "one VM asks"
+                raise InvalidInput(
+                    f"{whom} for {asked} {unit}, more than {kind} {name}'s quota of {cap} {what}",
+                    hint=f"ask for less (at most {cap} {what}"
+                    f"{' together' if req.gang else ''}), or ask an administrator for a"
+                    " larger quota",
+                )

@@ -28,9 +28,11 @@ from gridvm.schemas.vms import (
 from gridvm.services.consoles import ConsoleStore
 from gridvm.services.deploy_policy import trusted_run_lapsed, zone_for
 from gridvm.services.egress import vm_egress
+from gridvm.services.group_tree import group_paths
 from gridvm.services.images import find_image
 from gridvm.services.presenters import vm_out
 from gridvm.services.principal import Principal
+from gridvm.services.quotas import requester_quotas
 from gridvm.services.results import ResultStore
 from gridvm.services.secrets import SecretService
 from gridvm.services.ssh_keys import SshKeyService
@@ -39,6 +41,7 @@ from gridvm.services.vm_requests import (
     check_fits_some_host,
     check_limits,
     check_placement,
+    check_quota_could_allow,
     member_roles,
     scan_rows,
 )
@@ -155,6 +158,7 @@ class VmService:
                     hint="ask for a larger disk, or leave the disk size out",
                 )
             check_fits_some_host(req, [(h.cores, h.memory_mb) for h in s.scalars(select(Host))])
+            check_quota_could_allow(req, requester_quotas(s, group_paths(s), who))
             zone = zone_for(s, image, req.zone, self.block_severity)
             volumes = claim(s, who, req.volumes)
             name = validate_name(req.name or image.name, what="VM name")

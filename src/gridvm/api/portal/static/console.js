@@ -1,0 +1,64 @@
+// gridvm portal, console page: while the VM runs, fetch what its console wrote since the
+// page was made (GET /api/v1/vms/ID/console?offset=N) every 2 s and append it; stop when
+// the VM has ended or the tab is hidden.
+"use strict";
+(function () {
+  const log = document.getElementById("console-log");
+  if (!log || !window.gridvm || log.dataset.live !== "true") return;
+
+  const PERIOD_MS = 2000;
+  const FINAL = new Set(["done", "failed", "cancelled", "expired", "stopped"]);
+  const vmId = log.dataset.vmId;
+  const stateBadge = document.getElementById("vm-state");
+  let offset = Number(log.dataset.offset) || 0;
+  let timer = null;
+  let running = false;
+  let ended = false;
+
+  async function more() {
+    const response = await fetch(
+      "/api/v1/vms/" + encodeURIComponent(vmId) + "/console?offset=" + offset,
+      { credentials: "same-origin" },
+    );
+    if (!response.ok) throw new Error(response.statusText);
+    const text = await response.text();
+    offset = Number(response.headers.get("X-Console-Offset")) || offset + text.length;
+    if (text) {
+      const atBottom = log.scrollTop + log.clientHeight >= log.scrollHeight - 8;
+      log.append(text);
+      const empty = document.getElementById("console-empty");
+      if (empty) empty.remove();
+      if (atBottom) log.scrollTop = log.scrollHeight;
+    }
+  }
+
+  async function poll() {
+    timer = null;
+    if (running || ended) return;
+    running = true;
+    try {
+      const vm = await gridvm.api("/vms/" + encodeURIComponent(vmId));
+      await more();
+      if (stateBadge && stateBadge.textContent !== vm.state) {
+        stateBadge.textContent = vm.state;
+        stateBadge.className = "badge " + vm.state;
+      }
+      ended = FINAL.has(vm.state);
+    } catch (error) {
+      gridvm.announce("Could not update the console log: " + error.message, true);
+    } finally {
+      running = false;
+    }
+    if (!ended && !document.hidden && timer === null) timer = window.setTimeout(poll, PERIOD_MS);
+  }
+
+  document.addEventListener("visibilitychange", () => {
+    if (document.hidden) {
+      if (timer !== null) window.clearTimeout(timer);
+      timer = null;
+    } else if (timer === null && !running) {
+      poll();
+    }
+  });
+  timer = window.setTimeout(poll, PERIOD_MS);
+})();
