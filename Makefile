@@ -8,7 +8,7 @@ DATA_DIR ?= .gridvm
 LISTEN ?= 127.0.0.1:8750
 PYTEST_ARGS ?=
 
-.PHONY: up down install system-deps venv images test lint unit bench clean help testbed testbed-up testbed-down
+.PHONY: up down install system-deps venv images test lint unit bench clean help testbed testbed-up testbed-down screenshots
 
 help:
 	@echo "make up       install what is missing and start gridvm (server + local agent)"
@@ -18,6 +18,7 @@ help:
 	@echo "make bench    run the benchmarks; results in bench/results/"
 	@echo "make testbed  site networking on several hosts (network namespaces, real VMs; root)"
 	@echo "make testbed-up / testbed-down  that test bed left running for a demo, and removed"
+	@echo "make screenshots  the web portal's pages in headless Chromium -> docs/screenshots/"
 
 up: install
 	$(BIN)/gridvm up --detach --data-dir $(DATA_DIR) --listen $(LISTEN) --starter-dir $(STARTER_DIR)
@@ -59,6 +60,9 @@ testbed-up: install
 
 testbed-down:
 	$(BIN)/python scripts/testbed.py down
+
+screenshots: install
+	$(BIN)/python scripts/portal_screenshots.py
 
 bench: install
 	$(BIN)/python -m bench

@@ -13,6 +13,9 @@ packages=(
   # Image inspection: qemu-storage-daemon's FUSE export, partition tables, rpm databases;
   # the tests also build vfat disks, rpm databases and SSH keys.
   fuse3 fdisk rpm dosfstools openssh-client openssl
+  # Portal browser tests and screenshots: Debian's Chromium driven by Playwright (no browser
+  # download), with a font for readable text.
+  chromium fonts-dejavu-core
 )
 
 missing=()
