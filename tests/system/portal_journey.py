@@ -179,6 +179,7 @@ def console_of(browser: Browser, vm_id: str) -> None:
     expect(log).to_contain_text("gridvm-guest: ready")  # the guest booted...
     expect(log).to_contain_text(f"hello from the portal on {VM_NAME}-")  # ...and ran the job
     expect(log).to_contain_text("user-data exited with status 0")
+    assert "\x1b" not in log.inner_text()  # the firmware's screen resets are not shown
 
 
 def admin_pages(browser: Browser, cloud: Cloud, shots: Shots) -> None:
@@ -187,6 +188,10 @@ def admin_pages(browser: Browser, cloud: Cloud, shots: Shots) -> None:
     host = page.locator(f'#hosts tr[data-host="{cloud.agent.name}"]')
     expect(host).to_be_visible()
     expect(host.get_by_role("button", name="Disable")).to_be_visible()
+    # The cache holds tiny's disk, kernel and initrd: each shown by its image's name.
+    expect(host).to_contain_text("(kernel)")
+    expect(host).to_contain_text("(initrd)")
+    expect(host).not_to_contain_text("(no image)")
     shots.take(browser, "hosts")
 
     browser.goto("/ui/admin/groups")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from gridvm.common.errors import NotFound
@@ -61,12 +61,25 @@ class HostService:
         """Digest -> the names (owner/name:vN) of the images stored with it (admins), so a
         host's cache can be shown by name; a digest no image has any more is left out."""
         who.require_admin()
-        names: dict[str, list[str]] = {}
+        names: dict[str, set[str]] = {}
         with self.db.session() as s:
-            for image in s.scalars(select(Image).where(Image.digest.in_(digests))):
-                names.setdefault(image.digest, []).append(
-                    f"{image.owner.name}/{image.name}:v{image.version}"
+            query = select(Image).where(
+                or_(
+                    Image.digest.in_(digests),
+                    Image.kernel_digest.in_(digests),
+                    Image.initrd_digest.in_(digests),
                 )
+            )
+            for image in s.scalars(query):
+                label = f"{image.owner.name}/{image.name}:v{image.version}"
+                # Kernel-boot images bring their kernel and initrd to the cache too.
+                for digest, part in (
+                    (image.digest, ""),
+                    (image.kernel_digest, " (kernel)"),
+                    (image.initrd_digest, " (initrd)"),
+                ):
+                    if digest in digests:
+                        names.setdefault(digest, set()).add(label + part)
         return {digest: sorted(found) for digest, found in names.items()}
 
     def _find(self, s: Session, name: str) -> Host:

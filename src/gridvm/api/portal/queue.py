@@ -14,6 +14,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 from fastapi import APIRouter, Request
 
 from gridvm.api.deps import services
+from gridvm.api.portal.console_text import printable_console
 from gridvm.api.portal.rendering import error_text, redirect, render
 from gridvm.api.portal.session import PortalSession, checked_form, form_text
 from gridvm.common.errors import GridvmError
@@ -201,7 +202,7 @@ def console_page(request: Request, session: PortalSession, vm_id: str) -> Any:
         session,
         active="queue",
         vm=vm,
-        log=shown.decode("utf-8", errors="replace"),
+        log=printable_console(shown.decode("utf-8", errors="replace")),
         cut=len(data) - len(shown),
         offset=len(data),
         live=vm.state in LIVE_STATES,

@@ -31,8 +31,14 @@ def _when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else ""
 
 
+def _moment(value: datetime | None) -> str:
+    """A compact time for wide tables (the year and seconds add width, rarely meaning)."""
+    return value.strftime("%m-%d %H:%M") if value else ""
+
+
 templates.env.filters["size"] = format_size
 templates.env.filters["when"] = _when
+templates.env.filters["moment"] = _moment
 
 
 def render(

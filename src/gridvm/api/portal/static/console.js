@@ -11,6 +11,13 @@
   const vmId = log.dataset.vmId;
   const stateBadge = document.getElementById("vm-state");
   let offset = Number(log.dataset.offset) || 0;
+  // As console_text.py: terminal control sequences and C0 controls but tab/newline go.
+  const CONTROL = new RegExp(
+    "\\x1b\\[[0-?]*[ -/]*[@-~]|\\x1b\\][^\\x07\\x1b]*(?:\\x07|\\x1b\\\\)" +
+      "|\\x1b[@-Z\\\\-_]|\\x1b[0-9=>c]|[\\x00-\\x08\\x0b-\\x1f\\x7f]",
+    "g",
+  );
+  const printable = (text) => text.replace(/\r\n/g, "\n").replace(CONTROL, "");
   let timer = null;
   let running = false;
   let ended = false;
@@ -25,7 +32,7 @@
     offset = Number(response.headers.get("X-Console-Offset")) || offset + text.length;
     if (text) {
       const atBottom = log.scrollTop + log.clientHeight >= log.scrollHeight - 8;
-      log.append(text);
+      log.append(printable(text));
       const empty = document.getElementById("console-empty");
       if (empty) empty.remove();
       if (atBottom) log.scrollTop = log.scrollHeight;

@@ -69,6 +69,7 @@
   const text = document.getElementById("upload-progress-text");
 
   function show(sent, total) {
+    document.getElementById("upload-status").hidden = false;
     bar.max = Math.max(total, 1);
     bar.value = sent;
     text.textContent = mib(sent) + " of " + mib(total) + " MiB";

@@ -18,7 +18,8 @@
   let running = false; // a poll is under way
   let failing = false;
 
-  const when = (iso) => (iso ? iso.slice(0, 19).replace("T", " ") + " UTC" : "");
+  // As the page's "moment" filter: MM-DD HH:MM (UTC, the column says so).
+  const when = (iso) => (iso ? iso.slice(5, 16).replace("T", " ") : "");
 
   function el(tag, attrs = {}, ...children) {
     const node = document.createElement(tag);
