@@ -180,3 +180,16 @@ def test_volumes_the_server_deletes_go_from_the_host_and_are_reported(agent: Age
     assert server(agent).requests[-1].deleted_volumes == ["vol-old"]
     agent.round()
     assert server(agent).requests[-1].deleted_volumes == []
+
+
+def test_each_sync_carries_the_hosts_load_as_the_kernel_tells_it(agent: Agent) -> None:
+    agent.round()
+    load = server(agent).requests[-1].load
+    assert load is not None
+    kernel = Path("/proc/loadavg").read_text().split()
+    # The averages move slowly: within a small margin of what /proc said just now.
+    assert abs(load.load_1m - float(kernel[0])) < 1.0
+    assert abs(load.load_15m - float(kernel[2])) < 1.0
+    meminfo = Path("/proc/meminfo").read_text()
+    total_mb = int(meminfo.split("MemTotal:")[1].split()[0]) // 1024
+    assert load.memory_available_mb is not None and 0 < load.memory_available_mb <= total_mb

@@ -19,7 +19,7 @@ from pathlib import Path
 from gridvm.agent.console_relay import ConsoleRelays
 from gridvm.agent.consoles import ship_console
 from gridvm.agent.guest_relay import GuestAnswer, GuestRelays, GuestRequest
-from gridvm.agent.host_facts import host_registration
+from gridvm.agent.host_facts import host_load, host_registration
 from gridvm.agent.link import ServerLink
 from gridvm.agent.machines import Machines
 from gridvm.agent.network import SiteNetwork, zone_setups
@@ -155,6 +155,7 @@ class Agent:
             SyncRequest(
                 host=self.config.host_name,
                 cached_images=self.cache.digests(),
+                load=host_load(),
                 # Busy VMs too: their worker saves each step atomically, so the user sees
                 # staging and booting rather than scheduled during a long download.
                 vms=[self._report(r) for r in records.values()],

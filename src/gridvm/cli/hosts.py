@@ -9,7 +9,7 @@ import typer
 from gridvm.cli import output
 from gridvm.cli.state import client, wants_json
 from gridvm.common.units import format_size
-from gridvm.schemas.hosts import HostOut
+from gridvm.schemas.hosts import HostLoad, HostOut
 
 app = typer.Typer(
     help="Hypervisor hosts: list, show, enable, disable (drain).", no_args_is_help=True
@@ -17,6 +17,15 @@ app = typer.Typer(
 
 HostName = Annotated[str, typer.Argument(metavar="NAME", help="host name", show_default=False)]
 MIB = 1024**2
+
+
+def _load(load: HostLoad | None) -> str:
+    if load is None:
+        return "not reported"
+    text = f"{load.load_1m:.2f} {load.load_5m:.2f} {load.load_15m:.2f} (1, 5, 15 min)"
+    if load.memory_available_mb is not None:
+        text += f", {format_size(load.memory_available_mb * 1024 * 1024)} memory free"
+    return text
 
 
 def _memory(used_mb: int, total_mb: int) -> str:
@@ -56,6 +65,7 @@ def host_fields(h: HostOut) -> None:
                 ("memory", f"{_memory(h.used_memory_mb, h.memory_mb)} used"),
                 ("disk", format_size(h.disk_bytes)),
                 ("VMs", str(h.vms)),
+                ("load", _load(h.load)),
                 ("cached images", output.cell(", ".join(h.cached_images))),
                 ("labels", output.cell(labels)),
                 ("zones", ", ".join(z.value for z in h.zones)),

@@ -14,7 +14,7 @@ from pydantic import Field
 
 from gridvm.schemas.base import Wire
 from gridvm.schemas.consoles import ConsoleSessionOrder
-from gridvm.schemas.hosts import Zone
+from gridvm.schemas.hosts import HostLoad, Zone
 from gridvm.schemas.vms import LaunchFile, VmMode
 from gridvm.schemas.volumes import VolumeAttachment
 
@@ -120,6 +120,8 @@ class VmReport(Wire):
 class SyncRequest(Wire):
     host: str
     cached_images: list[str] = Field(default_factory=list)
+    # None from an agent too old to send it.
+    load: HostLoad | None = None
     vms: list[VmReport] = Field(default_factory=list)
     # Long poll: the generation of the last answer; the server answers when the host's
     # generation differs, or after wait_s seconds at the most.

@@ -27,6 +27,16 @@ ZONES_BY_TRUST: dict[str, frozenset[str]] = {
 }
 
 
+class HostLoad(Wire):
+    """What the host's kernel says of its load, as an agent read it at its last sync."""
+
+    load_1m: float = Field(ge=0)
+    load_5m: float = Field(ge=0)
+    load_15m: float = Field(ge=0)
+    # MemAvailable: what new processes may use without swapping.
+    memory_available_mb: int | None = Field(default=None, ge=0)
+
+
 class HostOut(Wire):
     name: str
     address: str
@@ -41,6 +51,8 @@ class HostOut(Wire):
     used_memory_mb: int
     vms: int
     cached_images: list[str]
+    # As the agent last reported it (None: not reported).
+    load: HostLoad | None = None
     labels: dict[str, str]
     zones: list[Zone] = Field(default_factory=lambda: [Zone.trusted, Zone.dmz])
     last_seen_at: datetime | None

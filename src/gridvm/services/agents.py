@@ -102,6 +102,7 @@ class AgentService:
                 raise NotFound(f"host {req.host!r} is not registered", hint="register first")
             host.last_seen_at = utcnow()
             host.cached_images = {"digests": sorted(req.cached_images)}
+            host.load = req.load.model_dump() if req.load else None
             for report in req.vms:
                 # Locked: a user's action on the same VM waits, and is not overwritten.
                 vm = s.get(Vm, report.vm_id, with_for_update={"of": Vm})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from gridvm.schemas.hosts import HostOut, HostState, Zone
+from gridvm.schemas.hosts import HostLoad, HostOut, HostState, Zone
 from gridvm.schemas.images import BootMode, ImageOut, Visibility
 from gridvm.schemas.vms import VmMode, VmOut, VmState
 from gridvm.services.certification_state import certification_standing
@@ -106,6 +106,7 @@ def host_out(
         used_memory_mb=used_memory_mb,
         vms=vms,
         cached_images=sorted(host.cached_images.get("digests", [])),
+        load=HostLoad.model_validate(host.load) if host.load else None,
         labels={str(k): str(v) for k, v in host.labels.items()},
         zones=[Zone(z) for z in host.zones or [z.value for z in Zone]],
         last_seen_at=last_seen,

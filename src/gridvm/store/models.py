@@ -368,6 +368,8 @@ class Host(Base):
     # Zones served (None: all); see gridvm.schemas.hosts.Zone.
     zones: Mapped[list[Any] | None] = mapped_column(JSON)
     cached_images: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The load the agent reported at its last sync (HostLoad as JSON).
+    load: Mapped[dict[str, Any] | None]
     registered_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen_at: Mapped[datetime | None]
 

@@ -48,8 +48,10 @@ def test_hosts_are_listed_with_capacity_use_labels_and_cached_images(
     admin = server.client()
     image = upload(admin, make_qcow2(tmp_path / "a.qcow2"), "base").json()
     agent = register(server, "node1", labels={"rack": "r7"}, zones=["dmz"])
+    load = {"load_1m": 1.5, "load_5m": 0.75, "load_15m": 0.25, "memory_available_mb": 2048}
     cached = agent.post(
-        "/api/v1/agent/sync", json={"host": "node1", "cached_images": [image["digest"]]}
+        "/api/v1/agent/sync",
+        json={"host": "node1", "cached_images": [image["digest"]], "load": load},
     )
     assert cached.status_code == 200, cached.text
     register(server, "node2")
@@ -65,6 +67,9 @@ def test_hosts_are_listed_with_capacity_use_labels_and_cached_images(
     assert f"admin/base:v{image['version']}" in node1  # the cache shown by image name
     assert "UTC" in node1  # last heartbeat
     assert "Disable" in node1
+    assert "1.50 / 0.75 / 0.25" in node1 and "2 GiB free" in node1  # the load reported
+    assert admin.get("/api/v1/hosts/node1").json()["load"] == load
+    assert "not reported" in text_of(row(page.text, "data-host", "node2"))
     assert "none" in text_of(row(page.text, "data-host", "node2"))  # nothing cached
 
 
