@@ -61,6 +61,14 @@ class Browser:
     base_url: str
     requests: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # uncaught script errors on the pages
+    # "METHOD /api/v1/..." for every REST call the pages' scripts made.
+    api_calls: list[str] = field(default_factory=list)
+
+    def record(self, method: str, url: str) -> None:
+        self.requests.append(url)
+        path = url.removeprefix(self.base_url)
+        if path.startswith("/api/"):
+            self.api_calls.append(f"{method} {path}")
 
     def goto(self, path: str) -> None:
         self.page.goto(self.base_url + path)
@@ -123,7 +131,7 @@ def open_browser(driver: Playwright, profile_dir: Path, base_url: str) -> Iterat
     try:
         page = context.pages[0] if context.pages else context.new_page()
         browser = Browser(context, page, base_url)
-        context.on("request", lambda request: browser.requests.append(request.url))
+        context.on("request", lambda request: browser.record(request.method, request.url))
         page.on("pageerror", lambda error: browser.errors.append(str(error)))
         yield browser
     finally:

@@ -118,8 +118,8 @@
     button.disabled = true;
     try {
       const image = await upload(file, name);
-      window.gridvm.announce("Uploaded image " + image.name + ":" + image.version + ".", false);
       text.textContent = "Done.";
+      window.gridvm.announceAfterReload("Uploaded image " + image.name + ":" + image.version + ".");
       window.location.assign(window.location.pathname + window.location.search);
     } catch (error) {
       bar.value = 0;

@@ -38,11 +38,23 @@
     region.textContent = text;
   }
 
+  // A message for the page a script is about to reload (shown once, after the reload).
+  function announceAfterReload(text) {
+    window.sessionStorage.setItem("gridvm-notice", text);
+  }
+  document.addEventListener("DOMContentLoaded", () => {
+    const pending = window.sessionStorage.getItem("gridvm-notice");
+    if (pending) {
+      window.sessionStorage.removeItem("gridvm-notice");
+      announce(pending, false);
+    }
+  });
+
   // Forms marked data-confirm ask before they are sent (delete, terminate).
   document.addEventListener("submit", (event) => {
     const question = event.target.getAttribute("data-confirm");
     if (question && !window.confirm(question)) event.preventDefault();
   });
 
-  window.gridvm = { api, csrf, announce };
+  window.gridvm = { api, csrf, announce, announceAfterReload };
 })();
