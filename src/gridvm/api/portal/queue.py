@@ -107,13 +107,13 @@ VERBS: dict[str, tuple[str, Callable[[VmService], Callable[[Principal, str], VmO
 }
 
 
-async def _act(request: Request, session: OpenSession, action: str, vm_id: str) -> Any:
+async def _acted(request: Request, session: OpenSession, do: Callable[[VmService], str]) -> Any:
+    """Carry out one posted queue action: back to the queue with ``do``'s notice, or the queue
+    page with the service's reason (and its status) when it refused."""
     form = await checked_form(request, session)
-    back = form_text(form, "back") or QUEUE
-    all_users, deployment = _filters_of(back)
-    what, method = VERBS[action]
+    all_users, deployment = _filters_of(form_text(form, "back") or QUEUE)
     try:
-        vm = method(services(request).vms)(session.principal, vm_id)
+        notice = do(services(request).vms)
     except GridvmError as exc:
         return _queue_page(
             request,
@@ -123,7 +123,17 @@ async def _act(request: Request, session: OpenSession, action: str, vm_id: str) 
             error=error_text(exc),
             status_code=exc.http_status,
         )
-    return redirect(queue_url(all_users, deployment), f"VM {vm.name} ({vm.id}) {what}.")
+    return redirect(queue_url(all_users, deployment), notice)
+
+
+async def _act(request: Request, session: OpenSession, action: str, vm_id: str) -> Any:
+    what, method = VERBS[action]
+
+    def do(vms: VmService) -> str:
+        vm = method(vms)(session.principal, vm_id)
+        return f"VM {vm.name} ({vm.id}) {what}."
+
+    return await _acted(request, session, do)
 
 
 @router.post("/vms/{vm_id}/stop")
@@ -163,21 +173,13 @@ DEPLOYMENT_VERBS: dict[
 async def _act_on_deployment(
     request: Request, session: OpenSession, action: str, deployment_id: str
 ) -> Any:
-    form = await checked_form(request, session)
-    all_users, deployment = _filters_of(form_text(form, "back") or QUEUE)
     what, method = DEPLOYMENT_VERBS[action]
-    try:
-        out = method(services(request).vms)(session.principal, deployment_id)
-    except GridvmError as exc:
-        return _queue_page(
-            request,
-            session,
-            all_users,
-            deployment,
-            error=error_text(exc),
-            status_code=exc.http_status,
-        )
-    return redirect(queue_url(all_users, deployment), f"Deployment {out.name} ({out.id}) {what}.")
+
+    def do(vms: VmService) -> str:
+        out = method(vms)(session.principal, deployment_id)
+        return f"Deployment {out.name} ({out.id}) {what}."
+
+    return await _acted(request, session, do)
 
 
 @router.post("/deployments/{deployment_id}/cancel")

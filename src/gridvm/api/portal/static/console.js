@@ -18,9 +18,6 @@
     "g",
   );
   const printable = (text) => text.replace(/\r\n/g, "\n").replace(CONTROL, "");
-  let timer = null;
-  let running = false;
-  let ended = false;
 
   async function more() {
     const response = await fetch(
@@ -39,10 +36,8 @@
     }
   }
 
+  // One step: new output and the VM's state; false (stop) once the VM has ended.
   async function poll() {
-    timer = null;
-    if (running || ended) return;
-    running = true;
     try {
       const vm = await gridvm.api("/vms/" + encodeURIComponent(vmId));
       await more();
@@ -50,22 +45,12 @@
         stateBadge.textContent = vm.state;
         stateBadge.className = "badge " + vm.state;
       }
-      ended = FINAL.has(vm.state);
+      return !FINAL.has(vm.state);
     } catch (error) {
       gridvm.announce("Could not update the console log: " + error.message, true);
-    } finally {
-      running = false;
+      return true;
     }
-    if (!ended && !document.hidden && timer === null) timer = window.setTimeout(poll, PERIOD_MS);
   }
 
-  document.addEventListener("visibilitychange", () => {
-    if (document.hidden) {
-      if (timer !== null) window.clearTimeout(timer);
-      timer = null;
-    } else if (timer === null && !running) {
-      poll();
-    }
-  });
-  timer = window.setTimeout(poll, PERIOD_MS);
+  gridvm.every(PERIOD_MS, poll);
 })();

@@ -38,6 +38,34 @@
     region.textContent = text;
   }
 
+  // Run ``step`` (async; resolving to false stops it) every ``periodMs`` while the tab is
+  // visible, never two at once: the live queue and console pages poll the API with it.
+  function every(periodMs, step) {
+    let timer = null;
+    let running = false;
+    let stopped = false;
+    async function tick() {
+      timer = null;
+      if (running || stopped) return;
+      running = true;
+      try {
+        if ((await step()) === false) stopped = true;
+      } finally {
+        running = false;
+      }
+      if (!stopped && !document.hidden && timer === null) timer = window.setTimeout(tick, periodMs);
+    }
+    document.addEventListener("visibilitychange", () => {
+      if (document.hidden) {
+        if (timer !== null) window.clearTimeout(timer);
+        timer = null;
+      } else if (timer === null && !running && !stopped) {
+        tick();
+      }
+    });
+    timer = window.setTimeout(tick, periodMs);
+  }
+
   // A message for the page a script is about to reload (shown once, after the reload).
   function announceAfterReload(text) {
     window.sessionStorage.setItem("gridvm-notice", text);
@@ -56,5 +84,5 @@
     if (question && !window.confirm(question)) event.preventDefault();
   });
 
-  window.gridvm = { api, csrf, announce, announceAfterReload };
+  window.gridvm = { api, csrf, announce, announceAfterReload, every };
 })();

@@ -14,8 +14,6 @@
   const allUsers = vmTable.dataset.all === "true";
   const deployment = vmTable.dataset.deployment;
   const here = window.location.pathname + window.location.search;
-  let timer = null;
-  let running = false; // a poll is under way
   let failing = false;
 
   // As the page's "moment" filter: MM-DD HH:MM (UTC, the column says so).
@@ -160,9 +158,6 @@
   }
 
   async function poll() {
-    timer = null;
-    if (running) return;
-    running = true;
     const query = new URLSearchParams();
     if (allUsers) query.set("all", "true");
     if (deployment) query.set("deployment", deployment);
@@ -178,24 +173,13 @@
     } catch (error) {
       if (!failing) gridvm.announce("Could not update the queue: " + error.message, true);
       failing = true;
-    } finally {
-      running = false;
     }
-    if (!document.hidden && timer === null) timer = window.setTimeout(poll, PERIOD_MS);
   }
 
-  document.addEventListener("visibilitychange", () => {
-    if (document.hidden) {
-      if (timer !== null) window.clearTimeout(timer);
-      timer = null;
-    } else if (timer === null && !running) {
-      poll();
-    }
-  });
   // Deployment rows rendered by the server: the buttons they show.
   for (const row of depTable.querySelectorAll("tr[data-deployment-id]")) {
     const buttons = [...row.querySelectorAll("td.actions button")];
     row.dataset.state = buttons.map((b) => b.textContent).join("|");
   }
-  timer = window.setTimeout(poll, PERIOD_MS);
+  gridvm.every(PERIOD_MS, poll);
 })();
