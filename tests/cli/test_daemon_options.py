@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -112,3 +115,36 @@ def test_bad_network_options_stop_gridvm_up_before_it_starts(
     assert result.exit_code == 1
     assert message in result.stderr
     assert not (tmp_path / "up").exists()
+
+
+def test_the_agent_puts_vms_on_site_networking_by_default_and_says_it_needs_root(
+    tmp_path: Path,
+) -> None:
+    """Run as an unprivileged user, a plain ``gridvm agent`` refuses to start and says why:
+    site networking is its default, and --network user is the way out."""
+    tmp_path.chmod(0o777)
+    result = subprocess.run(
+        [
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--",
+            sys.executable,
+            "-m",
+            "gridvm.main",
+            "agent",
+            "--server",
+            "http://127.0.0.1:9",
+            "--data-dir",
+            str(tmp_path / "agent"),
+        ],
+        env={**os.environ, "GRIDVM_AGENT_TOKEN": "gvm_x"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "site networking (the agent's default) needs root" in result.stderr
+    assert "--network user" in result.stderr
+    assert not (tmp_path / "agent").exists()  # nothing made

@@ -62,6 +62,11 @@ class AgentProcess:
                 "4G",
                 "--poll-interval",
                 "0.3",
+                # The one-host test cloud keeps QEMU user-mode networking, so tests that are not
+                # about the network change nothing on the machine; site networking (the agent's
+                # default) has its own tests: test_site_network.py and the multi-host test bed.
+                "--network",
+                "user",
                 *self.extra_args,
             ],
             stdout=log,

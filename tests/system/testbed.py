@@ -330,8 +330,7 @@ def launch_agent(host: TestHost) -> subprocess.Popen[bytes]:
                 "2G",
                 "--poll-interval",
                 "0.3",
-                "--network",
-                "site",
+                # No --network: site networking is the agent's default.
                 "--zone-subnet",
                 f"trusted={host.trusted_subnet}",
                 "--zone-subnet",

@@ -317,7 +317,7 @@ def agent(
             help="a host label VMs can ask for (--require), e.g. site=a, cpu_flags=avx2,sse4",
         ),
     ] = None,
-    network: Network = "user",
+    network: Network = "site",
     zone_subnet: Annotated[
         list[str] | None,
         typer.Option(
@@ -339,6 +339,12 @@ def agent(
     if not token:
         _fail("no agent token: pass --token-file or set GRIDVM_AGENT_TOKEN")
     assert token is not None
+    if network == "site" and os.geteuid() != 0:
+        _fail(
+            "site networking (the agent's default) needs root: it makes a bridge per zone, "
+            "a tap per VM and nftables rules. Run the agent as root, or pass --network user "
+            "for QEMU user-mode networking (VMs are then not isolated by the host's rules)"
+        )
     try:
         config = AgentConfig(
             server_url=server_url,
