@@ -11,6 +11,7 @@ from gridvm.agent.network import (
     host_network,
     static_address,
     tap_name,
+    usable_peers,
     zone_of,
     zone_setups,
 )
@@ -19,7 +20,7 @@ from gridvm.common.config import DEFAULT_ZONE_SUBNETS
 from gridvm.common.errors import Conflict, InvalidInput
 from gridvm.network.addresses import mac_for
 from gridvm.network.ruleset import TAP_PREFIX, render
-from gridvm.schemas.agent import Assignment, LocalState
+from gridvm.schemas.agent import Assignment, LocalState, RemotePeer
 from gridvm.schemas.hosts import Zone
 from tests.agent.helpers import assignment, record
 
@@ -153,3 +154,28 @@ def test_vms_of_one_deployment_that_asked_may_connect_to_each_other() -> None:
     script = render(host_network("eth0", ZONES, records, {}))
     assert "ip saddr . ip daddr { 10.64.0.2 . 10.64.0.3, 10.64.0.3 . 10.64.0.2 } accept" in script
     assert "10.64.0.4 ." not in script and "10.64.0.5 ." not in script
+
+
+def test_a_remote_peer_in_a_zone_subnet_of_this_host_is_left_out_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    peers = [
+        RemotePeer(address="10.64.2.2", via="192.0.2.2"),
+        RemotePeer(address="10.64.0.7", via="192.0.2.3"),  # overlaps this host's trusted zone
+        RemotePeer(address="not-an-address", via="192.0.2.3"),
+    ]
+    usable = usable_peers("vm-a", peers, ZONES)
+    assert [(str(a), str(v)) for a, v in usable] == [("10.64.2.2", "192.0.2.2")]
+    assert "cannot reach its peer 10.64.0.7" in caplog.text
+    assert "subnet 10.64.0.0/24 of this host" in caplog.text
+
+
+def test_remote_peers_reach_the_rules_of_their_vm_only() -> None:
+    a = vm("a", "10.64.0.2")
+    a.assignment = a.assignment.model_copy(update={"deployment_id": "dep-1", "vm_to_vm": True})
+    b = vm("b", "10.64.0.3")
+    routes = {"a": usable_peers("a", [RemotePeer(address="10.64.2.2", via="192.0.2.2")], ZONES)}
+    script = render(host_network("up0", ZONES, [a, b], {}, routes))
+    assert 'oifname "up0" ip daddr 10.64.2.2 accept' in script
+    assert "ip saddr . ip daddr { 10.64.2.2 . 10.64.0.2 } accept" in script
+    assert "10.64.0.3 . 10.64.2.2" not in script

@@ -27,7 +27,7 @@ from gridvm.context.nocloud import read_seed_iso
 from gridvm.images.cache import ImageCache
 from gridvm.network.links import Links
 from gridvm.network.nft import Nft
-from gridvm.schemas.agent import Assignment, EndCause, LocalState
+from gridvm.schemas.agent import Assignment, EndCause, LocalState, RemotePeer
 from gridvm.schemas.hosts import Zone
 from tests.agent.helpers import FakeDriver, Images, assignment
 
@@ -196,3 +196,31 @@ def test_the_admin_reads_the_live_rules_on_the_host(net_host: NetHost, images: I
         check=False,
     )
     assert empty.returncode == 1 and "no gridvm rules on this host" in empty.stderr
+
+
+def test_remote_peers_get_a_host_route_and_rules_that_go_when_the_peer_does(
+    net_host: NetHost, images: Images
+) -> None:
+    a = assignment("vm-net7", image_digest=images.old).model_copy(
+        update={"deployment_id": "dep-x", "vm_to_vm": True}
+    )
+    r = start(net_host, a)
+    assert str(net_host.network.uplink_address) == "192.0.2.1"
+    net_host.network.set_remote_peers({a.vm_id: [RemotePeer(address="10.64.2.2", via="192.0.2.2")]})
+    routes = json.loads(net_host.ip("-j", "-4", "route", "show", "10.64.2.2/32"))
+    assert [(x["dst"], x["gateway"], x["dev"]) for x in routes] == [
+        ("10.64.2.2", "192.0.2.2", "up0")
+    ]
+    rules = net_host.rules()
+    assert f"ip saddr . ip daddr {{ 10.64.2.2 . {r.ipv4} }} accept" in rules
+    # The peer ended: its route and rules go; the host's other routes stay.
+    net_host.network.set_remote_peers({a.vm_id: []})
+    assert net_host.ip("-4", "route", "show", "10.64.2.2/32").strip() == ""
+    assert "10.64.2.2" not in net_host.rules()
+    assert "default via 192.0.2.254" in net_host.ip("-4", "route", "show")
+    # When the VM itself ends, the routes to its peers go with it.
+    net_host.network.set_remote_peers({a.vm_id: [RemotePeer(address="10.64.2.3", via="192.0.2.2")]})
+    net_host.machines.apply(
+        Action(Do.finish, a.vm_id, a, cause=EndCause.poweroff, state=LocalState.ended), r
+    )
+    assert net_host.ip("-4", "route", "show", "10.64.2.3/32").strip() == ""

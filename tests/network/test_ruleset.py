@@ -15,7 +15,15 @@ from pathlib import Path
 import pytest
 
 from gridvm.common.errors import InvalidInput
-from gridvm.network.ruleset import HostNetwork, HostServices, VmNet, Zone, peers_of, render
+from gridvm.network.ruleset import (
+    HostNetwork,
+    HostServices,
+    VmNet,
+    Zone,
+    peers_of,
+    remote_pairs,
+    render,
+)
 from gridvm.network.whitelist import parse_entries
 
 GOLDEN_DIR = Path(__file__).parent / "golden"
@@ -43,6 +51,7 @@ def vm(
     deployment: str = "dep-1",
     egress: tuple[str, ...] = (),
     vm_to_vm: bool = False,
+    remote: tuple[str, ...] = (),
 ) -> VmNet:
     return VmNet(
         vm_id=f"vm-{name}",
@@ -53,6 +62,7 @@ def vm(
         deployment_id=deployment,
         egress=parse_entries(list(egress)),
         vm_to_vm=vm_to_vm,
+        remote_peers=tuple(IPv4Address(r) for r in remote),
     )
 
 
@@ -76,6 +86,29 @@ GOLDEN_HOSTS: dict[str, HostNetwork] = {
             vm("a3", "10.77.0.4", deployment="dep-a", vm_to_vm=False),
             vm("b1", "10.77.0.5", deployment="dep-b", vm_to_vm=True),
         ),
+    ),
+    # dep-a: a1 and a2 here, two members on another host (10.79.0.0/24); dep-b did not ask
+    # (its remote list is ignored); dep-c: one member here, one elsewhere.
+    "vm_to_vm_across_hosts": HostNetwork(
+        uplink="up0",
+        zones=(TRUSTED,),
+        vms=(
+            vm("a1", "10.77.0.2", deployment="dep-a", vm_to_vm=True, remote=("10.79.0.2",)),
+            vm(
+                "a2",
+                "10.77.0.3",
+                deployment="dep-a",
+                vm_to_vm=True,
+                remote=("10.79.0.3", "10.79.0.2"),
+            ),
+            vm("b1", "10.77.0.4", deployment="dep-b", remote=("10.79.0.4",)),
+            vm("c1", "10.77.0.5", deployment="dep-c", vm_to_vm=True, remote=("10.80.0.2",)),
+        ),
+    ),
+    "vm_to_vm_one_remote_pair": HostNetwork(
+        uplink="up0",
+        zones=(TRUSTED,),
+        vms=(vm("a1", "10.77.0.2", deployment="dep-a", vm_to_vm=True, remote=("10.79.0.2",)),),
     ),
     "whitelists_and_dhcp": HostNetwork(
         uplink="uplink0",
@@ -121,6 +154,55 @@ def test_vm_to_vm_needs_same_deployment_and_both_asking() -> None:
     assert [p.vm_id for p in peers_of(by_id["vm-a1"], vms)] == ["vm-a2"]
     assert peers_of(by_id["vm-a3"], vms) == []
     assert peers_of(by_id["vm-b1"], vms) == []
+
+
+def test_remote_peers_count_only_for_vms_that_asked() -> None:
+    vms = GOLDEN_HOSTS["vm_to_vm_across_hosts"].vms
+    assert [(str(local), str(remote)) for local, remote in remote_pairs(vms)] == [
+        ("10.77.0.2", "10.79.0.2"),
+        ("10.77.0.3", "10.79.0.2"),
+        ("10.77.0.3", "10.79.0.3"),
+        ("10.77.0.5", "10.80.0.2"),
+    ]
+
+
+def _chain(text: str, name: str) -> str:
+    return text.split(f"chain {name} {{")[1].split("\n\t}")[0]
+
+
+def test_a_vm_reaches_its_remote_peers_through_the_uplink_and_no_other_address() -> None:
+    text = render(GOLDEN_HOSTS["vm_to_vm_across_hosts"])
+    a2 = _chain(text, "to-gvt-a2")
+    assert 'oifname "up0" ip daddr { 10.79.0.2, 10.79.0.3 } accept' in a2
+    assert "10.79.0.4" not in text  # b1 did not ask: its peer list opens nothing
+    assert "10.79" not in _chain(text, "to-gvt-b1")
+    assert "10.79" not in _chain(text, "to-gvt-c1")
+
+
+def test_inbound_from_the_uplink_is_open_only_for_the_exact_peer_pairs() -> None:
+    inet = render(GOLDEN_HOSTS["vm_to_vm_across_hosts"]).split("table inet gridvm {")[1]
+    forward = _chain(inet, "forward")
+    pairs = (
+        "{ 10.79.0.2 . 10.77.0.2, 10.79.0.2 . 10.77.0.3, 10.79.0.3 . 10.77.0.3, "
+        "10.80.0.2 . 10.77.0.5 }"
+    )
+    assert f'iifname "up0" oifname "gvbr-trusted" ip saddr . ip daddr {pairs} accept' in forward
+    assert forward.index(pairs) < forward.index("no new connections to VMs")
+
+
+def test_traffic_to_remote_peers_is_not_masqueraded_and_the_rest_still_is() -> None:
+    nat = render(GOLDEN_HOSTS["vm_to_vm_one_remote_pair"]).split("chain postrouting {")[1]
+    keep = 'oifname "up0" ip saddr . ip daddr { 10.77.0.2 . 10.79.0.2 } accept'
+    masquerade = 'oifname "up0" ip saddr 10.77.0.0/24 masquerade'
+    assert nat.index(keep) < nat.index(masquerade)
+    plain = render(GOLDEN_HOSTS["vm_to_vm_asked"]).split("chain postrouting {")[1]
+    assert "accept" not in plain.replace("policy accept", "")
+
+
+def test_a_remote_peer_inside_a_local_zone_subnet_is_refused() -> None:
+    clash = vm("a1", "10.77.0.2", deployment="dep-a", vm_to_vm=True, remote=("10.77.0.9",))
+    with pytest.raises(InvalidInput, match="cannot be routed"):
+        render(HostNetwork("up0", (TRUSTED,), (clash,)))
 
 
 def test_whitelist_entries_come_after_the_no_other_vms_rule() -> None:

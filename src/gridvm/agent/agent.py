@@ -22,7 +22,7 @@ from gridvm.agent.guest_relay import GuestAnswer, GuestRelays, GuestRequest
 from gridvm.agent.host_facts import host_load, host_registration
 from gridvm.agent.link import ServerLink
 from gridvm.agent.machines import Machines
-from gridvm.agent.network import SiteNetwork, zone_setups
+from gridvm.agent.network import SiteNetwork, holds_network, zone_setups
 from gridvm.agent.reconcile import LIVE, Action, Do, Runtime, adoption, plan
 from gridvm.agent.records import RecordStore, VmRecord
 from gridvm.agent.volumes import VolumeFiles
@@ -154,6 +154,7 @@ class Agent:
         response = self.link.sync(
             SyncRequest(
                 host=self.config.host_name,
+                uplink_address=self._uplink_address(),
                 cached_images=self.cache.digests(),
                 load=host_load(),
                 # Busy VMs too: their worker saves each step atomically, so the user sees
@@ -167,6 +168,7 @@ class Agent:
         self._generation = response.generation
         if self.network is not None:
             self.network.set_zone_egress({z.value: e for z, e in response.zone_egress.items()})
+            self.network.set_remote_peers({a.vm_id: a.remote_peers for a in response.assignments})
         self._deleted_volumes = self.machines.volumes.delete(
             response.delete_volumes, _volumes_in_use(records, frozenset(self._busy))
         )
@@ -213,7 +215,14 @@ class Agent:
             exit_status=record.exit_status,
             saved_id=record.saved_id,
             save_error=record.save_error,
+            site_address=record.ipv4 if holds_network(record) else None,
         )
+
+    def _uplink_address(self) -> str | None:
+        if self.network is None:
+            return None
+        address = self.network.uplink_address
+        return None if address is None else str(address)
 
     def _relay_guests(self, records: dict[str, VmRecord]) -> None:
         self.guest_relays.track(

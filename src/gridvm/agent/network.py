@@ -12,22 +12,30 @@ there is never a moment without rules. The order around a VM:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import logging
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from gridvm.agent.records import RecordStore, VmRecord
-from gridvm.common.errors import InvalidInput
+from gridvm.common.errors import InvalidInput, ToolFailed
 from gridvm.context.nocloud import StaticAddress
 from gridvm.network.addresses import allocate, gateway_of, mac_for
 from gridvm.network.links import Links
 from gridvm.network.nft import Nft
-from gridvm.network.ruleset import TAP_PREFIX, HostNetwork, VmNet, Zone, render
+from gridvm.network.ruleset import (
+    TAP_PREFIX,
+    HostNetwork,
+    VmNet,
+    Zone,
+    remote_peers_of,
+    render,
+)
 from gridvm.network.whitelist import EgressRule, WhitelistPolicy, parse_entries
-from gridvm.schemas.agent import Assignment, LocalState
+from gridvm.schemas.agent import Assignment, LocalState, RemotePeer
 
 log = logging.getLogger(__name__)
 
@@ -120,11 +128,45 @@ def holds_network(record: VmRecord) -> bool:
     return record.ipv4 is not None and record.state in NET_STATES
 
 
+Route = tuple[ipaddress.IPv4Address, ipaddress.IPv4Address]  # peer address, its host
+
+
+def usable_peers(
+    vm_id: str, peers: Sequence[RemotePeer], zones: Sequence[ZoneSetup]
+) -> tuple[Route, ...]:
+    """The VM's peers on other hosts that can be routed from here (pure); the others are
+    left out with a warning: an unreadable address, or one inside a zone subnet of this
+    host (the hosts' zone subnets overlap: the peer's packets would stay on this host)."""
+    usable: list[Route] = []
+    for peer in peers:
+        try:
+            address, via = ipaddress.IPv4Address(peer.address), ipaddress.IPv4Address(peer.via)
+        except ValueError:
+            log.warning(
+                "VM %s: peer %s via %s is not IPv4: left out", vm_id, peer.address, peer.via
+            )
+            continue
+        clash = next((z for z in zones if address in z.subnet), None)
+        if clash is not None:
+            log.warning(
+                "VM %s cannot reach its peer %s on another host: that address is in zone %s's "
+                "subnet %s of this host (give each host zone subnets no other host uses)",
+                vm_id,
+                address,
+                clash.name,
+                clash.subnet,
+            )
+            continue
+        usable.append((address, via))
+    return tuple(sorted(set(usable)))
+
+
 def host_network(
     uplink: str,
     zones: Sequence[ZoneSetup],
     records: Iterable[VmRecord],
     zone_egress: Mapping[str, Sequence[str]],
+    remote_peers: Mapping[str, Sequence[Route]] | None = None,
 ) -> HostNetwork:
     """The host's whole network state from the VM records (pure).
 
@@ -147,6 +189,7 @@ def host_network(
                 deployment_id=a.deployment_id or record.vm_id,
                 egress=tuple(parse_entries(list(a.egress), _AS_GIVEN)),
                 vm_to_vm=a.vm_to_vm,
+                remote_peers=tuple(p for p, _ in (remote_peers or {}).get(record.vm_id, ())),
             )
         except (InvalidInput, ValueError) as exc:
             log.warning(
@@ -216,6 +259,10 @@ class SiteNetwork:
         self.nft = nft or Nft()
         self._uplink = uplink
         self.zone_egress: dict[str, list[str]] = {}
+        # Each VM's vm_to_vm peers on other hosts, as the server last sent them (usable ones).
+        self.remote_peers: dict[str, tuple[Route, ...]] = {}
+        self._uplink_address: ipaddress.IPv4Address | None = None
+        self._uplink_read = False
         self._lock = threading.RLock()
 
     @property
@@ -223,6 +270,17 @@ class SiteNetwork:
         if self._uplink is None:
             self._uplink = self.links.default_uplink()
         return self._uplink
+
+    @property
+    def uplink_address(self) -> ipaddress.IPv4Address | None:
+        """The host's IPv4 address on its uplink (the server tells other hosts: the next hop
+        to this host's VMs); None, with a warning, if the uplink has none."""
+        if not self._uplink_read:
+            self._uplink_read = True
+            self._uplink_address = self.links.address_of(self.uplink)
+            if self._uplink_address is None:
+                log.warning("uplink %s has no IPv4 address: no VM-to-VM across hosts", self.uplink)
+        return self._uplink_address
 
     def setup(self) -> None:
         """Agent start: forwarding, bridges, the taps of live VMs, then the rules."""
@@ -265,6 +323,20 @@ class SiteNetwork:
             self.zone_egress = wanted
             self._apply(self.records.load_all().values())
 
+    def set_remote_peers(self, peers: Mapping[str, Sequence[RemotePeer]]) -> None:
+        """Each VM's vm_to_vm peers on other hosts, as the server sent them; routes and rules
+        follow if they changed."""
+        wanted = {
+            vm_id: routes
+            for vm_id, listed in peers.items()
+            if (routes := usable_peers(vm_id, listed, self.zones))
+        }
+        with self._lock:
+            if wanted == self.remote_peers:
+                return
+            self.remote_peers = wanted
+            self._apply(self.records.load_all().values())
+
     def attach(self, record: VmRecord) -> StaticAddress:
         """Give the VM its address (saved in its record), its tap and its rules."""
         with self._lock:
@@ -290,5 +362,25 @@ class SiteNetwork:
         return self.nft.live_text()
 
     def _apply(self, records: Iterable[VmRecord]) -> None:
-        host = host_network(self.uplink, self.zones, records, self.zone_egress)
+        host = host_network(self.uplink, self.zones, records, self.zone_egress, self.remote_peers)
         self.nft.apply(render(host))
+        self._route_peers(host)
+
+    def _route_peers(self, host: HostNetwork) -> None:
+        """A host route to each remote peer of the VMs in ``host`` via its host; gridvm's
+        other routes go. A route that cannot be made is logged (the peer stays unreachable)."""
+        via = {p: v for routes in self.remote_peers.values() for p, v in routes}
+        wanted = {p: via[p] for vm in host.vms for p in remote_peers_of(vm) if p in via}
+        current = self.links.peer_routes()
+        for address in sorted(set(current) - set(wanted)):
+            self._try(functools.partial(self.links.drop_peer_route, address))
+        for address, hop in sorted(wanted.items()):
+            if current.get(address) != hop:
+                self._try(functools.partial(self.links.set_peer_route, address, hop))
+
+    @staticmethod
+    def _try(action: Callable[[], None]) -> None:
+        try:
+            action()
+        except ToolFailed as exc:
+            log.warning("%s", exc)

@@ -20,6 +20,10 @@ from gridvm.common.errors import InvalidInput, ToolFailed
 from gridvm.network.ruleset import TAP_PREFIX
 from gridvm.network.tools import call_tool
 
+# The routing protocol number gridvm's host routes to VM-to-VM peers on other hosts carry,
+# so the agent finds its own routes again (after a restart too) and touches no other.
+ROUTE_PROTO = "223"
+
 
 class Links:
     def __init__(self, prefix: Sequence[str] = (), timeout: float = 30.0) -> None:
@@ -52,6 +56,39 @@ class Links:
         raise InvalidInput(
             "this host has no IPv4 default route to masquerade VM traffic through",
             hint="give the uplink interface with gridvm agent --uplink",
+        )
+
+    def address_of(self, name: str) -> ipaddress.IPv4Address | None:
+        """The first IPv4 address of the interface ``name`` (None: it has none)."""
+        found = self._addresses(name)
+        return found[0].ip if found else None
+
+    # --- routes to VM-to-VM peers on other hosts ---------------------------------------
+    def peer_routes(self) -> dict[ipaddress.IPv4Address, ipaddress.IPv4Address]:
+        """gridvm's host routes: peer address -> next hop (the peer's host)."""
+        out = self._ip(
+            ["-j", "-4", "route", "show", "proto", ROUTE_PROTO], "list the routes to VM peers"
+        )
+        routes: dict[ipaddress.IPv4Address, ipaddress.IPv4Address] = {}
+        for route in json.loads(out or "[]"):
+            dst, gateway = route.get("dst"), route.get("gateway")
+            if isinstance(dst, str) and isinstance(gateway, str):
+                routes[ipaddress.IPv4Address(dst.removesuffix("/32"))] = ipaddress.IPv4Address(
+                    gateway
+                )
+        return routes
+
+    def set_peer_route(self, address: ipaddress.IPv4Address, via: ipaddress.IPv4Address) -> None:
+        """``address``/32 goes through ``via`` (the peer's host on the site network)."""
+        self._ip(
+            ["route", "replace", f"{address}/32", "via", str(via), "proto", ROUTE_PROTO],
+            f"route {address} via {via}",
+        )
+
+    def drop_peer_route(self, address: ipaddress.IPv4Address) -> None:
+        self._ip(
+            ["route", "del", f"{address}/32", "proto", ROUTE_PROTO],
+            f"remove the route to {address}",
         )
 
     # --- per VM -------------------------------------------------------------------

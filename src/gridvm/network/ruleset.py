@@ -67,6 +67,9 @@ class VmNet:
     deployment_id: str
     egress: tuple[EgressRule, ...] = ()
     vm_to_vm: bool = False  # talk to the other VMs of its deployment that asked for it too
+    # The addresses of those peers that run on other hosts (reached through the uplink,
+    # routed to their host, not masqueraded); used only with vm_to_vm.
+    remote_peers: tuple[ipaddress.IPv4Address, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -143,6 +146,14 @@ def validate(host: HostNetwork) -> None:
             raise InvalidInput(
                 f"address {vm.ipv4} of VM {vm.vm_id} is not a VM address of {vm_zone.subnet}"
             )
+        for peer in vm.remote_peers:
+            for zone in host.zones:
+                if peer in zone.subnet:
+                    raise InvalidInput(
+                        f"peer address {peer} of VM {vm.vm_id} on another host is in zone "
+                        f"{zone.name}'s subnet {zone.subnet} of this host: it cannot be routed",
+                        hint="give each host zone subnets that no other host uses",
+                    )
     _unique("VM id", [v.vm_id for v in host.vms])
     _unique("tap", [v.tap for v in host.vms] + [z.bridge for z in host.zones] + [host.uplink])
     _unique("MAC", [v.mac for v in host.vms])
@@ -163,6 +174,16 @@ def peers_of(vm: VmNet, vms: Iterable[VmNet]) -> list[VmNet]:
     )
 
 
+def remote_peers_of(vm: VmNet) -> list[ipaddress.IPv4Address]:
+    """The addresses of ``vm``'s peers on other hosts it may open connections to."""
+    return sorted(set(vm.remote_peers)) if vm.vm_to_vm else []
+
+
+def remote_pairs(vms: Iterable[VmNet]) -> list[tuple[ipaddress.IPv4Address, ipaddress.IPv4Address]]:
+    """(local VM address, remote peer address) for every local VM and its peers on other hosts."""
+    return sorted({(v.ipv4, p) for v in vms for p in remote_peers_of(v)})
+
+
 def _replace(family: str, body: list[str]) -> list[str]:
     return [
         "",
@@ -177,6 +198,11 @@ def _replace(family: str, body: list[str]) -> list[str]:
 def _set(items: Iterable[str]) -> str:
     values = list(items)
     return values[0] if len(values) == 1 else "{ " + ", ".join(values) + " }"
+
+
+def _pairs(items: Iterable[str]) -> str:
+    """A set of concatenations: braces even for one (nft refuses a bare ``a . b`` there)."""
+    return "{ " + ", ".join(items) + " }"
 
 
 def _bridge_table(zones: list[Zone], vms: list[VmNet]) -> list[str]:
@@ -245,8 +271,15 @@ def _inet_table(uplink: str, zones: list[Zone], vms: list[VmNet]) -> list[str]:
             f"{v.ipv4} : jump to-{v.tap}" for v in sorted(vms, key=lambda v: v.ipv4)
         )
         out.append(f"\t\tiifname {bridges} ip saddr vmap {{ {verdicts} }}")
+    out.append(f'\t\tiifname {bridges} drop comment "not from a known VM"')
+    pairs = remote_pairs(vms)
+    if pairs:
+        inbound = _pairs(f"{remote} . {local}" for local, remote in pairs)
+        out.append(
+            f'\t\tiifname "{uplink}" oifname {bridges} ip saddr . ip daddr {inbound} accept '
+            'comment "VM-to-VM peers on other hosts"'
+        )
     out += [
-        f'\t\tiifname {bridges} drop comment "not from a known VM"',
         f'\t\toifname {bridges} drop comment "no new connections to VMs"',
         "\t}",
     ]
@@ -262,6 +295,12 @@ def _inet_table(uplink: str, zones: list[Zone], vms: list[VmNet]) -> list[str]:
             out.append(
                 f"\t\toifname {bridges} ip daddr {_set(str(p.ipv4) for p in peers)} accept "
                 f'comment "deployment {vm.deployment_id}"'
+            )
+        remote = remote_peers_of(vm)
+        if remote:
+            out.append(
+                f'\t\toifname "{uplink}" ip daddr {_set(str(p) for p in remote)} accept '
+                f'comment "deployment {vm.deployment_id} on other hosts"'
             )
         out.append(f'\t\toifname {bridges} drop comment "no other VMs"')
         for rule in sorted(set(vm.egress)):
@@ -300,6 +339,14 @@ def _inet_table(uplink: str, zones: list[Zone], vms: list[VmNet]) -> list[str]:
         "",
         "\tchain postrouting {",
         "\t\ttype nat hook postrouting priority srcnat; policy accept;",
+    ]
+    if pairs:
+        outbound = _pairs(f"{local} . {remote}" for local, remote in pairs)
+        out.append(
+            f'\t\toifname "{uplink}" ip saddr . ip daddr {outbound} accept '
+            'comment "VM-to-VM peers on other hosts see the real source"'
+        )
+    out += [
         f'\t\toifname "{uplink}" ip saddr {_set(str(z.subnet) for z in zones)} masquerade',
         "\t}",
     ]

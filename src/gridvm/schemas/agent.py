@@ -61,6 +61,13 @@ class EndCause(StrEnum):
     start_failed = "start_failed"
 
 
+class RemotePeer(Wire):
+    """A vm_to_vm peer of the same deployment running on another host."""
+
+    address: str  # the peer VM's address on its host's zone bridge
+    via: str  # its host's uplink address: the next hop of the route to it
+
+
 class Assignment(Wire):
     vm_id: str
     attempt: int
@@ -101,6 +108,8 @@ class Assignment(Wire):
     # VMs of one deployment that both have vm_to_vm may connect to each other.
     deployment_id: str | None = None
     vm_to_vm: bool = False
+    # With vm_to_vm: the deployment's other vm_to_vm members running on other hosts.
+    remote_peers: list[RemotePeer] = Field(default_factory=list)
 
 
 class VmReport(Wire):
@@ -115,10 +124,14 @@ class VmReport(Wire):
     # The last save request carried out, and why it failed (None: it was uploaded).
     saved_id: str | None = None
     save_error: str | None = None
+    # Site networking: the address the agent gave the VM on its zone bridge, while it has one.
+    site_address: str | None = None
 
 
 class SyncRequest(Wire):
     host: str
+    # Site networking: the host's IPv4 address on its uplink (None: user-mode networking).
+    uplink_address: str | None = None
     cached_images: list[str] = Field(default_factory=list)
     # None from an agent too old to send it.
     load: HostLoad | None = None

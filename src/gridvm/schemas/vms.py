@@ -101,8 +101,8 @@ class VmCreate(Wire):
     # Outbound connections the VMs may open (site networking): ADDRESS|CIDR|NAME:PORT[/udp];
     # names are resolved by the server when the request is made.
     allow_egress: list[str] = Field(default_factory=list)
-    # Site networking: the deployment's VMs may connect to each other (those on one host;
-    # VMs on different hosts are behind their hosts' NAT and cannot).
+    # Site networking: the deployment's VMs may connect to each other, on one host and
+    # across hosts (routed without NAT, when the hosts' zone subnets do not overlap).
     vm_to_vm: bool = False
 
 

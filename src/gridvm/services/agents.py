@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from collections.abc import Callable, Iterable
 from datetime import timedelta
@@ -22,6 +23,7 @@ from gridvm.schemas.agent import (
     LaunchBundle,
     LocalState,
     RegistrationOut,
+    RemotePeer,
     SyncRequest,
     SyncResponse,
     VmReport,
@@ -38,7 +40,7 @@ from gridvm.services.results import ResultStore
 from gridvm.services.secrets import SecretService
 from gridvm.services.volumes import VolumeService, attachments, detach_ended
 from gridvm.store.db import Database
-from gridvm.store.models import Host, Vm, utcnow
+from gridvm.store.models import Deployment, Host, Vm, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,7 @@ class AgentService:
         guest_tokens: GuestTokens,
         poll_interval_s: float = 1.0,
         console_sessions: Callable[[str], list[ConsoleSessionOrder]] = lambda host_id: [],
+        bump: Callable[..., None] = lambda *host_ids: None,
     ) -> None:
         self.db = db
         self.blobs = blobs
@@ -70,6 +73,8 @@ class AgentService:
         self.poll_interval_s = poll_interval_s
         # The attached consoles a host's agent should open (by host id).
         self.console_sessions = console_sessions
+        # Wakes the syncs of these hosts (HostSignals.bump): a VM-to-VM peer came or went.
+        self.bump = bump
 
     def register(self, who: Principal, reg: HostRegistration) -> RegistrationOut:
         """Register or refresh a host; ``who`` must be the agent bound to it."""
@@ -103,6 +108,8 @@ class AgentService:
             host.last_seen_at = utcnow()
             host.cached_images = {"digests": sorted(req.cached_images)}
             host.load = req.load.model_dump() if req.load else None
+            host.uplink_address = _ipv4_or_none(req.uplink_address)
+            changed: set[str] = set()  # vm_to_vm deployments whose members came or went
             for report in req.vms:
                 # Locked: a user's action on the same VM waits, and is not overwritten.
                 vm = s.get(Vm, report.vm_id, with_for_update={"of": Vm})
@@ -111,16 +118,30 @@ class AgentService:
                     and (report.attempt, report.boot) == (vm.attempt, vm.boot)
                     and vm.host_id == host.id
                 ):
+                    before = (vm.site_address, vm.state in _FINAL)
                     _apply_report(vm, report)
+                    vm.site_address = (
+                        None if vm.state in _FINAL else _ipv4_or_none(report.site_address)
+                    )
+                    if vm.deployment.vm_to_vm and before != (
+                        vm.site_address,
+                        vm.state in _FINAL,
+                    ):
+                        changed.add(vm.deployment_id)
             detach_ended(s)  # the volumes of VMs that ended are free for the next run
             VolumeService.files_deleted(s, host.id, req.deleted_volumes)
-            return host.id
+            host_id = host.id
+            others = _hosts_of(s, changed, host_id)
+        self.bump(*others)  # after the commit: their next answer has the new peers
+        return host_id
 
     def assignments(self, host_id: str, generation: int) -> SyncResponse:
         """Everything the host should hold, with the wanted state of each VM."""
         with self.db.session() as s:
             host = s.get_one(Host, host_id)
-            assignments = [self._assignment(vm) for vm in _assigned(s, host)]
+            assigned = _assigned(s, host)
+            peers = _remote_peers(s, host_id, assigned)
+            assignments = [self._assignment(vm, peers.get(vm.id, [])) for vm in assigned]
             delete_volumes = VolumeService.to_delete(s, host.id)
         offsets = {a.vm_id: self.consoles.offset(a.vm_id) for a in assignments}
         return SyncResponse(
@@ -132,7 +153,7 @@ class AgentService:
             zone_egress={Zone(z): list(e) for z, e in self.limits.zone_egress.items()},
         )
 
-    def _assignment(self, vm: Vm) -> Assignment:
+    def _assignment(self, vm: Vm, remote_peers: list[RemotePeer]) -> Assignment:
         image = vm.image
         if image is None:  # images in use cannot be deleted; this would be a bug
             raise Conflict(f"VM {vm.id} has lost its image")
@@ -178,6 +199,7 @@ class AgentService:
             egress=[str(e) for e in vm.egress or []],
             deployment_id=vm.deployment_id,
             vm_to_vm=bool(vm.deployment.vm_to_vm),
+            remote_peers=remote_peers,
         )
 
     def append_console(self, who: Principal, vm_id: str, offset: int, data: bytes) -> int:
@@ -261,6 +283,74 @@ def _assigned(s: Session, host: Host) -> list[Vm]:
         )
     )
     return list(s.scalars(query).unique().all())
+
+
+# States in which a VM holds its site address on its host (it may be a VM-to-VM peer).
+_NETWORKED = [
+    s.value
+    for s in (
+        VmState.staging,
+        VmState.booting,
+        VmState.running,
+        VmState.suspended,
+        VmState.stopping,
+    )
+]
+
+
+def _ipv4_or_none(text: str | None) -> str | None:
+    """An IPv4 address as an agent reported it, or None if it is not one."""
+    if text is None:
+        return None
+    try:
+        return str(ipaddress.IPv4Address(text))
+    except ValueError:
+        log.warning("ignoring %r reported by an agent: not an IPv4 address", text)
+        return None
+
+
+def _remote_peers(s: Session, host_id: str, assigned: list[Vm]) -> dict[str, list[RemotePeer]]:
+    """For each vm_to_vm VM of the host: its deployment's other members that hold a site
+    address on another host whose uplink address is known."""
+    deployments = {
+        vm.deployment_id for vm in assigned if vm.deployment.vm_to_vm and vm.host_id == host_id
+    }
+    if not deployments:
+        return {}
+    rows = s.execute(
+        select(Vm.id, Vm.deployment_id, Vm.site_address, Host.uplink_address)
+        .join(Host, Host.id == Vm.host_id)
+        .join(Deployment, Deployment.id == Vm.deployment_id)
+        .where(
+            Vm.deployment_id.in_(deployments),
+            Deployment.vm_to_vm.is_(True),
+            Vm.host_id != host_id,
+            Vm.state.in_(_NETWORKED),
+            Vm.site_address.is_not(None),
+            Host.uplink_address.is_not(None),
+        )
+    ).all()
+    by_deployment: dict[str, list[RemotePeer]] = {}
+    for _, deployment_id, address, via in sorted(rows):
+        by_deployment.setdefault(deployment_id, []).append(RemotePeer(address=address, via=via))
+    return {
+        vm.id: by_deployment.get(vm.deployment_id, [])
+        for vm in assigned
+        if vm.deployment.vm_to_vm and vm.host_id == host_id
+    }
+
+
+def _hosts_of(s: Session, deployments: set[str], except_host: str) -> list[str]:
+    """The other hosts with a live member of these deployments."""
+    if not deployments:
+        return []
+    query = select(Vm.host_id).where(
+        Vm.deployment_id.in_(deployments),
+        Vm.host_id.is_not(None),
+        Vm.host_id != except_host,
+        Vm.state.not_in(_FINAL),
+    )
+    return sorted({h for h in s.scalars(query).all() if h is not None})
 
 
 def _apply_report(vm: Vm, report: VmReport) -> None:

@@ -167,6 +167,7 @@ class ServerServices:
                 guest_tokens,
                 config.scheduler_interval_s,
                 console_sessions.waiting,
+                bump=signals.bump,
             ),
             scheduling=SchedulingService(
                 db, config.host_offline_after_s, signals.bump, config.host_lost_after_s, policy

@@ -370,6 +370,8 @@ class Host(Base):
     cached_images: Mapped[dict[str, Any]] = mapped_column(default=dict)
     # The load the agent reported at its last sync (HostLoad as JSON).
     load: Mapped[dict[str, Any] | None]
+    # Its IPv4 address on the site network (site networking: the next hop to its VMs).
+    uplink_address: Mapped[str | None] = mapped_column(String(64))
     registered_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen_at: Mapped[datetime | None]
 
@@ -452,6 +454,9 @@ class Vm(Base):
     role: Mapped[str | None] = mapped_column(String(64))
     ready_at: Mapped[datetime | None]
     guest_ip: Mapped[str | None] = mapped_column(String(64))
+    # The address its host's agent gave it on the zone bridge (site networking), while it
+    # holds one; the guest cannot change it.
+    site_address: Mapped[str | None] = mapped_column(String(64))
     public_keys: Mapped[list[Any] | None] = mapped_column(JSON)
     progress: Mapped[float | None] = mapped_column(Float)
     progress_message: Mapped[str | None] = mapped_column(String(256))
