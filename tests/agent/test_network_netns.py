@@ -213,6 +213,16 @@ def test_remote_peers_get_a_host_route_and_rules_that_go_when_the_peer_does(
     ]
     rules = net_host.rules()
     assert f"ip saddr . ip daddr {{ 10.64.2.2 . {r.ipv4} }} accept" in rules
+    # A restarted agent puts them back before it hears from the server.
+    restarted = SiteNetwork(
+        net_host.records,
+        net_host.network.zones,
+        links=net_host.network.links,
+        nft=net_host.network.nft,
+    )
+    restarted.setup()
+    assert "10.64.2.2 via 192.0.2.2" in net_host.ip("-4", "route", "show", "10.64.2.2/32")
+    assert f"ip saddr . ip daddr {{ 10.64.2.2 . {r.ipv4} }} accept" in net_host.rules()
     # The peer ended: its route and rules go; the host's other routes stay.
     net_host.network.set_remote_peers({a.vm_id: []})
     assert net_host.ip("-4", "route", "show", "10.64.2.2/32").strip() == ""

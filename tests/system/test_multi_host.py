@@ -311,3 +311,116 @@ def test_vms_of_one_deployment_that_asked_reach_each_other_and_no_other_vm_does(
     # The listener was there all along (its job sleeps 180 s after it began to listen).
     assert admin.get(f"/api/v1/vms/{listener['id']}").json()["state"] == "running"
     admin.post(f"/api/v1/vms/{listener['id']}/terminate")
+
+
+# A deployment's members on two hosts: "listen" answers on port 9000 with a line, and prints
+# the address its netstat saw the first connection come from; "call" tries PEER_IPS until
+# one answers, then holds on (its host keeps the route to the listener); ROUNDS bounds the
+# tries.
+CROSS_PEERS = """#!/bin/sh
+if [ "$PEER_ROLE" = listen ]; then
+    cat > /tmp/answer <<'ANSWER'
+#!/bin/sh
+netstat -tn | awk '$4 ~ /:9000$/ { a = $5; sub(/^::ffff:/, "", a); print "SEEN-FROM " a }' \\
+    >> /tmp/seen
+echo hello-from-peer
+ANSWER
+    chmod +x /tmp/answer
+    ( while :; do nc -l -p 9000 -e /tmp/answer; done ) &
+    sleep 1
+    echo LISTENING
+    until [ -s /tmp/seen ]; do sleep 1; done
+    cat /tmp/seen
+    sleep 300
+    exit 0
+fi
+round=0
+while [ $round -lt "$ROUNDS" ]; do
+    round=$((round + 1))
+    for ip in $PEER_IPS; do
+        if answer=$(nc -w 2 $ip 9000 </dev/null) && [ -n "$answer" ]; then
+            echo "PEER OPEN $answer"
+            echo "CALLER DONE"
+            sleep 300
+            exit 0
+        fi
+    done
+    sleep 1
+done
+echo "PEER CLOSED"
+echo "CALLER DONE"
+"""
+
+
+def _peer_routes(ns: str) -> str:
+    return ns_run(ns, "ip", "-4", "route", "show", "proto", "223").stdout
+
+
+def test_vm_to_vm_members_on_two_hosts_reach_each_other_unmasqueraded_and_no_other_vm_does(
+    server: RunningServer, testbed: Testbed
+) -> None:
+    admin = server.client()
+    row = {"PEER_IPS": "10.64.1.2 10.64.2.2", "ROUNDS": "60"}
+    pair = admin.post(
+        "/api/v1/vms",
+        json={
+            "image": "tiny",
+            "memory_mb": 192,
+            "user_data": CROSS_PEERS,
+            "params": [{**row, "PEER_ROLE": "listen"}, {**row, "PEER_ROLE": "call"}],
+            "affinity": "different-hosts",
+            "vm_to_vm": True,
+        },
+    )
+    assert pair.status_code == 201, pair.text
+    listener, caller = sorted(pair.json()["vms"], key=lambda v: v["index"])
+    _wait_console(admin, listener["id"], "LISTENING", testbed)
+    console = _wait_console(admin, caller["id"], "CALLER DONE", testbed)
+    hosts = {h.name: h for h in testbed.hosts}
+    b_host = hosts[admin.get(f"/api/v1/vms/{listener['id']}").json()["host"]]
+    a_host = hosts[admin.get(f"/api/v1/vms/{caller['id']}").json()["host"]]
+    assert a_host is not b_host
+    a_ip, b_ip = f"10.64.{a_host.index}.2", f"10.64.{b_host.index}.2"
+    assert "PEER OPEN hello-from-peer" in console, console
+    # The listener saw the caller's own address: no NAT between the two hosts.
+    seen = _wait_console(admin, listener["id"], "SEEN-FROM", testbed)
+    assert f"SEEN-FROM {a_ip}:" in seen and "SEEN-FROM 192.0.2." not in seen, seen
+    # Each host routes the other's member through that host's uplink, and nothing else.
+    assert _peer_routes(a_host.ns).split()[:3] == [b_ip, "via", b_host.uplink_ip]
+    assert _peer_routes(b_host.ns).split()[:3] == [a_ip, "via", a_host.uplink_ip]
+
+    # Another deployment (which asked for vm_to_vm too), one VM on each host, tries the
+    # listener: refused from the caller's host (which has a route to it) and from its own.
+    outsiders = admin.post(
+        "/api/v1/vms",
+        json={
+            "image": "tiny",
+            "memory_mb": 192,
+            "user_data": CROSS_PEERS,
+            "params": [{"PEER_ROLE": "call", "PEER_IPS": b_ip, "ROUNDS": "4"}] * 2,
+            "affinity": "different-hosts",
+            "vm_to_vm": True,
+        },
+    )
+    assert outsiders.status_code == 201, outsiders.text
+    for vm in outsiders.json()["vms"]:
+        tried = _wait_console(admin, vm["id"], "CALLER DONE", testbed)
+        assert "PEER CLOSED" in tried, tried
+    assert {
+        admin.get(f"/api/v1/vms/{v['id']}").json()["host"] for v in outsiders.json()["vms"]
+    } == {
+        "host1",
+        "host2",
+    }
+    assert admin.get(f"/api/v1/vms/{listener['id']}").json()["state"] == "running"
+    assert b_ip in _peer_routes(a_host.ns)  # the way was there: the rules refused them
+    # Nor does the caller's host itself (its packets leave from its uplink address).
+    assert connect_from(a_host.ns, b_ip, 9000)[0] is False
+
+    # The members end: the routes go with them.
+    for vm in (listener, caller):
+        admin.post(f"/api/v1/vms/{vm['id']}/terminate")
+    deadline = time.monotonic() + 60
+    while any(_peer_routes(h.ns).strip() for h in testbed.hosts):
+        assert time.monotonic() < deadline, [_peer_routes(h.ns) for h in testbed.hosts]
+        time.sleep(0.5)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import ipaddress
+import json
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -129,6 +130,9 @@ def holds_network(record: VmRecord) -> bool:
 
 
 Route = tuple[ipaddress.IPv4Address, ipaddress.IPv4Address]  # peer address, its host
+# In a VM's directory: its remote peers as last sent, so a restarted agent re-applies its
+# routes and rules at once (before it has heard from the server).
+PEERS_FILE = "remote-peers.json"
 
 
 def usable_peers(
@@ -292,6 +296,9 @@ class SiteNetwork:
                 )
             records = self.records.load_all()
             live = {tap_name(r.vm_id): r for r in records.values() if holds_network(r)}
+            self.remote_peers = {
+                r.vm_id: routes for r in live.values() if (routes := self._saved_peers(r.vm_id))
+            }
             for tap in self.links.taps():
                 if tap not in live:
                     log.warning("removing tap %s of no VM on this host", tap)
@@ -334,8 +341,36 @@ class SiteNetwork:
         with self._lock:
             if wanted == self.remote_peers:
                 return
+            for vm_id in sorted(set(wanted) | set(self.remote_peers)):
+                self._save_peers(vm_id, wanted.get(vm_id, ()))
             self.remote_peers = wanted
             self._apply(self.records.load_all().values())
+
+    def _save_peers(self, vm_id: str, routes: tuple[Route, ...]) -> None:
+        directory = self.records.dir_of(vm_id)
+        if not directory.is_dir():
+            return
+        path = directory / PEERS_FILE
+        if not routes:
+            path.unlink(missing_ok=True)
+            return
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps([[str(a), str(v)] for a, v in routes]))
+        tmp.replace(path)
+
+    def _saved_peers(self, vm_id: str) -> tuple[Route, ...]:
+        path = self.records.dir_of(vm_id) / PEERS_FILE
+        try:
+            listed = json.loads(path.read_text())
+            peers = [RemotePeer(address=str(a), via=str(v)) for a, v in listed]
+        except FileNotFoundError:
+            return ()
+        except (OSError, ValueError, TypeError) as exc:
+            log.warning(
+                "VM %s: unreadable %s (%s): its remote peers wait for the server", vm_id, path, exc
+            )
+            return ()
+        return usable_peers(vm_id, peers, self.zones)
 
     def attach(self, record: VmRecord) -> StaticAddress:
         """Give the VM its address (saved in its record), its tap and its rules."""

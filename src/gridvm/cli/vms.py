@@ -179,7 +179,7 @@ def run(
         bool,
         typer.Option(
             "--vm-to-vm",
-            help="let the deployment's VMs connect to each other (those on one host)",
+            help="let the deployment's VMs connect to each other (also across hosts)",
         ),
     ] = False,
     mode: Annotated[
