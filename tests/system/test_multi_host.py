@@ -166,16 +166,22 @@ def test_a_port_scan_of_a_hosts_vms_finds_nothing_open(
     assert addresses == ["10.64.1.2"]
     ns_run(host2.ns, "ip", "route", "add", host1.trusted_subnet, "via", host1.uplink_ip)
     for address in addresses:
-        from_host = scan_from(host1.ns, address)
-        from_other_host = scan_from(host2.ns, address)
-        print(f"scan of {address}: host1 {from_host.seconds} s, host2 {from_other_host.seconds} s")
-        assert from_host.open_ports == []
-        assert from_other_host.open_ports == []
-    # Control: without the agent's inet table the same scans find the listening ports.
+        for ns in (host1.ns, host2.ns):
+            scan = scan_from(ns, address)
+            print(f"scan of {address} from {ns}: {scan.seconds} s")
+            # Nothing open, and nothing even closed: every probe was dropped unanswered, so a
+            # port the guest answers slowly cannot hide here (it would have sent a reset).
+            assert (scan.open_ports, scan.closed, len(scan.filtered)) == ([], 0, 65535)
+    # Control: without the agent's inet table the same scan finds the listening ports, and
+    # the guest resets the others. A flood of 65535 SYNs can make a TCG guest slow to answer
+    # some of them: those are probed again, fewer at a time and with more patience.
     ns_run(host1.ns, "nft", "delete", "table", "inet", "gridvm")
     control = scan_from(host1.ns, "10.64.1.2")
-    print(f"control scan: {control.seconds} s")
-    assert control.open_ports == list(ports)
+    print(f"control scan: {control.seconds} s, {len(control.filtered)} unanswered")
+    assert len(control.filtered) < 20000, control  # the guest answers most probes at once
+    again = scan_from(host1.ns, "10.64.1.2", 500, 3.0, control.filtered)
+    assert sorted(control.open_ports + again.open_ports) == list(ports)
+    assert again.filtered == [] and control.closed + again.closed == 65535 - len(ports)
     admin.post(f"/api/v1/vms/{vm_id}/terminate")
 
 

@@ -238,20 +238,32 @@ def connect_from(ns: str, address: str, port: int) -> tuple[bool, str]:
 SCAN = """
 import asyncio, errno, json, resource, sys, time
 address, concurrency, timeout = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+ports = json.loads(sys.argv[4]) if len(sys.argv) > 4 else range(1, 65536)
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, concurrency + 256)), hard))
-async def probe(port, gate, found):
+async def probe(port, gate, seen):
     async with gate:
         try:
             _, writer = await asyncio.wait_for(asyncio.open_connection(address, port), timeout)
-        except (OSError, asyncio.TimeoutError):
+        except asyncio.TimeoutError:
+            seen["filtered"].append(port)  # no answer: the SYN was dropped (or is slow)
             return
-        found.append(port)
+        except ConnectionRefusedError:
+            seen["closed"] += 1  # an RST: the guest answered
+            return
+        except OSError:
+            seen["filtered"].append(port)  # unreachable, as a dropped packet
+            return
+        seen["open"].append(port)
         writer.close()
 async def main():
-    gate, found, began = asyncio.Semaphore(concurrency), [], time.monotonic()
-    await asyncio.gather(*(probe(p, gate, found) for p in range(1, 65536)))
-    print(json.dumps({"open": sorted(found), "seconds": round(time.monotonic() - began, 1)}))
+    gate, began = asyncio.Semaphore(concurrency), time.monotonic()
+    seen = {"open": [], "closed": 0, "filtered": []}
+    await asyncio.gather(*(probe(p, gate, seen) for p in ports))
+    seen["open"].sort()
+    seen["filtered"].sort()
+    seen["seconds"] = round(time.monotonic() - began, 1)
+    print(json.dumps(seen))
 asyncio.run(main())
 """
 
@@ -259,16 +271,26 @@ asyncio.run(main())
 @dataclass
 class Scan:
     open_ports: list[int]
+    closed: int  # ports that answered with a reset
+    filtered: list[int]  # ports that did not answer at all
     seconds: float
 
 
-def scan_from(ns: str, address: str, concurrency: int = 4000, timeout: float = 0.75) -> Scan:
-    """A TCP connect scan of every port (1-65535) of ``address`` from namespace ``ns``."""
-    done = ns_run(
-        ns, sys.executable, "-c", SCAN, address, str(concurrency), str(timeout), timeout_s=300
-    )
+def scan_from(
+    ns: str,
+    address: str,
+    concurrency: int = 4000,
+    timeout: float = 0.75,
+    ports: list[int] | None = None,
+) -> Scan:
+    """A TCP connect scan of ``address`` from namespace ``ns``: every port (1-65535), or
+    ``ports``. A port is open (connected), closed (reset) or filtered (no answer)."""
+    argv = [sys.executable, "-c", SCAN, address, str(concurrency), str(timeout)]
+    if ports is not None:
+        argv.append(json.dumps(ports))
+    done = ns_run(ns, *argv, timeout_s=300)
     found = json.loads(done.stdout)
-    return Scan(found["open"], found["seconds"])
+    return Scan(found["open"], found["closed"], found["filtered"], found["seconds"])
 
 
 def _wire_host(host: TestHost, target: str) -> None:
