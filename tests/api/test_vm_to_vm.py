@@ -123,6 +123,8 @@ def test_a_peer_without_a_reported_address_or_uplink_is_not_sent(
     assert _peers(_sync(agents["host1"], "host1"), a["id"]) == [
         {"address": "10.64.2.2", "via": "192.0.2.2"}
     ]
+    # The user sees the address the host gave the VM (not one its guest claims).
+    assert admin.get(f"/api/v1/vms/{b['id']}").json()["site_address"] == "10.64.2.2"
 
 
 def _report(vm: dict[str, Any], state: str, site_address: str | None) -> dict[str, Any]:

@@ -108,6 +108,7 @@ def vm_fields(vm: VmOut) -> None:
                 ("memory", memory_text(vm.memory_mb)),
                 ("disk", disk),
                 ("volumes", output.cell(", ".join(vm.volumes) or None)),
+                ("site address", output.cell(vm.site_address)),
                 ("egress", egress_text(vm)),
                 ("host", output.cell(vm.host)),
                 ("walltime", output.duration(vm.walltime_s)),

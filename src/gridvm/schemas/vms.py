@@ -140,6 +140,9 @@ class VmOut(Wire):
     role: str | None = None
     ready_at: datetime | None = None
     ip: str | None = None
+    # Site networking: the address the host's agent gave the VM (its rules allow only that
+    # source); None with user-mode networking or before the agent reported it.
+    site_address: str | None = None
     progress: float | None = None
     progress_message: str | None = None
     published: dict[str, str] = Field(default_factory=dict)

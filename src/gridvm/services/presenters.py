@@ -71,6 +71,7 @@ def vm_out(vm: Vm) -> VmOut:
         role=vm.role,
         ready_at=vm.ready_at,
         ip=vm.guest_ip,
+        site_address=vm.site_address,
         progress=vm.progress,
         progress_message=vm.progress_message,
         published={str(k): str(v) for k, v in (vm.published or {}).items()},
