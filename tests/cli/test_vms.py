@@ -153,3 +153,17 @@ def test_run_allow_egress_and_show_lists_the_effective_rules(cli: Cli, image: st
     assert "opens the whole internet" in line
     line = cli.fails("vm", "run", image, "--allow-egress", "no-such-host.invalid:80")
     assert "the name 'no-such-host.invalid' has no IPv4 address" in line
+
+
+def test_vm_list_pages_and_takes_several_states(cli: Cli, image: str) -> None:
+    cli.ok("vm", "run", "base", "-n", "4", "--memory", "128M", "--name", "scan")
+    first = cli.json("vm", "list", "--limit", "2", "--offset", "1")
+    assert [vm["name"] for vm in first] == ["scan-1", "scan-2"]
+    shown = cli.ok("vm", "list", "--limit", "2", "--offset", "1")
+    assert "VMs 2-3 of 4" in shown.stderr
+    cli.ok("vm", "stop", first[0]["id"])  # pending: cancelled
+    both = cli.json("vm", "list", "--state", "pending", "--state", "cancelled")
+    assert len(both) == 4
+    assert [vm["name"] for vm in cli.json("vm", "list", "-s", "cancelled")] == ["scan-1"]
+    refused = cli("vm", "list", "--limit", "0")
+    assert refused.exit_code != 0 and "--limit" in refused.output

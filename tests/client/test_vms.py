@@ -124,3 +124,22 @@ def test_cancelling_a_deployment_ends_its_pending_vms(gv: Client, qcow2: Path) -
     assert gv.deployments.cancel(deployment.id).states == {"cancelled": 3}
     with pytest.raises(NotFoundError, match="no deployment 'dep-nothing'"):
         gv.deployments.cancel("dep-nothing")
+
+
+def test_vms_come_in_pages_with_the_total_and_several_states(gv: Client, qcow2: Path) -> None:
+    gv.images.upload(qcow2, "base")
+    made = gv.vms.create(image="base", count=5, memory_mb=128, name="scan")
+    gv.vms.stop(made.vms[0].id)  # pending, so cancelled
+    first = gv.vms.page(limit=2)
+    assert ([vm.name for vm in first.vms], first.total) == (["scan-0", "scan-1"], 5)
+    last = gv.vms.page(limit=2, offset=4)
+    assert ([vm.name for vm in last.vms], last.total) == (["scan-4"], 5)
+    waiting = gv.vms.page(states=[VmState.pending], limit=1, offset=1)
+    assert ([vm.name for vm in waiting.vms], waiting.total) == (["scan-2"], 4)
+    both = gv.vms.page(state="cancelled", states=["pending"], deployment=made.id)
+    assert both.total == 5 and len(both.vms) == 5
+    # The list call of old still works, and takes the new arguments too.
+    assert [vm.name for vm in gv.vms.list(state="cancelled")] == ["scan-0"]
+    assert [vm.name for vm in gv.vms.list(limit=1, offset=3)] == ["scan-3"]
+    with pytest.raises(InvalidRequest, match="a page of 1001 VMs is not possible"):
+        gv.vms.page(limit=1001)

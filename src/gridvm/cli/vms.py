@@ -310,22 +310,40 @@ def wait_command(
 def list_vms(
     ctx: typer.Context,
     state: Annotated[
-        VmState | None, typer.Option("--state", "-s", help="only VMs in this state")
+        list[VmState] | None,
+        typer.Option("--state", "-s", help="only VMs in this state (repeat for several)"),
     ] = None,
     deployment: Annotated[
         str | None, typer.Option("--deployment", "-d", help="only this deployment's VMs")
     ] = None,
     host: Annotated[str | None, typer.Option("--host", help="only VMs on this host")] = None,
     all_users: Annotated[bool, typer.Option("--all", "-a", help="everyone's VMs (admins)")] = False,
+    limit: Annotated[
+        int | None,
+        typer.Option("--limit", help="at most this many VMs (1-1000; default: all)", min=1),
+    ] = None,
+    offset: Annotated[
+        int, typer.Option("--offset", help="skip this many VMs first (with --limit: paging)", min=0)
+    ] = 0,
 ) -> None:
-    """Your VMs, oldest first."""
-    vms = client(ctx).vms.list(state=state, deployment=deployment, host=host, all=all_users)
+    """Your VMs, oldest first (--limit 50 --offset 50: the second page of 50)."""
+    found = client(ctx).vms.page(
+        deployment=deployment,
+        host=host,
+        all=all_users,
+        states=state or (),
+        limit=limit,
+        offset=offset,
+    )
+    vms = found.vms
     if wants_json(ctx):
         output.print_json(vms)
     elif not vms:
-        output.note("no VMs")
+        output.note("no VMs" if found.total == 0 else f"no VMs here: {found.total} in all")
     else:
         vm_table(vms)
+        if len(vms) < found.total:
+            output.note(f"VMs {offset + 1}-{offset + len(vms)} of {found.total}")
 
 
 @app.command("show")

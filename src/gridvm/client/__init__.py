@@ -29,6 +29,7 @@ from gridvm.client.errors import (
 )
 from gridvm.client.results import Unpacked, extract_results
 from gridvm.client.settings import Settings, config_path, load_settings, save_settings
+from gridvm.client.vms import VmPage
 from gridvm.client.wait import DEFAULT_UNTIL, state_counts, wait_for_vms
 
 __all__ = [
@@ -52,6 +53,7 @@ __all__ = [
     "TransferError",
     "Unpacked",
     "UnsafeArchive",
+    "VmPage",
     "WaitTimeout",
     "config_path",
     "extract_results",

@@ -24,7 +24,8 @@ API_PREFIX = "/api/v1"
 SERVER_HINT = "is the server running? start it with 'make up' or 'gridvm up'"
 
 T = TypeVar("T")
-Params = Mapping[str, str | int | bool | None]
+# A list value repeats the parameter (?state=a&state=b).
+Params = Mapping[str, str | int | bool | list[str] | None]
 
 
 class Transport:
@@ -212,11 +213,11 @@ def decode(response: httpx.Response, into: TypeAdapter[T]) -> T:
         ) from exc
 
 
-def _clean(params: Params | None) -> dict[str, str | int] | None:
+def _clean(params: Params | None) -> dict[str, str | int | list[str]] | None:
     """Query parameters without the ``None`` ones; booleans as the API spells them."""
     if params is None:
         return None
-    out: dict[str, str | int] = {}
+    out: dict[str, str | int | list[str]] = {}
     for key, value in params.items():
         if value is None:
             continue

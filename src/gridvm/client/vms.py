@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -12,7 +14,7 @@ from pydantic import TypeAdapter
 from gridvm.client.consoles import ConsoleAttachment
 from gridvm.client.errors import TransferError
 from gridvm.client.files import CHUNK_SIZE, Progress, replacing
-from gridvm.client.transport import Transport
+from gridvm.client.transport import Params, Transport, decode
 from gridvm.schemas.consoles import MAX_MESSAGE_BYTES
 from gridvm.schemas.scheduling import LeaseExtend
 from gridvm.schemas.vms import DeploymentOut, VmCreate, VmOut, VmState
@@ -21,6 +23,14 @@ _VM = TypeAdapter(VmOut)
 _VMS = TypeAdapter(list[VmOut])
 _DEPLOYMENT = TypeAdapter(DeploymentOut)
 _DEPLOYMENTS = TypeAdapter(list[DeploymentOut])
+
+
+@dataclass(frozen=True)
+class VmPage:
+    """One page of VMs and how many match the filters on all pages."""
+
+    vms: list[VmOut]
+    total: int
 
 
 def _id(value: str) -> str:
@@ -54,15 +64,48 @@ class Vms:
         deployment: str | None = None,
         host: str | None = None,
         all: bool = False,
+        *,
+        states: Iterable[VmState | str] = (),
+        limit: int | None = None,
+        offset: int = 0,
     ) -> list[VmOut]:
-        """Your VMs (``all=True``: everyone's, for an admin), optionally filtered."""
-        params = {
-            "state": None if state is None else VmState(state).value,
+        """Your VMs (``all=True``: everyone's, for an admin), oldest first, optionally
+        filtered: ``state`` or any of ``states``; ``limit``/``offset`` give one page
+        (``page`` also says how many VMs match)."""
+        return self.page(
+            state, deployment, host, all, states=states, limit=limit, offset=offset
+        ).vms
+
+    def page(
+        self,
+        state: VmState | str | None = None,
+        deployment: str | None = None,
+        host: str | None = None,
+        all: bool = False,
+        *,
+        states: Iterable[VmState | str] = (),
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> VmPage:
+        """As ``list``, with ``total``: how many VMs match the filters on all pages.
+
+        >>> first = gv.vms.page(states=["pending", "running"], limit=50)
+        >>> first.total, len(first.vms)
+        """
+        wanted = [VmState(s).value for s in ([] if state is None else [state])]
+        wanted += [VmState(s).value for s in states]
+        params: Params = {
+            "state": wanted or None,
             "deployment": deployment,
             "host": host,
             "all": all or None,
+            "limit": limit,
+            "offset": offset or None,
         }
-        return self._t.get("/vms", _VMS, params=params)
+        response = self._t.request("GET", "/vms", params=params)
+        vms = decode(response, _VMS)
+        total = response.headers.get("x-total-count", "")
+        return VmPage(vms=vms, total=int(total) if total.isdigit() else len(vms))
 
     def get(self, vm_id: str) -> VmOut:
         return self._t.get(f"/vms/{_id(vm_id)}", _VM)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from gridvm.common.config import SiteLimits
@@ -79,6 +79,26 @@ def _deployment_out(s: Session, deployment: Deployment) -> DeploymentOut:
         states=states,
         vms=[vm_out(vm) for vm in vms],
     )
+
+
+# One page of ``vm list`` / GET /vms holds at most this many VMs.
+MAX_PAGE = 1000
+
+
+def _check_page(limit: int | None, offset: int) -> None:
+    if limit is not None and not 1 <= limit <= MAX_PAGE:
+        raise InvalidInput(
+            f"a page of {limit} VMs is not possible",
+            hint=f"ask for a limit from 1 to {MAX_PAGE}, or none for every VM",
+        )
+    if offset < 0:
+        raise InvalidInput(
+            f"an offset of {offset} is before the first VM", hint="give an offset of 0 or more"
+        )
+
+
+def _states(state: VmState | None, states: Collection[VmState]) -> set[str]:
+    return {VmState(x).value for x in (*states, *([state] if state is not None else []))}
 
 
 # VM names are the guests' hostnames: a DNS label is at most 63 characters.
@@ -228,21 +248,60 @@ class VmService:
         who: Principal,
         *,
         state: VmState | None = None,
+        states: Collection[VmState] = (),
         deployment: str | None = None,
         host: str | None = None,
         all_users: bool = False,
+        limit: int | None = None,
+        offset: int = 0,
     ) -> list[VmOut]:
+        """The VMs ``who`` may list that match the filters (a VM in ``state`` or any of
+        ``states``), oldest first; ``limit``/``offset`` give one page of them."""
+        _check_page(limit, offset)
         with self.db.session() as s:
-            query = select(Vm).order_by(Vm.created_at, Vm.index)
-            if not (who.is_admin and all_users):
-                query = query.where(Vm.owner_id == who.user_id)
-            if state is not None:
-                query = query.where(Vm.state == state.value)
-            if deployment is not None:
-                query = query.where(Vm.deployment_id == deployment)
-            if host is not None:
-                query = query.join(Host, Vm.host_id == Host.id).where(Host.name == host)
+            query = self._matching(
+                select(Vm), who, _states(state, states), deployment, host, all_users
+            )
+            query = query.order_by(Vm.created_at, Vm.index, Vm.id).offset(offset or None)
+            if limit is not None:
+                query = query.limit(limit)
             return [vm_out(vm) for vm in s.scalars(query).unique().all()]
+
+    def count_vms(
+        self,
+        who: Principal,
+        *,
+        state: VmState | None = None,
+        states: Collection[VmState] = (),
+        deployment: str | None = None,
+        host: str | None = None,
+        all_users: bool = False,
+    ) -> int:
+        """How many VMs ``list_vms`` with the same filters (and no limit) gives."""
+        with self.db.session() as s:
+            query = self._matching(
+                select(func.count(Vm.id)), who, _states(state, states), deployment, host, all_users
+            )
+            return int(s.scalar(query) or 0)
+
+    @staticmethod
+    def _matching(
+        query: Select[Any],
+        who: Principal,
+        states: set[str],
+        deployment: str | None,
+        host: str | None,
+        all_users: bool,
+    ) -> Select[Any]:
+        if not (who.is_admin and all_users):
+            query = query.where(Vm.owner_id == who.user_id)
+        if states:
+            query = query.where(Vm.state.in_(sorted(states)))
+        if deployment is not None:
+            query = query.where(Vm.deployment_id == deployment)
+        if host is not None:
+            query = query.join(Host, Vm.host_id == Host.id).where(Host.name == host)
+        return query
 
     def get(self, who: Principal, vm_id: str) -> VmOut:
         with self.db.session() as s:

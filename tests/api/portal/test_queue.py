@@ -18,6 +18,7 @@ from tests.api.helpers import (
     make_user,
     register_host,
     report,
+    run_then_stop,
     sync,
     upload,
 )
@@ -78,7 +79,7 @@ def test_a_pending_vm_shows_what_it_waits_for(portal: PortalClient, api: httpx.C
     pending_reason = api.get(f"/api/v1/vms/{vm['id']}").json()["pending_reason"]
     assert "state=pending" in shown and f"reason={pending_reason}" in shown
     assert "image=base:1 cores=1 memory=128 MiB" in shown
-    assert buttons(page, vm["id"]) == ["Stop", "Terminate"]
+    assert buttons(page, vm["id"]) == ["Stop", "Extend", "Terminate"]
     assert f'href="/ui/vms/{vm["id"]}/console">Console log<' in page.text
 
 
@@ -223,3 +224,138 @@ def test_a_failed_job_shows_its_exit_and_its_deployment_redeploys_the_failed(
     assert "starts its failed and expired VMs over" in html.unescape(portal.get("/ui/queue").text)
     assert api.get(f"/api/v1/vms/{bad['id']}").json()["attempt"] == 2
     assert api.get(f"/api/v1/vms/{ok['id']}").json()["state"] == "done"
+
+
+def vm_rows(page: httpx.Response) -> list[str]:
+    return re.findall(r'<tr data-vm-id="([^"]+)"', page.text)
+
+
+def pager(page: httpx.Response) -> str:
+    found = re.search(r'<nav id="vms-pager".*?</nav>', page.text, re.S)
+    assert found
+    return " ".join(html.unescape(found.group(0)).split())
+
+
+def test_the_queue_shows_fifty_vms_a_page_with_links_between_pages(
+    portal: PortalClient, api: httpx.Client
+) -> None:
+    made = run(api, name="scan", count=55)["vms"]
+    ids = [vm["id"] for vm in made]
+    first = portal.get("/ui/queue")
+    assert vm_rows(first) == ids[:50]
+    assert "Page 1 of 2, 55 VMs" in pager(first)
+    assert '<a href="/ui/queue?page=2" rel="next">Next</a>' in pager(first)
+    assert "Previous" not in pager(first)
+    second = portal.get("/ui/queue?page=2")
+    assert vm_rows(second) == ids[50:]
+    assert "Page 2 of 2, 55 VMs" in pager(second)
+    assert '<a href="/ui/queue" rel="prev">Previous</a>' in pager(second)
+    assert "Next" not in pager(second)
+    # A page past the end shows the last one; the script polls the page shown, no more.
+    assert vm_rows(portal.get("/ui/queue?page=7")) == ids[50:]
+    assert 'data-page="2" data-page-size="50" data-total="55"' in second.text
+    # An action from page 2 comes back to page 2.
+    back = portal.post_form(f"/ui/vms/{ids[52]}/stop", {"back": "/ui/queue?page=2"})
+    assert back.status_code == 303 and back.headers["location"] == "/ui/queue?page=2"
+
+
+def test_the_show_filter_picks_vms_by_state_with_the_deployment_filter(
+    portal: PortalClient, api: httpx.Client
+) -> None:
+    scan = run(api, name="scan", count=3)
+    other = run(api, name="other")["vms"][0]
+    ended = scan["vms"][0]
+    assert api.post(f"/api/v1/vms/{ended['id']}/stop").status_code == 202  # cancelled
+    page = portal.get("/ui/queue")
+    assert re.search(r'<label for="show-filter">Show</label>\s*<select id="show-filter"', page.text)
+    assert ">Waiting (pending)</option>" in page.text
+    assert ">Active (starting/running/suspended/stopping)</option>" in page.text
+    assert ">Ended (done/failed/cancelled/expired)</option>" in page.text
+    assert vm_rows(portal.get("/ui/queue?show=ended")) == [ended["id"]]
+    waiting = portal.get("/ui/queue?show=waiting")
+    assert vm_rows(waiting) == [vm["id"] for vm in scan["vms"][1:]] + [other["id"]]
+    assert "Page 1 of 1, 3 VMs" in pager(waiting)
+    assert '<option value="waiting" selected>' in waiting.text
+    assert 'data-states="pending"' in waiting.text  # what queue.js asks the API for
+    mine = portal.get(f"/ui/queue?show=waiting&deployment={scan['id']}")
+    assert vm_rows(mine) == [vm["id"] for vm in scan["vms"][1:]]
+    nothing = portal.get("/ui/queue?show=active")
+    assert vm_rows(nothing) == [] and "No VMs to show with this filter." in nothing.text
+    assert "Page 1 of 1, 0 VMs" in pager(nothing)
+    refused = portal.get("/ui/queue?show=sleeping")
+    assert refused.status_code == 422
+    assert "'sleeping' is not one of the queue's filters" in html.unescape(refused.text)
+
+
+def test_a_running_vm_is_suspended_and_resumed_from_the_queue(
+    server: RunningServer, portal: PortalClient, api: httpx.Client
+) -> None:
+    agent = register_host(server)
+    vm = run(api, name="dev", mode="single")["vms"][0]
+    assigned(agent, vm["id"])
+    sync(agent, [report(vm, "running")])
+    assert buttons(portal.get("/ui/queue"), vm["id"]) == ["Stop", "Suspend", "Extend", "Terminate"]
+    back = "/ui/queue?show=active"
+    done = portal.post_form(f"/ui/vms/{vm['id']}/suspend", {"back": back})
+    assert done.status_code == 303 and done.headers["location"] == back
+    assert f"VM dev ({vm['id']}) is being suspended." in html.unescape(portal.get(back).text)
+    sync(agent, [report(vm, "suspended")])
+    page = portal.get(back)
+    assert "state=suspended" in (row(page, vm["id"]) or "")
+    assert buttons(page, vm["id"]) == ["Stop", "Resume", "Extend", "Terminate"]
+    assert portal.post_form(f"/ui/vms/{vm['id']}/resume", {}).status_code == 303
+    sync(agent, [report(vm, "running")])
+    assert state(api, vm["id"]) == "running"
+    # Suspending it twice over: the service's reason, on the queue, with its status.
+    sync(agent, [report(vm, "suspended")])
+    refused = portal.post_form(f"/ui/vms/{vm['id']}/suspend", {})
+    assert refused.status_code == 409
+    assert "only a running VM can be suspended" in html.unescape(refused.text)
+
+
+def test_the_walltime_is_extended_by_an_amount_and_a_bad_one_is_kept_with_why(
+    portal: PortalClient, api: httpx.Client
+) -> None:
+    vm = run(api, name="job", walltime_s=600)["vms"][0]
+    page = portal.get("/ui/queue")
+    field = f'<label for="extend-{vm["id"]}" class="visually-hidden">Extend the walltime of job'
+    assert field in page.text
+    extended = portal.post_form(f"/ui/vms/{vm['id']}/extend", {"by": "1h", "back": "/ui/queue"})
+    assert extended.status_code == 303
+    assert api.get(f"/api/v1/vms/{vm['id']}").json()["walltime_s"] == 600 + 3600
+    assert "may now run for 1h10m in all." in html.unescape(portal.get("/ui/queue").text)
+    bad = portal.post_form(f"/ui/vms/{vm['id']}/extend", {"by": "soon"})
+    assert bad.status_code == 422
+    assert "'soon' is not a duration" in html.unescape(bad.text)
+    assert f'id="extend-{vm["id"]}" name="by" value="soon"' in bad.text  # kept to correct
+    too_long = portal.post_form(f"/ui/vms/{vm['id']}/extend", {"by": "999d"})
+    assert too_long.status_code == 422
+    assert "beyond the site's limit" in html.unescape(too_long.text)
+    assert api.get(f"/api/v1/vms/{vm['id']}").json()["walltime_s"] == 4200  # unchanged
+    portal.post_form(f"/ui/vms/{vm['id']}/stop", {})
+    assert "Extend" not in buttons(portal.get("/ui/queue"), vm["id"])  # ended: no lease
+
+
+def test_a_stopped_single_mode_vm_is_saved_as_an_image_from_the_queue(
+    server: RunningServer, portal: PortalClient, api: httpx.Client
+) -> None:
+    agent = register_host(server)
+    vm = run(api, name="dev", mode="single")["vms"][0]
+    run_then_stop(api, agent, vm)
+    page = portal.get("/ui/queue")
+    assert buttons(page, vm["id"]) == ["Start", "Save", "Terminate"]
+    empty = portal.post_form(f"/ui/vms/{vm['id']}/save", {"name": ""})
+    assert empty.status_code == 422 and "Name the image to save the VM as." in empty.text
+    bad = portal.post_form(f"/ui/vms/{vm['id']}/save", {"name": "no good!"})
+    assert bad.status_code == 422
+    assert f'id="save-{vm["id"]}" name="name" value="no good!"' in html.unescape(bad.text)
+    saved = portal.post_form(f"/ui/vms/{vm['id']}/save", {"name": "dev-image"})
+    assert saved.status_code == 303
+    assert api.get(f"/api/v1/vms/{vm['id']}").json()["saving_as"] == "dev-image"
+    page = portal.get("/ui/queue")
+    assert "is being saved as image dev-image" in html.unescape(page.text)
+    assert buttons(page, vm["id"]) == ["Start", "Terminate"]  # one save at a time
+    # A multi-mode VM is never saved: no button.
+    other = run(api, name="job")["vms"][0]
+    portal.post_form(f"/ui/vms/{other['id']}/stop", {})
+    assert "Save" not in buttons(portal.get("/ui/queue"), other["id"])

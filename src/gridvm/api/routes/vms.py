@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
 from fastapi.responses import FileResponse
 
 from gridvm.api.deps import Caller, Services
@@ -22,13 +24,30 @@ def create_vms(body: VmCreate, svc: Services, who: Caller) -> DeploymentOut:
 def list_vms(
     svc: Services,
     who: Caller,
-    state: VmState | None = None,
+    response: Response,
+    state: Annotated[list[VmState] | None, Query()] = None,
     deployment: str | None = None,
     host: str | None = None,
     all: bool = False,
+    limit: int | None = None,
+    offset: int = 0,
 ) -> list[VmOut]:
-    """Your VMs; admins may pass ``all=true`` to see everyone's."""
-    return svc.vms.list_vms(who, state=state, deployment=deployment, host=host, all_users=all)
+    """Your VMs, oldest first; admins may pass ``all=true`` to see everyone's. ``state`` may
+    be given several times (a VM in any of them); ``limit`` (1 to 1000) and ``offset`` give
+    one page. The ``X-Total-Count`` header says how many VMs match (on every page)."""
+    states = state or []
+    page = svc.vms.list_vms(
+        who,
+        states=states,
+        deployment=deployment,
+        host=host,
+        all_users=all,
+        limit=limit,
+        offset=offset,
+    )
+    total = svc.vms.count_vms(who, states=states, deployment=deployment, host=host, all_users=all)
+    response.headers["X-Total-Count"] = str(total)
+    return page
 
 
 @router.get("/vms/{vm_id}")

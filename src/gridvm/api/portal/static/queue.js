@@ -1,7 +1,9 @@
 // gridvm portal, Queue page: keeps the VM and deployment tables current without a reload.
-// Every 2 s (while the tab is visible) it asks the REST API for the VMs and deployments the
-// page shows, updates the rows in place (state, reason, host, times, buttons) and adds new
-// ones. The buttons stay plain forms, as the server renders them.
+// Every 2 s (while the tab is visible) it asks the REST API for the page of VMs shown (same
+// filter, limit and offset) and the deployments, updates the rows in place (state, reason,
+// host, times, buttons), adds the VMs that came onto the page and drops those that left.
+// The buttons stay plain forms, as the server renders them (they work without this script);
+// with it, a submitted button calls the REST API instead, says what happened, and refreshes.
 "use strict";
 (function () {
   const vmTable = document.getElementById("vms");
@@ -13,6 +15,9 @@
   const LIVE = (state) => !FINAL.has(state) && state !== "stopped";
   const allUsers = vmTable.dataset.all === "true";
   const deployment = vmTable.dataset.deployment;
+  const states = vmTable.dataset.states ? vmTable.dataset.states.split(",") : [];
+  const pageSize = Number(vmTable.dataset.pageSize) || 50;
+  let pageNumber = Number(vmTable.dataset.page) || 1;
   const here = window.location.pathname + window.location.search;
   let failing = false;
 
@@ -42,19 +47,54 @@
     return form;
   }
 
+  // A button with one text field before it (Extend by "1h", Save as an image name).
+  function fieldForm(path, field, id, label, placeholder, button) {
+    const form = el("form", { class: "inline", method: "post", action: path });
+    form.append(
+      el("input", { type: "hidden", name: "csrf_token", value: gridvm.csrf() }),
+      el("input", { type: "hidden", name: "back", value: here }),
+      el("label", { for: id, class: "visually-hidden" }, label),
+      el("input", { type: "text", id: id, name: field, placeholder: placeholder, size: "6",
+        required: "" }),
+      " ",
+      el("button", { type: "submit", class: "secondary" }, button),
+    );
+    return form;
+  }
+
+  // The buttons that apply to a VM in its state: as vm_actions in portal/queue.py.
+  function actionsOf(vm) {
+    const s = vm.state;
+    const actions = [];
+    if (LIVE(s) && s !== "stopping") actions.push("stop");
+    if (s === "stopped") actions.push("start");
+    if (s === "running") actions.push("suspend");
+    if (s === "suspended") actions.push("resume");
+    if (LIVE(s) && s !== "stopping") actions.push("extend");
+    if (s === "stopped" && vm.mode === "single" && !vm.saving_as) actions.push("save");
+    if (!FINAL.has(s)) actions.push("terminate");
+    if (FINAL.has(s)) actions.push("redeploy");
+    return actions;
+  }
+
   function vmActions(vm) {
     const cell = el("td", { class: "actions" });
     cell.append(el("a", { href: "/ui/vms/" + vm.id + "/console" }, "Console log"));
     const base = "/ui/vms/" + vm.id;
-    const forms = [];
-    if (LIVE(vm.state) && vm.state !== "stopping") forms.push(actionForm(base + "/stop", "Stop", "secondary"));
-    if (vm.state === "stopped") forms.push(actionForm(base + "/start", "Start", "secondary"));
-    if (!FINAL.has(vm.state)) {
-      forms.push(actionForm(base + "/terminate", "Terminate", "danger",
-        "Terminate " + vm.name + "? It ends now and its disk is deleted."));
-    }
-    if (FINAL.has(vm.state)) forms.push(actionForm(base + "/redeploy", "Redeploy", "secondary"));
-    for (const form of forms) cell.append(" ", form);
+    const forms = {
+      stop: () => actionForm(base + "/stop", "Stop", "secondary"),
+      start: () => actionForm(base + "/start", "Start", "secondary"),
+      suspend: () => actionForm(base + "/suspend", "Suspend", "secondary"),
+      resume: () => actionForm(base + "/resume", "Resume", "secondary"),
+      extend: () => fieldForm(base + "/extend", "by", "extend-" + vm.id,
+        "Extend the walltime of " + vm.name + " by", "1h", "Extend"),
+      save: () => fieldForm(base + "/save", "name", "save-" + vm.id,
+        "Save " + vm.name + " as the image named", "image name", "Save"),
+      terminate: () => actionForm(base + "/terminate", "Terminate", "danger",
+        "Terminate " + vm.name + "? It ends now and its disk is deleted."),
+      redeploy: () => actionForm(base + "/redeploy", "Redeploy", "secondary"),
+    };
+    for (const action of actionsOf(vm)) cell.append(" ", forms[action]());
     return cell;
   }
 
@@ -84,7 +124,7 @@
       const old = row.cells[index];
       if (!old) row.append(cell);
       else if (cell.classList.contains("actions")) {
-        if (row.dataset.state !== row.dataset.nextState) old.replaceWith(cell);
+        if (row.dataset.actions !== row.dataset.nextActions) old.replaceWith(cell);
       } else if (old.textContent !== cell.textContent) old.replaceWith(cell);
     });
   }
@@ -94,21 +134,75 @@
     if (empty) empty.remove();
   }
 
+  function emptyRow() {
+    const text = "No VMs" + (deployment ? " in this deployment" : "") +
+      (states.length ? " to show with this filter" : "") + ".";
+    return el("tr", { class: "empty" }, el("td", { colspan: allUsers ? "12" : "11" }, text));
+  }
+
+  // The page's rows become the VMs of the page, in the API's order.
   function updateVms(vms) {
     const body = vmTable.tBodies[0];
-    for (const vm of vms) {
+    const wanted = new Set(vms.map((vm) => vm.id));
+    for (const row of [...body.querySelectorAll("tr[data-vm-id]")]) {
+      if (!wanted.has(row.dataset.vmId)) row.remove();
+    }
+    vms.forEach((vm, index) => {
       let row = body.querySelector('tr[data-vm-id="' + CSS.escape(vm.id) + '"]');
       if (!row) {
         dropEmpty(vmTable);
-        row = el("tr", { "data-vm-id": vm.id, "data-state": vm.state });
+        row = el("tr", { "data-vm-id": vm.id, "data-state": vm.state,
+          "data-actions": actionsOf(vm).join("|") });
         row.append(...vmCells(vm));
-        body.append(row);
-        continue;
+      } else {
+        row.dataset.nextActions = actionsOf(vm).join("|");
+        sync(row, vmCells(vm));
+        row.dataset.state = vm.state;
+        row.dataset.actions = row.dataset.nextActions;
       }
-      row.dataset.nextState = vm.state;
-      sync(row, vmCells(vm));
-      row.dataset.state = vm.state;
-    }
+      if (body.rows[index] !== row) body.insertBefore(row, body.rows[index] || null);
+    });
+    if (!vms.length && !body.querySelector("tr.empty")) body.append(emptyRow());
+  }
+
+  function pageUrl(number) {
+    const query = new URLSearchParams();
+    if (allUsers) query.set("all", "1");
+    if (deployment) query.set("deployment", deployment);
+    if (vmTable.dataset.show) query.set("show", vmTable.dataset.show);
+    if (number > 1) query.set("page", String(number));
+    const text = query.toString();
+    return "/ui/queue" + (text ? "?" + text : "");
+  }
+
+  // "Previous", "Page N of M, T VMs", "Next", as the server renders them.
+  function updatePager(total) {
+    const pager = document.getElementById("vms-pager");
+    if (!pager || String(total) === vmTable.dataset.total) return;
+    vmTable.dataset.total = String(total);
+    const pages = Math.max(1, Math.ceil(total / pageSize));
+    const parts = [];
+    if (pageNumber > 1) parts.push(el("a", { href: pageUrl(pageNumber - 1), rel: "prev" }, "Previous"));
+    parts.push(el("span", { id: "vms-page-info" },
+      "Page " + pageNumber + " of " + pages + ", " + total + (total === 1 ? " VM" : " VMs")));
+    if (pageNumber < pages) parts.push(el("a", { href: pageUrl(pageNumber + 1), rel: "next" }, "Next"));
+    pager.replaceChildren();
+    parts.forEach((part, index) => pager.append(...(index ? [" ", part] : [part])));
+  }
+
+  // One page of VMs from the REST API and how many match (its X-Total-Count header).
+  async function fetchVms() {
+    const query = new URLSearchParams();
+    if (allUsers) query.set("all", "true");
+    if (deployment) query.set("deployment", deployment);
+    for (const state of states) query.append("state", state);
+    query.set("limit", String(pageSize));
+    query.set("offset", String((pageNumber - 1) * pageSize));
+    const response = await fetch("/api/v1/vms?" + query, { credentials: "same-origin" });
+    const payload = await response.json().catch(() => null);
+    if (!response.ok) throw new Error((payload && payload.message) || response.statusText);
+    const total = Number(response.headers.get("X-Total-Count"));
+    return { vms: payload, total: Number.isFinite(total) ? total : payload.length };
   }
 
   function depCells(d) {
@@ -158,15 +252,21 @@
   }
 
   async function poll() {
-    const query = new URLSearchParams();
-    if (allUsers) query.set("all", "true");
-    if (deployment) query.set("deployment", deployment);
     try {
-      const [vms, deployments] = await Promise.all([
-        gridvm.api("/vms?" + query),
+      let [page, deployments] = await Promise.all([
+        fetchVms(),
         gridvm.api("/deployments" + (allUsers ? "?all=true" : "")),
       ]);
-      updateVms(vms);
+      // The page shown ran out of VMs (they ended, or the filter no longer holds them).
+      const pages = Math.max(1, Math.ceil(page.total / pageSize));
+      if (pageNumber > pages) {
+        pageNumber = pages;
+        vmTable.dataset.page = String(pageNumber);
+        window.history.replaceState(null, "", pageUrl(pageNumber));
+        page = await fetchVms();
+      }
+      updateVms(page.vms);
+      updatePager(page.total);
       updateDeployments(deployments);
       if (failing) gridvm.announce("The queue is up to date again.", false);
       failing = false;
@@ -175,6 +275,86 @@
       failing = true;
     }
   }
+
+  // --- the buttons, without a reload -------------------------------------------------
+
+  // Seconds in a duration such as 90, 10m or 1h30m (as gridvm.common.units.parse_duration);
+  // null when it is not one.
+  function seconds(text) {
+    const value = text.trim();
+    if (/^\d+$/.test(value)) return Number(value);
+    const parts = [...value.matchAll(/(\d+)([smhd])/g)];
+    if (!parts.length || parts.map((p) => p[0]).join("") !== value) return null;
+    const unit = { s: 1, m: 60, h: 3600, d: 86400 };
+    return parts.reduce((sum, p) => sum + Number(p[1]) * unit[p[2]], 0);
+  }
+
+  function hours(total) {
+    const h = Math.floor(total / 3600);
+    const m = Math.floor((total % 3600) / 60);
+    const s = total % 60;
+    return (h ? h + "h" : "") + (m ? m + "m" : "") + (s || !(h || m) ? s + "s" : "");
+  }
+
+  const DONE = {
+    stop: "is stopping",
+    start: "is starting again",
+    terminate: "is being terminated",
+    redeploy: "starts over",
+    suspend: "is being suspended",
+    resume: "is resuming",
+    cancel: "is cancelled: its VMs that had not ended are ending",
+    "redeploy-failed": "starts its failed and expired VMs over",
+  };
+
+  // What the API call for a posted button is: [path, body] (or throws why not).
+  function request(form, path, verb) {
+    if (verb === "extend") {
+      const amount = form.elements.by.value.trim();
+      const by = seconds(amount);
+      if (!amount || by === null || by < 1) {
+        throw new Error("'" + amount + "' is not a duration (write it like 90s, 10m, 1h30m or 2d)");
+      }
+      return [path, { by_s: by }];
+    }
+    if (verb === "save") return [path, { name: form.elements.name.value.trim() }];
+    return [path, undefined];
+  }
+
+  function noticeOf(kind, verb, out, form) {
+    const what = (kind === "deployments" ? "Deployment " : "VM ") + out.name + " (" + out.id + ") ";
+    if (verb === "extend") return what + "may now run for " + hours(out.walltime_s) + " in all.";
+    if (verb === "save") {
+      return what + "is being saved as image " + form.elements.name.value.trim() +
+        "; it appears in My images when its host has sent it.";
+    }
+    return what + DONE[verb] + ".";
+  }
+
+  // portal.js asks data-confirm questions first (its listener was added before this one).
+  document.addEventListener("submit", async (event) => {
+    const form = event.target;
+    if (event.defaultPrevented || !(vmTable.contains(form) || depTable.contains(form))) return;
+    const action = new URL(form.action, window.location.href).pathname;
+    const found = action.match(/^\/ui(\/(vms|deployments)\/[^/]+\/([a-z-]+))$/);
+    if (!found) return;
+    event.preventDefault();
+    const verb = found[3];
+    const buttons = [...form.querySelectorAll("button")];
+    buttons.forEach((b) => (b.disabled = true));
+    try {
+      const [path, json] = request(form, found[1], verb);
+      const out = await gridvm.api(path, { method: "POST", json });
+      gridvm.announce(noticeOf(found[2], verb, out, form), false);
+      if (form.elements.by) form.elements.by.value = "";
+      if (form.elements.name) form.elements.name.value = "";
+    } catch (error) {
+      gridvm.announce(error.message, true);
+    } finally {
+      buttons.forEach((b) => (b.disabled = false));
+    }
+    await poll();
+  });
 
   // Deployment rows rendered by the server: the buttons they show.
   for (const row of depTable.querySelectorAll("tr[data-deployment-id]")) {
