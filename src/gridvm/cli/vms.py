@@ -311,7 +311,12 @@ def list_vms(
     ctx: typer.Context,
     state: Annotated[
         list[VmState] | None,
-        typer.Option("--state", "-s", help="only VMs in this state (repeat for several)"),
+        typer.Option(
+            "--state",
+            "-s",
+            metavar="STATE",
+            help=f"only VMs in this state: {', '.join(VmState)} (repeat for several)",
+        ),
     ] = None,
     deployment: Annotated[
         str | None, typer.Option("--deployment", "-d", help="only this deployment's VMs")

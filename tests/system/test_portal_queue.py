@@ -1,0 +1,68 @@
+"""The Queue page's buttons in headless Chromium: they act through the REST API without a
+reload, say what happened (or why not), and the row follows the VM's new state. The VMs
+wait for a host label no host has, so nothing boots: the test takes seconds."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.system.cloud import Cloud
+from tests.system.portal_browser import Browser
+
+pytestmark = pytest.mark.system
+
+NOWHERE = "rack = nowhere"  # no host has this label: the VMs stay pending
+
+
+@pytest.mark.timeout(120)
+def test_queue_buttons_act_without_a_reload_and_the_row_follows(
+    browser: Browser, portal_cloud: Cloud
+) -> None:
+    job, other = portal_cloud.run(name="waits", count=2, walltime_s=600, selector=NOWHERE)
+    browser.log_in(portal_cloud.server.admin_token, next_path="/ui/queue?show=waiting")
+    page = browser.page
+    page.evaluate("window.portalJourneyMarker = 'still the same page'")
+    row = page.locator(f'#vms tr[data-vm-id="{job["id"]}"]')
+    expect(row.locator(".state")).to_have_text("pending")
+
+    # Extend: an amount the page cannot read is refused with why; a good one is applied.
+    field = row.get_by_label("Extend the walltime of waits-0 by")
+    field.fill("soon")
+    row.get_by_role("button", name="Extend").click()
+    expect(page.locator("#live-status")).to_contain_text("'soon' is not a duration")
+    field.fill("30m")
+    row.get_by_role("button", name="Extend").click()
+    expect(page.locator("#live-status")).to_contain_text("may now run for 40m in all.")
+    assert portal_cloud.vm(job["id"])["walltime_s"] == 600 + 1800
+
+    # Stop a pending VM: it is cancelled, and with the "Waiting" filter it leaves the page.
+    row.get_by_role("button", name="Stop").click()
+    expect(page.locator("#live-status")).to_contain_text(f"VM waits-0 ({job['id']}) is stopping.")
+    expect(row).to_have_count(0)
+    expect(page.locator("#vms-page-info")).to_have_text("Page 1 of 1, 1 VM")
+    assert portal_cloud.vm(job["id"])["state"] == "cancelled"
+
+    # On the unfiltered page its row shows it ended, with the button that applies now.
+    browser.goto("/ui/queue")
+    page.evaluate("window.portalJourneyMarker = 'still the same page'")
+    row = page.locator(f'#vms tr[data-vm-id="{job["id"]}"]')
+    expect(row.locator(".state")).to_have_text("cancelled")
+    row.get_by_role("button", name="Redeploy").click()
+    expect(row.locator(".state")).to_have_text("pending")
+    expect(row.get_by_role("button", name="Stop")).to_be_visible()
+    expect(row.get_by_role("button", name="Redeploy")).to_have_count(0)
+    # Terminate asks first (accepted here); the other VM's row changes in place too.
+    page.once("dialog", lambda dialog: dialog.accept())
+    other_row = page.locator(f'#vms tr[data-vm-id="{other["id"]}"]')
+    other_row.get_by_role("button", name="Terminate").click()
+    expect(other_row.locator(".state")).to_have_text("cancelled")
+
+    assert page.evaluate("window.portalJourneyMarker") == "still the same page"
+    assert browser.path() == "/ui/queue"
+    polls = [call for call in browser.api_calls if call.startswith("GET /api/v1/vms?")]
+    assert polls and all("limit=50" in call and "offset=0" in call for call in polls)
+    posted = {call.split("?")[0] for call in browser.api_calls if call.startswith("POST")}
+    assert f"POST /api/v1/vms/{job['id']}/extend" in posted
+    assert f"POST /api/v1/vms/{other['id']}/terminate" in posted
+    assert browser.errors == []
