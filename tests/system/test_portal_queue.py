@@ -31,6 +31,9 @@ def test_queue_buttons_act_without_a_reload_and_the_row_follows(
     field.fill("soon")
     row.get_by_role("button", name="Extend").click()
     expect(page.locator("#live-status")).to_contain_text("'soon' is not a duration")
+    field.fill("999d")  # the API refuses it: its reason is shown as an error
+    row.get_by_role("button", name="Extend").click()
+    expect(page.locator("#live-status.error")).to_contain_text("beyond the site's limit")
     field.fill("30m")
     row.get_by_role("button", name="Extend").click()
     expect(page.locator("#live-status")).to_contain_text("may now run for 40m in all.")
@@ -52,9 +55,15 @@ def test_queue_buttons_act_without_a_reload_and_the_row_follows(
     expect(row.locator(".state")).to_have_text("pending")
     expect(row.get_by_role("button", name="Stop")).to_be_visible()
     expect(row.get_by_role("button", name="Redeploy")).to_have_count(0)
-    # Terminate asks first (accepted here); the other VM's row changes in place too.
-    page.once("dialog", lambda dialog: dialog.accept())
+    # Terminate asks first: declined, nothing happens; accepted, the row changes in place.
+    questions: list[str] = []
+    page.once("dialog", lambda dialog: (questions.append(dialog.message), dialog.dismiss()))
     other_row = page.locator(f'#vms tr[data-vm-id="{other["id"]}"]')
+    other_row.get_by_role("button", name="Terminate").click()
+    page.wait_for_timeout(500)
+    assert questions == ["Terminate waits-1? It ends now and its disk is deleted."]
+    assert portal_cloud.vm(other["id"])["state"] == "pending"
+    page.once("dialog", lambda dialog: dialog.accept())
     other_row.get_by_role("button", name="Terminate").click()
     expect(other_row.locator(".state")).to_have_text("cancelled")
 
