@@ -9,6 +9,7 @@ import hashlib
 import os
 import re
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -64,24 +65,27 @@ def test_a_refused_file_shows_why_and_leaves_no_image_or_upload(
 
 
 MIB = 1024 * 1024
-# Every text the page's live region showed, kept in sessionStorage so it survives reloads
-# (an announcement may last only until the page reloads at the end of an upload).
-RECORD_ANNOUNCEMENTS = """
+# Every text the page's live region (and its upload progress) showed, kept in sessionStorage
+# so it survives reloads (an announcement may last only until the page reloads at the end).
+RECORD_TEXTS = """
 new MutationObserver(() => {
-  const region = document.getElementById("live-status");
-  if (!region) return;
-  const seen = JSON.parse(sessionStorage.getItem("test-announced") || "[]");
-  if (seen[seen.length - 1] !== region.textContent) {
-    seen.push(region.textContent);
-    sessionStorage.setItem("test-announced", JSON.stringify(seen));
+  for (const id of ["live-status", "upload-progress-text"]) {
+    const element = document.getElementById(id);
+    if (!element || !element.textContent) continue;
+    const seen = JSON.parse(sessionStorage.getItem("test-" + id) || "[]");
+    if (seen[seen.length - 1] !== element.textContent) {
+      seen.push(element.textContent);
+      sessionStorage.setItem("test-" + id, JSON.stringify(seen));
+    }
   }
 }).observe(document, { subtree: true, childList: true, characterData: true });
 """
 
 
-def _announced(browser: Browser) -> list[str]:
+def _shown(browser: Browser, element_id: str = "live-status") -> list[str]:
+    """The texts element ``element_id`` showed, in order, on every page so far."""
     seen: list[str] = browser.page.evaluate(
-        "JSON.parse(sessionStorage.getItem('test-announced') || '[]')"
+        f"JSON.parse(sessionStorage.getItem('test-{element_id}') || '[]')"
     )
     return seen
 
@@ -123,7 +127,7 @@ def test_failed_chunks_are_retried_from_the_servers_offset(
     browser: Browser, portal_cloud: Cloud, tmp_path: Path
 ) -> None:
     disk, contents = _random_disk(tmp_path / "flaky.qcow2", 4)
-    browser.context.add_init_script(RECORD_ANNOUNCEMENTS)
+    browser.context.add_init_script(RECORD_TEXTS)
     browser.log_in(portal_cloud.server.admin_token, next_path="/ui/images")
     page = browser.page
     sent: list[str] = []  # Upload-Offset of every chunk that reached the server
@@ -142,6 +146,7 @@ def test_failed_chunks_are_retried_from_the_servers_offset(
             route.fetch()  # the server takes the chunk, but its answer is lost on the way
             route.abort("connectionreset")
             return
+        time.sleep(0.4)  # a slow link: the progress has time to show a rate
         route.continue_()
 
     page.route("**/api/v1/uploads/*", flaky)
@@ -151,7 +156,7 @@ def test_failed_chunks_are_retried_from_the_servers_offset(
     page.get_by_role("button", name="Upload", exact=True).click()
     expect(page.locator('#images tr[data-image-name="flaky-link"]')).to_be_visible()
     expect(page.get_by_role("status")).to_contain_text("Uploaded image flaky-link:1")
-    announced = _announced(browser)
+    announced = _shown(browser)
     assert announced.count("Connection lost, retrying (1 of 4)...") == 2, announced
     assert f"Connection back: the upload goes on from {_percent(MIB, disk)}." in announced
     # After the lost answer the script asked the server for its offset (3 MiB) and went on
@@ -159,6 +164,9 @@ def test_failed_chunks_are_retried_from_the_servers_offset(
     assert f"Connection back: the upload goes on from {_percent(3 * MIB, disk)}." in announced
     offsets = _offsets(disk)
     assert sent == [offsets[0], "503", *offsets[1:]]
+    progress = _shown(browser, "upload-progress-text")
+    rate = re.compile(r"^\d+%: [0-9.]+ of [0-9.]+ MiB sent, [0-9.]+ MiB/s$")
+    assert any(rate.match(text) for text in progress), progress
     assert _stored_sha256(portal_cloud, "flaky-link") == contents
     image = portal_cloud.admin.get("/api/v1/images/flaky-link").json()
     assert (image["uploaded_format"], image["virtual_size"]) == ("qcow2", 4 * MIB)
@@ -170,7 +178,7 @@ def test_an_upload_cut_off_by_a_reload_resumes_when_the_file_is_chosen_again(
     browser: Browser, portal_cloud: Cloud, tmp_path: Path
 ) -> None:
     disk, contents = _random_disk(tmp_path / "resumed.qcow2", 4)
-    browser.context.add_init_script(RECORD_ANNOUNCEMENTS)
+    browser.context.add_init_script(RECORD_TEXTS)
     browser.log_in(portal_cloud.server.admin_token, next_path="/ui/images")
     page = browser.page
     sent: list[str] = []
@@ -208,7 +216,7 @@ def test_an_upload_cut_off_by_a_reload_resumes_when_the_file_is_chosen_again(
     expect(page.locator('#images tr[data-image-name="resumed"]')).to_be_visible()
     expect(page.get_by_role("status")).to_contain_text("Uploaded image resumed:1")
     resuming = f"Resuming the earlier upload of resumed.qcow2 ({_percent(MIB, disk)} sent)."
-    assert resuming in _announced(browser)
+    assert resuming in _shown(browser)
     # The first chunk reached the server once; the rest came after the reload.
     assert sent == _offsets(disk)
     assert _stored_sha256(portal_cloud, "resumed") == contents
@@ -221,7 +229,7 @@ def test_a_chunk_the_server_refuses_stops_at_once_and_leaves_nothing(
     browser: Browser, portal_cloud: Cloud, tmp_path: Path
 ) -> None:
     disk, _ = _random_disk(tmp_path / "refused.qcow2", 3)
-    browser.context.add_init_script(RECORD_ANNOUNCEMENTS)
+    browser.context.add_init_script(RECORD_TEXTS)
     browser.log_in(portal_cloud.server.admin_token, next_path="/ui/images")
     page = browser.page
     refusal = {"error": "payload_too_large", "message": "image storage quota: 0 B left"}
@@ -240,7 +248,7 @@ def test_a_chunk_the_server_refuses_stops_at_once_and_leaves_nothing(
     expect(page.get_by_role("alert")).to_contain_text(
         "The upload failed: image storage quota: 0 B left"
     )
-    assert not any("retrying" in text for text in _announced(browser))  # no retry
+    assert not any("retrying" in text for text in _shown(browser))  # no retry
     assert portal_cloud.admin.get("/api/v1/uploads").json() == []  # the first MiB is gone too
     assert portal_cloud.admin.get("/api/v1/images/over-quota").status_code == 404
     page.reload()
