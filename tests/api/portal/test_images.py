@@ -288,3 +288,75 @@ def test_an_upload_over_the_sites_limit_is_refused_before_it_is_received(
         assert refused.status_code == 413
         assert "larger than the site&#39;s limit" in refused.text
         assert server.client().get("/api/v1/images").json() == []
+
+
+def _upload_rows(page: str) -> dict[str, str]:
+    """The unfinished uploads listed on the page: id -> what a reader sees in its row."""
+    if 'id="uploads"' not in page:
+        return {}
+    table = page.split('id="uploads"', 1)[1].split("</table>", 1)[0]
+    rows = re.findall(r'<tr data-upload-id="([^"]+)">(.*?)</tr>', table, re.S)
+    return {upload_id: _text(row) for upload_id, row in rows}
+
+
+def _open_upload(api: httpx.Client, name: str, data: bytes, sent: int) -> str:
+    """An upload of ``data`` under ``name`` with its first ``sent`` bytes received."""
+    opened = api.post("/api/v1/uploads", json={"name": name, "total_bytes": len(data)})
+    assert opened.status_code == 201, opened.text
+    upload_id: str = opened.json()["id"]
+    chunk = api.patch(
+        f"/api/v1/uploads/{upload_id}", content=data[:sent], headers={"Upload-Offset": "0"}
+    )
+    assert chunk.status_code == 200, chunk.text
+    return upload_id
+
+
+def test_unfinished_uploads_are_listed_with_what_was_received(
+    alice: tuple[PortalClient, httpx.Client], server: RunningServer
+) -> None:
+    portal, api = alice
+    assert _upload_rows(portal.get("/ui/images").text) == {}  # none: no list at all
+    upload_id = _open_upload(api, "big-analysis", bytes(4 * 2**20), 2**20)
+    # Another user's unfinished upload is not alice's to see.
+    _open_upload(server.client(), "admins-own", bytes(2**20), 2**19)
+    page = portal.get("/ui/images").text
+    rows = _upload_rows(page)
+    assert list(rows) == [upload_id]
+    assert "big-analysis" in rows[upload_id]
+    assert "25%: 1 MiB of 4 MiB" in rows[upload_id]
+    assert "Discard" in rows[upload_id]
+    assert "Unfinished uploads" in page
+    assert 'data-chunk-bytes="8388608"' in page  # the chunk size the page's script sends
+
+
+def test_discard_deletes_the_unfinished_upload(
+    alice: tuple[PortalClient, httpx.Client], server: RunningServer
+) -> None:
+    portal, api = alice
+    upload_id = _open_upload(api, "half-sent", bytes(2 * 2**20), 2**20)
+    response = portal.post_form(f"/ui/images/uploads/{upload_id}/discard", {})
+    assert response.status_code == 303
+    assert response.headers["location"] == "/ui/images"
+    page = portal.get("/ui/images").text
+    assert "Discarded the unfinished upload of half-sent (1 MiB received)." in _text(page)
+    assert _upload_rows(page) == {}
+    assert api.get(f"/api/v1/uploads/{upload_id}").status_code == 404
+    assert api.get("/api/v1/uploads").json() == []
+    assert api.get("/api/v1/images/half-sent").status_code == 404  # no image either
+
+
+def test_discard_of_anothers_or_a_gone_upload_says_so_and_keeps_it(
+    alice: tuple[PortalClient, httpx.Client], server: RunningServer
+) -> None:
+    portal, _ = alice
+    admin = server.client()
+    theirs = _open_upload(admin, "admins-upload", bytes(2**20), 2**19)
+    refused = portal.post_form(f"/ui/images/uploads/{theirs}/discard", {})
+    assert refused.status_code == 404
+    assert f"No upload {theirs!r}" in html.unescape(refused.text)
+    assert 'id="form-error"' in refused.text
+    assert admin.get(f"/api/v1/uploads/{theirs}").json()["received_bytes"] == 2**19
+    # Without the CSRF token nothing happens either.
+    forged = portal.http.post(f"/ui/images/uploads/{theirs}/discard", data={})
+    assert forged.status_code == 403
+    assert admin.get(f"/api/v1/uploads/{theirs}").status_code == 200

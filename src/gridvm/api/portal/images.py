@@ -1,7 +1,9 @@
 """The "My images" page: list, add from a template, upload, rename, share, delete.
 
 Every form works without JavaScript (post, redirect, get); images.js adds a resumable
-upload with a progress bar through the REST API and submits the checkboxes on change.
+upload with a progress bar through the REST API (retrying failed chunks, resuming an upload
+cut off by a reload) and submits the checkboxes on change. The caller's unfinished uploads
+are listed with a "Discard" button.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ router = APIRouter()
 PAGE = "/ui/images"
 READ_BLOCK = 1024 * 1024
 IMAGE_SUFFIXES = (".qcow2", ".qcow", ".img", ".raw", ".vmdk", ".vdi")
+# The chunk size images.js sends (the form's data-chunk-bytes).
+UPLOAD_CHUNK_BYTES = 8 * 1024 * 1024
 
 
 def _page(
@@ -50,6 +54,8 @@ def _page(
         shared=shared,
         entered=context.pop("entered", {}),
         max_upload=svc.config.limits.max_upload_bytes,
+        chunk_bytes=UPLOAD_CHUNK_BYTES,
+        uploads=svc.uploads.list_uploads(who),
         **context,
     )
 
@@ -186,3 +192,20 @@ async def delete_image(request: Request, session: PortalSession, image_id: str) 
     except GridvmError as exc:
         return _failed(request, session, exc, form)
     return redirect(_back(form), f"Deleted image {image.name}:{image.version}.")
+
+
+@router.post("/images/uploads/{upload_id}/discard")
+async def discard_upload(request: Request, session: PortalSession, upload_id: str) -> Any:
+    """Abort an unfinished upload: the session and the bytes it received are deleted."""
+    form = await checked_form(request, session)
+    svc = services(request)
+    try:
+        upload = svc.uploads.get(session.principal, upload_id)
+        svc.uploads.abort(session.principal, upload.id)
+    except GridvmError as exc:
+        return _failed(request, session, exc, form)
+    return redirect(
+        _back(form),
+        f"Discarded the unfinished upload of {upload.name}"
+        f" ({format_size(upload.received_bytes)} received).",
+    )
