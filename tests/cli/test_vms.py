@@ -153,3 +153,28 @@ def test_run_allow_egress_and_show_lists_the_effective_rules(cli: Cli, image: st
     assert "opens the whole internet" in line
     line = cli.fails("vm", "run", image, "--allow-egress", "no-such-host.invalid:80")
     assert "the name 'no-such-host.invalid' has no IPv4 address" in line
+
+
+def test_vm_runs_lists_each_run_and_show_counts_them(cli: Cli, image: str) -> None:
+    from tests.api.helpers import assigned, eventually, register_host, report, sync
+
+    vm = cli.json("vm", "run", "base", "--mode", "single", "--memory", "256M")["vms"][0]
+    assert cli.ok("vm", "runs", vm["id"]).stderr.strip() == f"VM {vm['id']} has not run yet"
+    agent = register_host(cli.server)
+    assigned(agent, vm["id"])
+    sync(agent, [report(vm, "running")])
+    cli.ok("vm", "stop", vm["id"])
+    sync(agent, [report(vm, "stopped", "stopped")])
+    cli.ok("vm", "start", vm["id"])
+    eventually(lambda: assigned(agent, vm["id"])["desired"] == "running")
+    sync(agent, [{**report(vm, "running"), "boot": 2}])
+
+    table = cli.ok("vm", "runs", vm["id"]).stdout
+    assert all(column in table for column in ("HOST", "STARTED", "ENDED", "END STATE"))
+    first, second = [line.split() for line in table.splitlines() if "node1" in line]
+    assert (first[0], first[-1]) == ("1", "stopped")
+    assert (second[0], second[-1]) == ("2", "running") and "so far" in " ".join(second)
+    listed = cli.json("vm", "runs", vm["id"])
+    assert [(r["number"], r["end_state"]) for r in listed] == [(1, "stopped"), (2, None)]
+    assert f"2 (list them with: gridvm vm runs {vm['id']})" in cli.ok("vm", "show", vm["id"]).stdout
+    assert "no VM 'vm-nosuch'" in cli.fails("vm", "runs", "vm-nosuch")

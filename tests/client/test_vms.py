@@ -124,3 +124,12 @@ def test_cancelling_a_deployment_ends_its_pending_vms(gv: Client, qcow2: Path) -
     assert gv.deployments.cancel(deployment.id).states == {"cancelled": 3}
     with pytest.raises(NotFoundError, match="no deployment 'dep-nothing'"):
         gv.deployments.cancel("dep-nothing")
+
+
+def test_runs_of_a_vm_that_has_not_run_and_of_no_vm(gv: Client, qcow2: Path) -> None:
+    gv.images.upload(qcow2, "base")
+    vm = gv.vms.create(image="base", memory_mb=128).vms[0]
+    assert gv.vms.runs(vm.id) == []
+    assert (gv.vms.get(vm.id).runs, gv.vms.list()[0].runs) == (0, None)
+    with pytest.raises(NotFoundError, match="no VM 'vm-nosuch'"):
+        gv.vms.runs("vm-nosuch")
