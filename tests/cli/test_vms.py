@@ -167,3 +167,28 @@ def test_vm_list_pages_and_takes_several_states(cli: Cli, image: str) -> None:
     assert [vm["name"] for vm in cli.json("vm", "list", "-s", "cancelled")] == ["scan-1"]
     refused = cli("vm", "list", "--limit", "0")
     assert refused.exit_code != 0 and "--limit" in refused.output
+
+
+def test_vm_runs_lists_each_run_and_show_counts_them(cli: Cli, image: str) -> None:
+    from tests.api.helpers import assigned, eventually, register_host, report, sync
+
+    vm = cli.json("vm", "run", "base", "--mode", "single", "--memory", "256M")["vms"][0]
+    assert cli.ok("vm", "runs", vm["id"]).stderr.strip() == f"VM {vm['id']} has not run yet"
+    agent = register_host(cli.server)
+    assigned(agent, vm["id"])
+    sync(agent, [report(vm, "running")])
+    cli.ok("vm", "stop", vm["id"])
+    sync(agent, [report(vm, "stopped", "stopped")])
+    cli.ok("vm", "start", vm["id"])
+    eventually(lambda: assigned(agent, vm["id"])["desired"] == "running")
+    sync(agent, [{**report(vm, "running"), "boot": 2}])
+
+    table = cli.ok("vm", "runs", vm["id"]).stdout
+    assert all(column in table for column in ("HOST", "STARTED", "ENDED", "END STATE"))
+    first, second = [line.split() for line in table.splitlines() if "node1" in line]
+    assert (first[0], first[-1]) == ("1", "stopped")
+    assert (second[0], second[-1]) == ("2", "running") and "so far" in " ".join(second)
+    listed = cli.json("vm", "runs", vm["id"])
+    assert [(r["number"], r["end_state"]) for r in listed] == [(1, "stopped"), (2, None)]
+    assert f"2 (list them with: gridvm vm runs {vm['id']})" in cli.ok("vm", "show", vm["id"]).stdout
+    assert "no VM 'vm-nosuch'" in cli.fails("vm", "runs", "vm-nosuch")

@@ -143,3 +143,12 @@ def test_vms_come_in_pages_with_the_total_and_several_states(gv: Client, qcow2: 
     assert [vm.name for vm in gv.vms.list(limit=1, offset=3)] == ["scan-3"]
     with pytest.raises(InvalidRequest, match="a page of 1001 VMs is not possible"):
         gv.vms.page(limit=1001)
+
+
+def test_runs_of_a_vm_that_has_not_run_and_of_no_vm(gv: Client, qcow2: Path) -> None:
+    gv.images.upload(qcow2, "base")
+    vm = gv.vms.create(image="base", memory_mb=128).vms[0]
+    assert gv.vms.runs(vm.id) == []
+    assert (gv.vms.get(vm.id).runs, gv.vms.list()[0].runs) == (0, None)
+    with pytest.raises(NotFoundError, match="no VM 'vm-nosuch'"):
+        gv.vms.runs("vm-nosuch")

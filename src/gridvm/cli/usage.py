@@ -17,8 +17,8 @@ def usage(
 ) -> None:
     """Core-hours each group's VMs used per hour (up to 2 days) or per day.
 
-    Admins see every group; other users see their own groups. Counted from the VM
-    records: a VM redeployed or started again counts its latest run only.
+    Admins see every group; other users see their own groups. Counted from the VMs'
+    runs: a VM stopped and started again, or redeployed, counts every run.
     """
     history = client(ctx).usage.history(days)
     if wants_json(ctx):

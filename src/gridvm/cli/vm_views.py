@@ -7,7 +7,7 @@ from rich.text import Text
 from gridvm.cli import output
 from gridvm.client import state_counts
 from gridvm.common.units import format_size
-from gridvm.schemas.vms import VmOut
+from gridvm.schemas.vms import VmOut, VmRunOut
 
 MIB = 1024**2
 
@@ -117,6 +117,7 @@ def vm_fields(vm: VmOut) -> None:
                 ("expires", output.timestamp(vm.expires_at)),
                 ("ended", output.timestamp(vm.ended_at)),
                 ("attempt", str(vm.attempt)),
+                ("runs", runs_text(vm)),
             ]
         )
     )
@@ -138,3 +139,25 @@ def _image_text(vm: VmOut) -> str:
     """``name:version (id)``: the version the VM got; ``(deleted)`` once the image is gone."""
     version = f":{vm.image_version}" if vm.image_version is not None else ""
     return f"{vm.image_name}{version} ({vm.image or 'deleted'})"
+
+
+def runs_text(vm: VmOut) -> str:
+    if vm.runs is None:
+        return "-"
+    return f"{vm.runs} (list them with: gridvm vm runs {vm.id})" if vm.runs else "0"
+
+
+def runs_table(runs: list[VmRunOut]) -> None:
+    """One row per run of a VM, oldest first; a run going on has no end yet."""
+    rows: list[list[Text | str]] = [
+        [
+            str(run.number),
+            output.cell(run.host),
+            output.timestamp(run.started_at),
+            output.timestamp(run.ended_at),
+            output.duration(run.duration_s) + ("" if run.ended_at else " so far"),
+            output.state_cell(run.end_state) if run.end_state else Text("running", style="green"),
+        ]
+        for run in runs
+    ]
+    output.show(output.table(["#", "HOST", "STARTED", "ENDED", "DURATION", "END STATE"], rows))

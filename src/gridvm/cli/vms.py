@@ -17,7 +17,7 @@ from gridvm.cli.params import read_param_file
 from gridvm.cli.results import download_results
 from gridvm.cli.roles import parse_role
 from gridvm.cli.state import client, wants_json
-from gridvm.cli.vm_views import memory_text, vm_fields, vm_table
+from gridvm.cli.vm_views import memory_text, runs_table, vm_fields, vm_table
 from gridvm.cli.waiting import Poll, Timeout, print_outcome, wait_with_bar
 from gridvm.client import DEFAULT_UNTIL, Client
 from gridvm.common.errors import InvalidInput
@@ -359,6 +359,18 @@ def show_vm(ctx: typer.Context, vm_id: VmId) -> None:
         output.print_json(vm)
     else:
         vm_fields(vm)
+
+
+@app.command("runs")
+def vm_runs(ctx: typer.Context, vm_id: VmId) -> None:
+    """Each run of one VM: a start after a stop and a redeploy each begin a new run."""
+    runs = client(ctx).vms.runs(vm_id)
+    if wants_json(ctx):
+        output.print_json(runs)
+    elif not runs:
+        output.note(f"VM {vm_id} has not run yet")
+    else:
+        runs_table(runs)
 
 
 @app.command("attach")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -17,10 +18,11 @@ from gridvm.client.files import CHUNK_SIZE, Progress, replacing
 from gridvm.client.transport import Params, Transport, decode
 from gridvm.schemas.consoles import MAX_MESSAGE_BYTES
 from gridvm.schemas.scheduling import LeaseExtend
-from gridvm.schemas.vms import DeploymentOut, VmCreate, VmOut, VmState
+from gridvm.schemas.vms import DeploymentOut, VmCreate, VmOut, VmRunOut, VmState
 
 _VM = TypeAdapter(VmOut)
 _VMS = TypeAdapter(list[VmOut])
+_RUNS = TypeAdapter(list[VmRunOut])
 _DEPLOYMENT = TypeAdapter(DeploymentOut)
 _DEPLOYMENTS = TypeAdapter(list[DeploymentOut])
 
@@ -109,6 +111,11 @@ class Vms:
 
     def get(self, vm_id: str) -> VmOut:
         return self._t.get(f"/vms/{_id(vm_id)}", _VM)
+
+    def runs(self, vm_id: str) -> builtins.list[VmRunOut]:
+        """Each run of the VM, oldest first: a start after a stop and a redeploy each
+        begin a new run (``ended_at`` None: the run goes on)."""
+        return self._t.get(f"/vms/{_id(vm_id)}/runs", _RUNS)
 
     def _act(self, vm_id: str, action: str) -> VmOut:
         return self._t.send("POST", f"/vms/{_id(vm_id)}/{action}", _VM)

@@ -23,8 +23,8 @@ class GroupSeries(Wire):
 
 
 class UsageHistory(Wire):
-    """Core-hours each group's VMs used in each bucket (a VM counts from its start to its end,
-    or to now while it runs; a redeployed or restarted VM counts its latest run only)."""
+    """Core-hours each group's VMs used in each bucket (each run of a VM counts from its start
+    to its end, or to now while it runs; a restarted or redeployed VM counts every run)."""
 
     days: int
     bucket: Bucket

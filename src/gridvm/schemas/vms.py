@@ -155,6 +155,24 @@ class VmOut(Wire):
     # site's); together its effective egress rules.
     egress: list[str] = Field(default_factory=list)
     zone_egress: list[str] = Field(default_factory=list)
+    # How many times it has run (a start after a stop and a redeploy each begin a run);
+    # given when one VM is shown, None in listings.
+    runs: int | None = None
+
+
+class VmRunOut(Wire):
+    """One run of a VM: from its first report of running to when it stopped or ended."""
+
+    number: int  # 1 for its first run, and so on
+    host: str | None
+    vcpus: int
+    memory_mb: int
+    started_at: datetime
+    ended_at: datetime | None  # None: running (or suspended) now
+    duration_s: int  # until ended_at, or until now
+    # The VM state it ended in (stopped, done, failed, cancelled, expired), or
+    # "redeployed" when a redeploy discarded it while it ran; None while it runs.
+    end_state: str | None
 
 
 class VmSave(Wire):

@@ -38,6 +38,7 @@ from gridvm.services.images import ImageService
 from gridvm.services.principal import Principal
 from gridvm.services.results import ResultStore
 from gridvm.services.secrets import SecretService
+from gridvm.services.vm_runs import close_run, open_run
 from gridvm.services.volumes import VolumeService, attachments, detach_ended
 from gridvm.store.db import Database
 from gridvm.store.models import Deployment, Host, Vm, utcnow
@@ -119,7 +120,7 @@ class AgentService:
                     and vm.host_id == host.id
                 ):
                     before = (vm.site_address, vm.state in _FINAL)
-                    _apply_report(vm, report)
+                    _apply_report(s, vm, report)
                     vm.site_address = (
                         None if vm.state in _FINAL else _ipv4_or_none(report.site_address)
                     )
@@ -353,8 +354,9 @@ def _hosts_of(s: Session, deployments: set[str], except_host: str) -> list[str]:
     return sorted({h for h in s.scalars(query).all() if h is not None})
 
 
-def _apply_report(vm: Vm, report: VmReport) -> None:
-    """Move the VM's recorded state along what the agent saw happen."""
+def _apply_report(s: Session, vm: Vm, report: VmReport) -> None:
+    """Move the VM's recorded state along what the agent saw happen (and open or close its
+    run: see services.vm_runs)."""
     if report.save_error and report.saved_id is not None and report.saved_id == vm.save_id:
         vm.save_as, vm.save_id, vm.save_error = None, None, report.save_error
     if vm.state in _FINAL:
@@ -371,6 +373,7 @@ def _apply_report(vm: Vm, report: VmReport) -> None:
             if report.state == LocalState.running and vm.started_at is None:
                 vm.started_at = now
                 vm.expires_at = now + timedelta(seconds=vm.walltime_s)
+                open_run(s, vm, now)
         case LocalState.stopping:
             vm.state = VmState.stopping.value
         case LocalState.stopped:
@@ -382,19 +385,23 @@ def _apply_report(vm: Vm, report: VmReport) -> None:
             vm.state = VmState.stopped.value
             vm.ended_at = now
             vm.exit_reason = _exit_reason(vm, report)
+            close_run(s, vm, now, vm.state)
         case LocalState.ended:
             vm.exit_status = report.exit_status
             vm.state = _final_state(vm, report).value
             vm.ended_at = now
             vm.exit_reason = _exit_reason(vm, report)
+            close_run(s, vm, now, vm.state)
         case LocalState.failed:
             vm.state = VmState.failed.value
             vm.ended_at = now
             vm.exit_reason = report.detail or "failed on its host"
+            close_run(s, vm, now, vm.state)
         case LocalState.deleted:
             vm.state = VmState.cancelled.value
             vm.ended_at = now
             vm.exit_reason = vm.exit_reason or "terminated"
+            close_run(s, vm, now, vm.state)
 
 
 def _final_state(vm: Vm, report: VmReport) -> VmState:

@@ -34,6 +34,7 @@ from gridvm.services.deploy_policy import trusted_run_lapsed
 from gridvm.services.fairshare import accrue_usage, tree_of
 from gridvm.services.hosts import host_usage, is_online
 from gridvm.services.quotas import active_usage, quota_limits
+from gridvm.services.vm_runs import close_run
 from gridvm.services.volumes import detach_ended, place_volumes, volume_host
 from gridvm.store.db import Database
 from gridvm.store.models import Host, SchedulerLock, User, Vm, utcnow
@@ -232,6 +233,7 @@ class SchedulingService:
                 vm.exit_reason = f"host {host.name} has not been heard from for {silent}: VM lost"
                 vm.ended_at = now
                 vm.pending_reason = None
+                close_run(s, vm, now, vm.state)
                 log.warning("VM %s lost with host %s", vm.id, host.name)
             detach_ended(s)
             return len(vms)

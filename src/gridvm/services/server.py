@@ -95,7 +95,7 @@ class ServerServices:
     quotas: QuotaService
     reservations: ReservationService
     fairshare: FairShareService
-    # Core-hours per group over time (from the VM records).
+    # Core-hours per group over time (from the VMs' runs).
     usage: UsageHistoryService
     certification: CertificationService
     image_lists: ImageListService

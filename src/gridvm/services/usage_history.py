@@ -1,9 +1,10 @@
-"""Usage over time: core-hours per group per hour or day, computed from the VM records
-(started_at .. ended_at, or now while it runs, times its cores).
+"""Usage over time: core-hours per group per hour or day, computed from the VMs' runs
+(vm_runs: each run's started_at .. ended_at, or now while it runs, times its cores).
 
 The database keeps no usage time series (group_usage holds only each group's decayed total),
-so the history comes from the VMs. A VM redeployed or started again keeps only its latest
-run's times, so earlier runs of the same VM are not counted.
+so the history comes from the runs. A VM stopped and started again, or redeployed, has one
+run per start, so every run counts; suspended time counts too (the VM holds its cores).
+Runs from before the runs were recorded (migration 0013) are only each VM's latest.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from gridvm.schemas.usage import Bucket, GroupSeries, UsageHistory
 from gridvm.services.group_tree import group_paths
 from gridvm.services.principal import Principal
 from gridvm.store.db import Database
-from gridvm.store.models import Vm, utcnow
+from gridvm.store.models import VmRun, utcnow
 
 NO_GROUP = "(no group)"
 MAX_DAYS = 366
@@ -29,7 +30,8 @@ HOURLY_UP_TO_DAYS = 2
 
 @dataclass(frozen=True)
 class VmSpan:
-    """What one VM held and when: ``cores`` from ``started_at`` to ``ended_at`` (None: now)."""
+    """What one run of a VM held and when: ``cores`` from ``started_at`` to ``ended_at``
+    (None: now)."""
 
     group: str
     cores: int
@@ -96,11 +98,11 @@ class UsageHistoryService:
         since = now - timedelta(days=days + 1)
         with self.db.session() as s:
             paths = group_paths(s)
-            query = select(Vm.group_id, Vm.vcpus, Vm.started_at, Vm.ended_at).where(
-                Vm.started_at.is_not(None), or_(Vm.ended_at.is_(None), Vm.ended_at >= since)
+            query = select(VmRun.group_id, VmRun.vcpus, VmRun.started_at, VmRun.ended_at).where(
+                or_(VmRun.ended_at.is_(None), VmRun.ended_at >= since)
             )
             if not who.is_admin:
-                query = query.where(Vm.group_id.in_(who.group_ids))
+                query = query.where(VmRun.group_id.in_(who.group_ids))
             rows = s.execute(query).all()
         spans = [
             VmSpan(
@@ -110,6 +112,5 @@ class UsageHistoryService:
                 ended_at=ended,
             )
             for group_id, cores, started, ended in rows
-            if started is not None
         ]
         return usage_history(spans, days, now)

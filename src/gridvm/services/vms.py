@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Select, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from gridvm.common.config import SiteLimits
 from gridvm.common.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -23,6 +23,7 @@ from gridvm.schemas.vms import (
     VmCreate,
     VmMode,
     VmOut,
+    VmRunOut,
     VmState,
 )
 from gridvm.services.consoles import ConsoleStore
@@ -45,6 +46,7 @@ from gridvm.services.vm_requests import (
     member_roles,
     scan_rows,
 )
+from gridvm.services.vm_runs import REDEPLOYED, close_run, run_count, runs_of
 from gridvm.services.volumes import attach_to_deployment, claim, detach_ended
 from gridvm.store.db import Database
 from gridvm.store.models import Deployment, Host, Vm, utcnow
@@ -306,8 +308,15 @@ class VmService:
     def get(self, who: Principal, vm_id: str) -> VmOut:
         with self.db.session() as s:
             out = vm_out(_get_vm(s, who, vm_id))
+            runs = run_count(s, vm_id)
         zone_rules = self.limits.zone_egress.get(out.zone.value, ()) if out.zone else ()
-        return out.model_copy(update={"zone_egress": list(zone_rules)})
+        return out.model_copy(update={"zone_egress": list(zone_rules), "runs": runs})
+
+    def runs(self, who: Principal, vm_id: str) -> list[VmRunOut]:
+        """Each run of the VM (a start after a stop, a redeploy), oldest first."""
+        with self.db.session() as s:
+            _get_vm(s, who, vm_id)
+            return runs_of(s, vm_id)
 
     def deployments(self, who: Principal, all_users: bool = False) -> list[DeploymentOut]:
         with self.db.session() as s:
@@ -512,6 +521,12 @@ class VmService:
 
     @staticmethod
     def _back_to_pending(vm: Vm) -> None:
+        """Reset the VM's times for its next run; a run still going (a redeploy of a
+        running VM) ends here, as the agent discards it."""
+        s = object_session(vm)
+        if s is not None:
+            ended = vm.state in {st.value for st in FINAL_STATES} | {VmState.stopped.value}
+            close_run(s, vm, utcnow(), vm.state if ended else REDEPLOYED)
         vm.state = VmState.pending.value
         vm.desired = DesiredState.running.value
         vm.stop_reason = None

@@ -475,3 +475,29 @@ class Vm(Base):
     volumes: Mapped[list[Volume]] = relationship(
         lazy="selectin", viewonly=True, order_by="Volume.name"
     )
+
+
+class VmRun(Base):
+    """One run of a VM: from its first report of running to when it stopped or ended.
+
+    A VM stopped and started again, or redeployed, has one run per start (its own
+    started_at .. ended_at keep only the latest); usage history counts every run.
+    ``ended_at`` is None while the run goes on; suspended time counts (the VM holds its
+    cores). VMs are never deleted (their rows are the site's record), so a run lives as
+    long as its VM.
+    """
+
+    __tablename__ = "vm_runs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    vm_id: Mapped[str] = mapped_column(ForeignKey("vms.id", ondelete="CASCADE"), index=True)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    group_id: Mapped[str | None] = mapped_column(ForeignKey("groups.id"), index=True)
+    host_id: Mapped[str | None] = mapped_column(ForeignKey("hosts.id"))
+    vcpus: Mapped[int] = mapped_column(Integer)
+    memory_mb: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(index=True)
+    ended_at: Mapped[datetime | None]
+    # The VM state it ended in (stopped, done, failed, cancelled, expired), or
+    # "redeployed" when a redeploy discarded it while it ran; None while it runs.
+    end_state: Mapped[str | None] = mapped_column(String(16))
+    host: Mapped[Host | None] = relationship(lazy="joined")

@@ -9,7 +9,7 @@ from fastapi.responses import FileResponse
 
 from gridvm.api.deps import Caller, Services
 from gridvm.schemas.scheduling import LeaseExtend
-from gridvm.schemas.vms import DeploymentOut, VmCreate, VmOut, VmSave, VmState
+from gridvm.schemas.vms import DeploymentOut, VmCreate, VmOut, VmRunOut, VmSave, VmState
 
 router = APIRouter(tags=["vms"])
 
@@ -53,6 +53,12 @@ def list_vms(
 @router.get("/vms/{vm_id}")
 def show_vm(vm_id: str, svc: Services, who: Caller) -> VmOut:
     return svc.vms.get(who, vm_id)
+
+
+@router.get("/vms/{vm_id}/runs")
+def vm_runs(vm_id: str, svc: Services, who: Caller) -> list[VmRunOut]:
+    """Each run of the VM (a start after a stop, a redeploy), newest last."""
+    return svc.vms.runs(who, vm_id)
 
 
 @router.get("/vms/{vm_id}/console", response_class=Response)
