@@ -15,7 +15,7 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from gridvm.api.errors import error_json
-from gridvm.api.portal import account, admin, images, login, queue, run
+from gridvm.api.portal import account, admin, images, login, queue, run, vm_page
 from gridvm.api.portal.rendering import STATIC_DIR, render
 from gridvm.api.portal.session import LoginRequired
 from gridvm.common.errors import GridvmError
@@ -29,7 +29,7 @@ def _is_page(request: Request) -> bool:
 
 def install_portal(app: FastAPI) -> None:
     app.mount(f"{PREFIX}/static", StaticFiles(directory=str(STATIC_DIR)), name="portal-static")
-    for module in (login, account, images, admin, run, queue):
+    for module in (login, account, images, admin, run, queue, vm_page):
         app.include_router(module.router, prefix=PREFIX, include_in_schema=False)
 
     @app.get("/", include_in_schema=False)

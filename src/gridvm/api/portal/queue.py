@@ -203,20 +203,41 @@ VERBS: dict[str, tuple[str, Callable[[VmService], Callable[[Principal, str], VmO
 }
 
 
+def _vm_page_of(back: str, vm_id: str | None) -> str | None:
+    """The VM's own page when the form was sent from it (only the page of the VM acted on)."""
+    page = f"/ui/vms/{vm_id}"
+    return page if vm_id is not None and back == page else None
+
+
 async def _acted(
     request: Request,
     session: OpenSession,
     do: Callable[[VmService, FormData], str],
     keep: Callable[[FormData], dict[str, str]] = lambda form: {},
+    vm_id: str | None = None,
 ) -> Any:
-    """Carry out one posted queue action: back to the queue with ``do``'s notice, or the queue
-    page with the service's reason (and its status) when it refused, the values entered
-    (``keep``) still in their fields."""
+    """Carry out one posted queue action: back to the queue (or to the page of the VM
+    ``vm_id`` it was sent from) with ``do``'s notice, or that page with the service's reason
+    (and its status) when it refused, the values entered (``keep``) still in their fields."""
     form = await checked_form(request, session)
-    filters = _filters_of(form_text(form, "back") or QUEUE)
+    back = form_text(form, "back") or QUEUE
+    filters = _filters_of(back)
+    vm_page = _vm_page_of(back, vm_id)
     try:
         notice = do(services(request).vms, form)
     except GridvmError as exc:
+        if vm_page is not None and vm_id is not None:
+            # The VM page shows this module's buttons: imported here, not at the top.
+            from gridvm.api.portal.vm_page import vm_page as show_vm_page
+
+            return show_vm_page(
+                request,
+                session,
+                vm_id,
+                error=error_text(exc),
+                status_code=exc.http_status,
+                **keep(form),
+            )
         return _queue_page(
             request,
             session,
@@ -225,7 +246,7 @@ async def _acted(
             status_code=exc.http_status,
             **keep(form),
         )
-    return redirect(filters.url(), notice)
+    return redirect(vm_page or filters.url(), notice)
 
 
 async def _act(request: Request, session: OpenSession, action: str, vm_id: str) -> Any:
@@ -235,7 +256,7 @@ async def _act(request: Request, session: OpenSession, action: str, vm_id: str) 
         vm = method(vms)(session.principal, vm_id)
         return f"VM {vm.name} ({vm.id}) {what}."
 
-    return await _acted(request, session, do)
+    return await _acted(request, session, do, vm_id=vm_id)
 
 
 @router.post("/vms/{vm_id}/stop")
@@ -283,7 +304,11 @@ async def extend(request: Request, session: PortalSession, vm_id: str) -> Any:
         return f"VM {vm.name} ({vm.id}) may now run for {format_duration(vm.walltime_s)} in all."
 
     return await _acted(
-        request, session, do, lambda form: {"extend_" + vm_id: form_text(form, "by")}
+        request,
+        session,
+        do,
+        lambda form: {"extend_" + vm_id: form_text(form, "by")},
+        vm_id=vm_id,
     )
 
 
@@ -302,7 +327,11 @@ async def save(request: Request, session: PortalSession, vm_id: str) -> Any:
         )
 
     return await _acted(
-        request, session, do, lambda form: {"save_" + vm_id: form_text(form, "name")}
+        request,
+        session,
+        do,
+        lambda form: {"save_" + vm_id: form_text(form, "name")},
+        vm_id=vm_id,
     )
 
 

@@ -99,7 +99,8 @@
   }
 
   function vmCells(vm) {
-    const name = el("td", { class: "name" }, vm.name, el("br"), el("span", { class: "muted" }, vm.id));
+    const page = el("a", { href: "/ui/vms/" + vm.id }, vm.name);
+    const name = el("td", { class: "name" }, page, el("br"), el("span", { class: "muted" }, vm.id));
     const hasStatus = vm.exit_status !== null && vm.exit_status !== undefined;
     const exit = vm.exit_reason || (hasStatus ? "exit status " + vm.exit_status : "");
     return [
