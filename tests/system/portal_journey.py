@@ -2,14 +2,16 @@
 
 Log in, add an image from the template ``tiny`` under a new name, run three VMs of it (after a
 Run form the server refuses), watch them reach ``done`` in the queue without reloading, read a
-console log, and look at the admin pages. ``run_journey`` asserts what the user sees at every
-step; the journey test (tests/system/test_portal_journey.py) runs it, and ``make screenshots``
+console log, download a VM's results from its page, and look at the admin pages.
+``run_journey`` asserts what the user sees at every step; the journey test
+(tests/system/test_portal_journey.py) runs it, and ``make screenshots``
 (scripts/portal_screenshots.py) runs the same steps saving a PNG of each page.
 """
 
 from __future__ import annotations
 
 import re
+import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +25,10 @@ COPY = "tiny-portal"
 VM_NAME = "portal"
 COUNT = 3
 MEMORY_MIB = "192"  # what the tiny guest needs (as the other system tests run it)
-JOB = '#!/bin/sh\necho "hello from the portal on $(hostname)"\nexit 0\n'
+JOB = (
+    '#!/bin/sh\necho "hello from the portal on $(hostname)"\n'
+    'echo "result of $(hostname)" > "$GRIDVM_OUTPUT/answer.txt"\nexit 0\n'
+)
 BAD_WALLTIME = "soon"  # not a duration: only the server can tell, so it must say why
 FINISH_TIMEOUT_MS = 300_000  # three guests under TCG on a busy 2-core machine
 # JavaScript: some of the VMs' state cells show them booting or running (or all have ended).
@@ -79,10 +84,13 @@ def run_journey(browser: Browser, cloud: Cloud, shots: Shots | None = None) -> J
     console_of(browser, vm_ids[0])
     shots.take(browser, "console")
 
+    results_of(browser, vm_ids[0])
+    shots.take(browser, "vm")
+
     admin_pages(browser, cloud, shots)
 
     browser.phone()
-    for path in PHONE_PAGES:
+    for path in [*PHONE_PAGES, f"/ui/vms/{vm_ids[0]}"]:
         browser.goto(path)
         expect(page.locator("h1")).to_be_visible()
         assert browser.horizontal_overflow() <= 0, f"{path} scrolls sideways at 375px"
@@ -180,6 +188,27 @@ def console_of(browser: Browser, vm_id: str) -> None:
     expect(log).to_contain_text(f"hello from the portal on {VM_NAME}-")  # ...and ran the job
     expect(log).to_contain_text("user-data exited with status 0")
     assert "\x1b" not in log.inner_text()  # the firmware's screen resets are not shown
+
+
+def results_of(browser: Browser, vm_id: str) -> None:
+    """The VM's page from its name in the queue: done after one run, and its results as a tar
+    holding the file the job wrote."""
+    page = browser.page
+    browser.goto("/ui/queue")
+    row = page.locator(f'#vms tr[data-vm-id="{vm_id}"]')
+    with page.expect_navigation():
+        row.locator("td.name a").click()
+    assert browser.path() == f"/ui/vms/{vm_id}", browser.path()
+    expect(page.locator("#vm-state")).to_have_text("done")
+    expect(page.locator("#runs tbody tr")).to_have_count(1)
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download results").click()
+    with tarfile.open(download.value.path()) as tar:
+        names = {name.removeprefix("./") for name in tar.getnames()}
+        assert "answer.txt" in names, names
+        member = next(m for m in tar.getmembers() if m.name.removeprefix("./") == "answer.txt")
+        answer = tar.extractfile(member)
+        assert answer is not None and answer.read().decode().startswith(f"result of {VM_NAME}-")
 
 
 def admin_pages(browser: Browser, cloud: Cloud, shots: Shots) -> None:

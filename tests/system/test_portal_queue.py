@@ -75,3 +75,39 @@ def test_queue_buttons_act_without_a_reload_and_the_row_follows(
     assert f"POST /api/v1/vms/{job['id']}/extend" in posted
     assert f"POST /api/v1/vms/{other['id']}/terminate" in posted
     assert browser.errors == []
+
+
+@pytest.mark.timeout(120)
+def test_a_vm_page_follows_its_vm_and_its_buttons_come_back_to_it(
+    browser: Browser, portal_cloud: Cloud
+) -> None:
+    (vm,) = portal_cloud.run(name="paged", walltime_s=600, selector=NOWHERE)
+    browser.log_in(portal_cloud.server.admin_token, next_path="/ui/queue?show=waiting")
+    page = browser.page
+    row = page.locator(f'#vms tr[data-vm-id="{vm["id"]}"]')
+    with page.expect_navigation():
+        row.get_by_role("link", name=vm["name"]).click()
+    assert browser.path() == f"/ui/vms/{vm['id']}"
+    expect(page.locator("#vm-state")).to_have_text("pending")
+    expect(page.get_by_role("link", name="Console log")).to_be_visible()
+
+    # A button on the page is a plain form: it comes back to the page, saying what it did.
+    page.get_by_label("Extend the walltime of paged by").fill("30m")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Extend").click()
+    assert browser.path() == f"/ui/vms/{vm['id']}"
+    expect(page.get_by_role("status").first).to_contain_text("may now run for 40m in all.")
+
+    # Ended elsewhere: the page follows without a reload, then says it ended.
+    page.evaluate("window.portalJourneyMarker = 'still the same page'")
+    portal_cloud.admin.post(f"/api/v1/vms/{vm['id']}/stop").raise_for_status()
+    expect(page.locator("#vm-state")).to_have_text("cancelled", timeout=6_000)
+    expect(page.locator("#vm-exit")).to_contain_text("cancelled")
+    expect(page.locator("#vm-live")).to_contain_text("The VM has ended (cancelled)")
+    assert page.evaluate("window.portalJourneyMarker") == "still the same page"
+
+    browser.phone()
+    assert browser.horizontal_overflow() <= 0, "the VM page scrolls sideways at 375px"
+    browser.desktop()
+    assert f"GET /api/v1/vms/{vm['id']}" in browser.api_calls
+    assert browser.errors == []
