@@ -102,7 +102,7 @@ def test_a_vm_page_follows_its_vm_and_its_buttons_come_back_to_it(
     page.evaluate("window.portalJourneyMarker = 'still the same page'")
     portal_cloud.admin.post(f"/api/v1/vms/{vm['id']}/stop").raise_for_status()
     expect(page.locator("#vm-state")).to_have_text("cancelled", timeout=6_000)
-    expect(page.locator("#vm-exit")).to_contain_text("cancelled")
+    expect(page.locator("#vm-exit-reason")).to_contain_text("cancelled")
     expect(page.locator("#vm-live")).to_contain_text("The VM has ended (cancelled)")
     assert page.evaluate("window.portalJourneyMarker") == "still the same page"
 

@@ -159,7 +159,7 @@ def test_the_page_shows_the_vm_its_rules_runs_and_results_and_actions_come_back_
     sync(agent, [{**report(vm, "ended", "poweroff"), "boot": 2, "exit_status": 0}])
 
     page = portal.get(page_path)
-    assert field(page, "State") == "done" and field(page, "Exit").startswith("exit status 0")
+    assert field(page, "State") == "done" and field(page, "Exit status") == "0"
     runs = table_rows(page, "runs")
     assert len(runs) == 2
     assert runs[0].startswith("1 node1") and runs[0].endswith("stopped")
@@ -191,7 +191,8 @@ def test_a_refused_action_from_the_page_shows_why_on_the_page(
     # A pending VM stopped is cancelled: no results, and the page says so.
     assert portal.post_form(f"/ui/vms/{vm['id']}/stop", {"back": page_path}).status_code == 303
     page = portal.get(page_path)
-    assert field(page, "State") == "cancelled"
+    assert field(page, "State") == "cancelled" and field(page, "Exit status") == "-"
+    assert field(page, "Exit reason") == "cancelled by admin before it started"
     assert "None: the job left no results." in text_of(page)
     assert portal.get(f"/ui/vms/{vm['id']}/results").status_code == 404
 

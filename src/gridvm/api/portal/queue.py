@@ -1,5 +1,6 @@
 """The Queue page (your VMs and deployments, with what they wait for), the buttons that
-stop, start, terminate or redeploy a VM or cancel a deployment, and a VM's console log.
+stop, start, terminate or redeploy a VM or cancel a deployment (also shown on a VM's own
+page, vm_page.py, and coming back to it), and a VM's console log.
 
 The buttons are plain forms (they work without JavaScript); static/queue.js keeps the
 tables current by polling the REST API, and static/console.js follows a running VM's log.

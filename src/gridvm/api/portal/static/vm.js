@@ -1,5 +1,5 @@
 // gridvm portal, a VM's page: while the VM has not ended, ask the REST API for it
-// (GET /api/v1/vms/ID) every 2 s and update its state, what it waits for, exit, guest
+// (GET /api/v1/vms/ID) every 2 s and update its state, what it waits for, its exit, guest
 // readiness, progress and host in place. When it ends, say so once and stop; the buttons
 // and runs shown are the page's (its Refresh link renders them again).
 "use strict";
@@ -10,6 +10,7 @@
   const PERIOD_MS = 2000;
   const FINAL = new Set(["done", "failed", "cancelled", "expired"]);
   const vmId = details.dataset.vmId;
+  const rendered = details.dataset.state; // the state the page's buttons and runs are for
 
   // As the page's "when" filter: YYYY-MM-DD HH:MM:SS UTC.
   const when = (iso) => (iso ? iso.slice(0, 19).replace("T", " ") + " UTC" : "");
@@ -27,12 +28,6 @@
     badge.className = "badge " + state;
   }
 
-  function exitText(vm) {
-    const hasStatus = vm.exit_status !== null && vm.exit_status !== undefined;
-    const status = hasStatus ? "exit status " + vm.exit_status : "";
-    return [status, vm.exit_reason || ""].filter(Boolean).join(": ") || "-";
-  }
-
   function guestText(vm) {
     if (!vm.ready_at) return "not reported ready";
     return "ready since " + when(vm.ready_at) + (vm.ip ? ", address " + vm.ip : "");
@@ -42,8 +37,9 @@
     const bar = document.getElementById("vm-progress");
     const hasValue = vm.progress !== null && vm.progress !== undefined;
     if (bar) {
+      // No percent reported: no bar (an empty one would spin as if something moved).
       if (hasValue) bar.value = vm.progress;
-      else bar.removeAttribute("value");
+      bar.hidden = !hasValue;
     }
     const percent = hasValue ? String(Number(vm.progress)) + "%" : "";
     const text = [percent, vm.progress_message || ""].filter(Boolean).join(" ");
@@ -54,11 +50,17 @@
     showState(vm.state);
     details.dataset.state = vm.state;
     setText("vm-reason", vm.state === "pending" ? vm.pending_reason || "-" : "-");
-    setText("vm-exit", exitText(vm));
+    const hasStatus = vm.exit_status !== null && vm.exit_status !== undefined;
+    setText("vm-exit-status", hasStatus ? String(vm.exit_status) : "-");
+    setText("vm-exit-reason", vm.exit_reason || "-");
     setText("vm-guest", guestText(vm));
     setText("vm-host", vm.host || "-");
     setText("vm-site-address", vm.site_address || "-");
     showProgress(vm);
+    if (vm.state !== rendered && !FINAL.has(vm.state)) {
+      setText("vm-live", "The VM is now " + vm.state + " (it was " + rendered + "): Refresh " +
+        "the page for the buttons and runs that apply now.");
+    }
   }
 
   // One step: false (stop polling) once the VM has ended.
