@@ -94,6 +94,74 @@ def test_vms_on_two_hosts_reach_their_whitelisted_port_only(
         assert "PORT 8081 CLOSED" in console, console
 
 
+LIVE_JOB = f"""#!/bin/sh
+probe() {{ answer=$(nc -w 2 {TARGET_IP} 8081 </dev/null) && [ -n "$answer" ]; }}
+probe && echo "OPEN AT START"
+echo "CLOSED AT START"
+i=0
+until probe; do i=$((i+1)); [ $i -gt 90 ] && exit 3; sleep 1; done
+echo "NOW OPEN $answer"
+i=0
+while probe; do i=$((i+1)); [ $i -gt 90 ] && exit 4; sleep 1; done
+echo "CLOSED AGAIN"
+"""
+
+
+def _whitelist_current(admin: httpx.Client, host: str) -> bool:
+    return admin.get(f"/api/v1/hosts/{host}").json()["site_egress_current"] is True
+
+
+def test_a_site_whitelist_entry_added_at_run_time_opens_a_port_to_a_running_vm(
+    server: RunningServer, testbed: Testbed
+) -> None:
+    """No restart of the server or the agent, and no new VM: the running guest's next
+    connection goes through once its host has applied the change, and not after removal."""
+    admin = server.client()
+    created = admin.post(
+        "/api/v1/vms",
+        json={
+            "image": "tiny",
+            "memory_mb": 192,
+            "user_data": LIVE_JOB,
+            "selector": "testbed_host = 1",
+            "walltime_s": 600,
+        },
+    )
+    assert created.status_code == 201, created.text
+    vm_id = created.json()["vms"][0]["id"]
+    console = _wait_console(admin, vm_id, "CLOSED AT START", testbed)
+    assert "OPEN AT START" not in console
+    _wait_until(lambda: _whitelist_current(admin, "host1"), testbed)
+    zone = admin.get(f"/api/v1/vms/{vm_id}").json()["zone"]
+
+    rule = admin.post("/api/v1/site/egress", json={"zone": zone, "entry": f"{TARGET_IP}:8081"})
+    assert rule.status_code == 201, rule.text
+    host1 = next(h for h in testbed.hosts if h.name == "host1")
+    console = _wait_console(admin, vm_id, "NOW OPEN", testbed)
+    assert f"NOW OPEN hi-from-8081-to-{host1.uplink_ip}" in console, console
+    _wait_until(lambda: _whitelist_current(admin, "host1"), testbed)
+    shown = admin.get(f"/api/v1/vms/{vm_id}").json()
+    assert f"{TARGET_IP}:8081" in shown["zone_egress"] and shown["zone_egress_applied"] is True
+    site_rule = (
+        f'ip daddr {TARGET_IP} tcp dport 8081 accept comment "site whitelist of zone {zone}"'
+    )
+    assert site_rule in ns_run(host1.ns, "nft", "list", "ruleset").stdout
+
+    assert admin.delete(f"/api/v1/site/egress/{rule.json()['id']}").status_code == 200
+    _wait_console(admin, vm_id, "CLOSED AGAIN", testbed)
+    assert site_rule not in ns_run(host1.ns, "nft", "list", "ruleset").stdout
+    assert _wait_done(admin, vm_id, testbed)["state"] == "done"
+
+
+def _wait_until(check: Any, bed: Testbed, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            logs = "\n".join(f"{h.name}:\n{h.log_text()[-2000:]}" for h in bed.hosts)
+            raise AssertionError(f"not so after {timeout} s\n{logs}")
+        time.sleep(0.3)
+
+
 def _listen_job(ports: tuple[int, ...], seconds: int) -> str:
     loops = "".join(
         f"( while :; do echo hello-from-vm | nc -l -p {port}; done ) &\n" for port in ports

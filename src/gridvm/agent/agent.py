@@ -76,6 +76,8 @@ class Agent:
         self._generation: int | None = None
         # Volumes whose files were deleted as the server asked, reported at the next sync.
         self._deleted_volumes: list[str] = []
+        # The digest of the site whitelists the network rules hold (site networking).
+        self._egress_applied: str | None = None
         self._stop = threading.Event()
         self.guest_relays = GuestRelays(self._forward_guest)
 
@@ -163,11 +165,15 @@ class Agent:
                 since=self._generation,
                 wait_s=wait,
                 deleted_volumes=self._deleted_volumes,
+                site_egress_applied=self._egress_applied,
             )
         )
         self._generation = response.generation
         if self.network is not None:
             self.network.set_zone_egress({z.value: e for z, e in response.zone_egress.items()})
+            # In force now (set_zone_egress raises rather than keep a whitelist it could
+            # not apply): the next sync tells the server.
+            self._egress_applied = response.zone_egress_digest
             self.network.set_remote_peers({a.vm_id: a.remote_peers for a in response.assignments})
         self._deleted_volumes = self.machines.volumes.delete(
             response.delete_volumes, _volumes_in_use(records, frozenset(self._busy))

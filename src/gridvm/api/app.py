@@ -23,6 +23,7 @@ from gridvm.api.routes import (
     images,
     scheduling,
     secrets,
+    site_egress,
     uploads,
     usage,
     vms,
@@ -65,5 +66,6 @@ def create_app(services: ServerServices, *, run_loops: bool = True) -> FastAPI:
     app.include_router(volumes.router, prefix=API_PREFIX)
     app.include_router(uploads.router, prefix=API_PREFIX)
     app.include_router(usage.router, prefix=API_PREFIX)
+    app.include_router(site_egress.router, prefix=API_PREFIX)
     install_portal(app)
     return app

@@ -20,6 +20,7 @@ from gridvm.cli import (
     images,
     scheduling,
     secrets,
+    site_egress,
     usage,
     vms,
 )
@@ -75,6 +76,7 @@ app.add_typer(image_lists.app, name="image-list")
 app.add_typer(vms.app, name="vm")
 app.add_typer(deployments.app, name="deployment")
 app.add_typer(hosts.app, name="host")
+app.add_typer(site_egress.app, name="egress")
 app.add_typer(secrets.app, name="secret")
 app.add_typer(secrets.ssh_keys, name="ssh-key")
 app.add_typer(admin.groups, name="group")

@@ -28,6 +28,15 @@ def _load(load: HostLoad | None) -> str:
     return text
 
 
+def site_whitelist(h: HostOut) -> str:
+    """Whether the host enforces the site's current zone whitelists (gridvm egress)."""
+    if h.site_egress_applied is None:
+        return "not reported (user-mode networking, or no sync yet)"
+    if h.site_egress_current:
+        return f"current ({h.site_egress_applied})"
+    return f"behind: applied {h.site_egress_applied}, the site's has changed since (next sync)"
+
+
 def _memory(used_mb: int, total_mb: int) -> str:
     return f"{format_size(used_mb * MIB)} / {format_size(total_mb * MIB)}"
 
@@ -42,12 +51,19 @@ def host_table(hosts: list[HostOut]) -> None:
             f"{h.used_cores}/{h.cores}",
             _memory(h.used_memory_mb, h.memory_mb),
             str(h.vms),
+            _whitelist_cell(h),
             output.relative(h.last_seen_at),
         )
         for h in hosts
     ]
-    columns = ("NAME", "STATE", "LINK", "ARCH", "CORES", "MEMORY", "VMS", "SEEN")
+    columns = ("NAME", "STATE", "LINK", "ARCH", "CORES", "MEMORY", "VMS", "WHITELIST", "SEEN")
     output.show(output.table(columns, rows))
+
+
+def _whitelist_cell(h: HostOut) -> str:
+    if h.site_egress_applied is None:
+        return "-"
+    return "current" if h.site_egress_current else "behind"
 
 
 def host_fields(h: HostOut) -> None:
@@ -69,6 +85,7 @@ def host_fields(h: HostOut) -> None:
                 ("cached images", output.cell(", ".join(h.cached_images))),
                 ("labels", output.cell(labels)),
                 ("zones", ", ".join(z.value for z in h.zones)),
+                ("site whitelist", site_whitelist(h)),
                 ("last seen", output.timestamp(h.last_seen_at)),
                 ("registered", output.timestamp(h.registered_at)),
             ]

@@ -128,7 +128,10 @@ def egress_text(vm: VmOut) -> str:
     own = [f"{e} (VM)" for e in vm.egress]
     zone = vm.zone.value if vm.zone else "zone"
     site = [f"{e} (site, {zone})" for e in vm.zone_egress]
-    return ", ".join(own + site) or "none (no outbound connections with site networking)"
+    text = ", ".join(own + site) or "none (no outbound connections with site networking)"
+    if vm.zone_egress_applied is False:
+        text += "; its host has not applied the site's latest whitelist yet (next sync)"
+    return text
 
 
 def counts_text(vms: list[VmOut]) -> str:

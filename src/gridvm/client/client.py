@@ -17,6 +17,7 @@ from gridvm.client.images import Images
 from gridvm.client.scheduling import Quotas, Reservations, Share
 from gridvm.client.secrets import Secrets, SshKeys
 from gridvm.client.settings import check_token, load_settings, normalize_url
+from gridvm.client.site_egress import SiteEgress
 from gridvm.client.transport import Transport
 from gridvm.client.usage import Usage
 from gridvm.client.vms import Deployments, Vms
@@ -60,6 +61,7 @@ class Client:
         self.vms = Vms(self._t)
         self.deployments = Deployments(self._t)
         self.hosts = Hosts(self._t)
+        self.site_egress = SiteEgress(self._t)
         self.secrets = Secrets(self._t)
         self.ssh_keys = SshKeys(self._t)
         self.share = Share(self._t)

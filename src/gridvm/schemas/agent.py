@@ -142,6 +142,9 @@ class SyncRequest(Wire):
     wait_s: float = Field(default=0.0, ge=0, le=30)
     # Volumes whose files the agent deleted, as the server asked (see delete_volumes).
     deleted_volumes: list[str] = Field(default_factory=list)
+    # Site networking: the digest (SyncResponse.zone_egress_digest) of the site whitelists
+    # the agent has applied; None with user-mode networking, or before the first apply.
+    site_egress_applied: str | None = Field(default=None, pattern=r"^[0-9a-f]{16}$")
 
 
 class SyncResponse(Wire):
@@ -155,6 +158,8 @@ class SyncResponse(Wire):
     # The site's egress whitelist of each zone (entries as network.whitelist prints them),
     # added to every VM's own in that zone.
     zone_egress: dict[Zone, list[str]] = Field(default_factory=dict)
+    # Names zone_egress as a whole; the agent reports it back once applied.
+    zone_egress_digest: str | None = None
 
 
 class RegistrationOut(Wire):

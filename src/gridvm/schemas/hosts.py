@@ -55,5 +55,10 @@ class HostOut(Wire):
     load: HostLoad | None = None
     labels: dict[str, str]
     zones: list[Zone] = Field(default_factory=lambda: [Zone.trusted, Zone.dmz])
+    # Site networking: the digest of the site's zone whitelists its agent last applied
+    # (None: user-mode networking, or not reported yet), and whether that is the current
+    # one (``gridvm egress list`` shows the digest; a change is applied at the next sync).
+    site_egress_applied: str | None = None
+    site_egress_current: bool | None = None
     last_seen_at: datetime | None
     registered_at: datetime

@@ -155,6 +155,10 @@ class VmOut(Wire):
     # site's); together its effective egress rules.
     egress: list[str] = Field(default_factory=list)
     zone_egress: list[str] = Field(default_factory=list)
+    # Whether its host's agent has applied the site's current zone whitelists (a change
+    # takes a sync to arrive); None when that is not known (no host, user-mode
+    # networking); given when one VM is shown.
+    zone_egress_applied: bool | None = None
     # How many times it has run (a start after a stop and a redeploy each begin a run);
     # given when one VM is shown, None in listings.
     runs: int | None = None

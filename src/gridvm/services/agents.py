@@ -38,6 +38,7 @@ from gridvm.services.images import ImageService
 from gridvm.services.principal import Principal
 from gridvm.services.results import ResultStore
 from gridvm.services.secrets import SecretService
+from gridvm.services.site_egress import SiteEgressService
 from gridvm.services.vm_runs import close_run, open_run
 from gridvm.services.volumes import VolumeService, attachments, detach_ended
 from gridvm.store.db import Database
@@ -64,6 +65,7 @@ class AgentService:
         bump: Callable[..., None] = lambda *host_ids: None,
     ) -> None:
         self.db = db
+        self.site_egress = SiteEgressService(db, limits)
         self.blobs = blobs
         self.limits = limits
         self.consoles = consoles
@@ -110,6 +112,7 @@ class AgentService:
             host.cached_images = {"digests": sorted(req.cached_images)}
             host.load = req.load.model_dump() if req.load else None
             host.uplink_address = _ipv4_or_none(req.uplink_address)
+            host.site_egress_applied = req.site_egress_applied
             changed: set[str] = set()  # vm_to_vm deployments whose members came or went
             for report in req.vms:
                 # Locked: a user's action on the same VM waits, and is not overwritten.
@@ -145,13 +148,15 @@ class AgentService:
             assignments = [self._assignment(vm, peers.get(vm.id, [])) for vm in assigned]
             delete_volumes = VolumeService.to_delete(s, host.id)
         offsets = {a.vm_id: self.consoles.offset(a.vm_id) for a in assignments}
+        site = self.site_egress.effective()
         return SyncResponse(
             generation=generation,
             assignments=assignments,
             console_offsets=offsets,
             console_sessions=self.console_sessions(host_id),
             delete_volumes=delete_volumes,
-            zone_egress={Zone(z): list(e) for z, e in self.limits.zone_egress.items()},
+            zone_egress={Zone(z): list(e) for z, e in site.zones.items()},
+            zone_egress_digest=site.digest,
         )
 
     def _assignment(self, vm: Vm, remote_peers: list[RemotePeer]) -> Assignment:

@@ -7,11 +7,13 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from gridvm.common.config import SiteLimits
 from gridvm.common.errors import NotFound
 from gridvm.schemas.hosts import HostOut, HostState
 from gridvm.schemas.vms import ACTIVE_STATES
 from gridvm.services.presenters import host_out
 from gridvm.services.principal import Principal
+from gridvm.services.site_egress import SiteEgressService
 from gridvm.store.db import Database
 from gridvm.store.models import Host, Image, Vm, utcnow
 
@@ -35,27 +37,32 @@ def host_usage(s: Session) -> dict[str, tuple[int, int, int]]:
 
 
 class HostService:
-    def __init__(self, db: Database, offline_after_s: float) -> None:
+    def __init__(self, db: Database, offline_after_s: float, limits: SiteLimits) -> None:
         self.db = db
         self.offline_after_s = offline_after_s
+        self.site_egress = SiteEgressService(db, limits)
 
     def list_hosts(self, who: Principal) -> list[HostOut]:
+        digest = self.site_egress.effective().digest
         with self.db.session() as s:
             usage = host_usage(s)
             now = utcnow()
-            return [self._out(h, usage, now) for h in s.scalars(select(Host).order_by(Host.name))]
+            hosts = s.scalars(select(Host).order_by(Host.name))
+            return [self._out(h, usage, now, digest) for h in hosts]
 
     def get(self, who: Principal, name: str) -> HostOut:
+        digest = self.site_egress.effective().digest
         with self.db.session() as s:
-            return self._out(self._find(s, name), host_usage(s), utcnow())
+            return self._out(self._find(s, name), host_usage(s), utcnow(), digest)
 
     def set_state(self, who: Principal, name: str, state: HostState) -> HostOut:
         who.require_admin()
+        digest = self.site_egress.effective().digest  # its own session: not inside the write
         with self.db.session() as s:
             host = self._find(s, name)
             host.state = state.value
             s.flush()
-            return self._out(host, host_usage(s), utcnow())
+            return self._out(host, host_usage(s), utcnow(), digest)
 
     def image_names(self, who: Principal, digests: set[str]) -> dict[str, list[str]]:
         """Digest -> the names (owner/name:vN) of the images stored with it (admins), so a
@@ -88,7 +95,9 @@ class HostService:
             raise NotFound(f"no host {name!r}", hint="see the hosts with: gridvm host list")
         return host
 
-    def _out(self, host: Host, usage: dict[str, tuple[int, int, int]], now: datetime) -> HostOut:
+    def _out(
+        self, host: Host, usage: dict[str, tuple[int, int, int]], now: datetime, egress_digest: str
+    ) -> HostOut:
         cores, memory, count = usage.get(host.id, (0, 0, 0))
         return host_out(
             host,
@@ -96,4 +105,5 @@ class HostService:
             used_cores=cores,
             used_memory_mb=memory,
             vms=count,
+            egress_digest=egress_digest,
         )

@@ -90,7 +90,13 @@ def _group_name(vm: Vm) -> str | None:
 
 
 def host_out(
-    host: Host, *, online: bool, used_cores: int, used_memory_mb: int, vms: int
+    host: Host,
+    *,
+    online: bool,
+    used_cores: int,
+    used_memory_mb: int,
+    vms: int,
+    egress_digest: str | None = None,
 ) -> HostOut:
     last_seen: datetime | None = host.last_seen_at
     return HostOut(
@@ -110,6 +116,10 @@ def host_out(
         load=HostLoad.model_validate(host.load) if host.load else None,
         labels={str(k): str(v) for k, v in host.labels.items()},
         zones=[Zone(z) for z in host.zones or [z.value for z in Zone]],
+        site_egress_applied=host.site_egress_applied,
+        site_egress_current=(
+            None if host.site_egress_applied is None else host.site_egress_applied == egress_digest
+        ),
         last_seen_at=last_seen,
         registered_at=host.registered_at,
     )

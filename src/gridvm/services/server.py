@@ -31,6 +31,7 @@ from gridvm.services.reservations import ReservationService
 from gridvm.services.results import ResultStore
 from gridvm.services.scheduling import SchedulingService
 from gridvm.services.secrets import SecretService, load_or_create_key
+from gridvm.services.site_egress import SiteEgressService
 from gridvm.services.site_templates import SiteTemplates
 from gridvm.services.ssh_keys import SshKeyService
 from gridvm.services.uploads import UploadService
@@ -113,6 +114,7 @@ class ServerServices:
 
     wakeup: threading.Event
     signals: HostSignals
+    site_egress: SiteEgressService
 
     @classmethod
     def from_config(cls, config: ServerConfig) -> ServerServices:
@@ -155,7 +157,8 @@ class ServerServices:
                 signals.bump,
                 block_severity=config.images.block_severity,
             ),
-            hosts=HostService(db, config.host_offline_after_s),
+            hosts=HostService(db, config.host_offline_after_s, config.limits),
+            site_egress=SiteEgressService(db, config.limits, signals.bump),
             agents=AgentService(
                 db,
                 blobs,

@@ -36,6 +36,7 @@ from gridvm.services.principal import Principal
 from gridvm.services.quotas import requester_quotas
 from gridvm.services.results import ResultStore
 from gridvm.services.secrets import SecretService
+from gridvm.services.site_egress import SiteEgressService
 from gridvm.services.ssh_keys import SshKeyService
 from gridvm.services.vm_requests import (
     check_files,
@@ -150,6 +151,7 @@ class VmService:
         self.wake_scheduler = wake_scheduler
         # Called with the ids of hosts whose agents have something new to do.
         self.notify_hosts = notify_hosts
+        self.site_egress = SiteEgressService(db, limits)
 
     # --- requests ---------------------------------------------------------
     def create(self, who: Principal, req: VmCreate) -> DeploymentOut:
@@ -306,11 +308,21 @@ class VmService:
         return query
 
     def get(self, who: Principal, vm_id: str) -> VmOut:
+        site = self.site_egress.effective()
         with self.db.session() as s:
-            out = vm_out(_get_vm(s, who, vm_id))
+            vm = _get_vm(s, who, vm_id)
+            out = vm_out(vm)
             runs = run_count(s, vm_id)
-        zone_rules = self.limits.zone_egress.get(out.zone.value, ()) if out.zone else ()
-        return out.model_copy(update={"zone_egress": list(zone_rules), "runs": runs})
+            live = vm.host is not None and VmState(vm.state) not in FINAL_STATES
+            applied = vm.host.site_egress_applied if live and vm.host else None
+        zone_rules = site.zones.get(out.zone.value, ()) if out.zone else ()
+        return out.model_copy(
+            update={
+                "zone_egress": list(zone_rules),
+                "zone_egress_applied": None if applied is None else applied == site.digest,
+                "runs": runs,
+            }
+        )
 
     def runs(self, who: Principal, vm_id: str) -> list[VmRunOut]:
         """Each run of the VM (a start after a stop, a redeploy), oldest first."""

@@ -372,6 +372,9 @@ class Host(Base):
     load: Mapped[dict[str, Any] | None]
     # Its IPv4 address on the site network (site networking: the next hop to its VMs).
     uplink_address: Mapped[str | None] = mapped_column(String(64))
+    # The digest of the site's zone whitelists its agent last applied (None: not reported,
+    # or user-mode networking); see gridvm.services.site_egress.
+    site_egress_applied: Mapped[str | None] = mapped_column(String(64))
     registered_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen_at: Mapped[datetime | None]
 
@@ -501,3 +504,17 @@ class VmRun(Base):
     # "redeployed" when a redeploy discarded it while it ran; None while it runs.
     end_state: Mapped[str | None] = mapped_column(String(16))
     host: Mapped[Host | None] = relationship(lazy="joined")
+
+
+class SiteEgressRule(Base):
+    """An entry of a zone's site whitelist that an admin added at run time (the server's
+    config file holds the others); every VM of the zone may reach it."""
+
+    __tablename__ = "site_egress_rules"
+    __table_args__ = (UniqueConstraint("zone", "entry", name="uq_site_egress_zone_entry"),)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    zone: Mapped[str] = mapped_column(String(16))
+    entry: Mapped[str] = mapped_column(String(255))
+    note: Mapped[str | None] = mapped_column(String(255))
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -49,9 +49,15 @@ def test_hosts_are_listed_with_capacity_use_labels_and_cached_images(
     image = upload(admin, make_qcow2(tmp_path / "a.qcow2"), "base").json()
     agent = register(server, "node1", labels={"rack": "r7"}, zones=["dmz"])
     load = {"load_1m": 1.5, "load_5m": 0.75, "load_15m": 0.25, "memory_available_mb": 2048}
+    digest = agent.post("/api/v1/agent/sync", json={"host": "node1"}).json()["zone_egress_digest"]
     cached = agent.post(
         "/api/v1/agent/sync",
-        json={"host": "node1", "cached_images": [image["digest"]], "load": load},
+        json={
+            "host": "node1",
+            "cached_images": [image["digest"]],
+            "load": load,
+            "site_egress_applied": digest,  # the agent applied the site's zone whitelists
+        },
     )
     assert cached.status_code == 200, cached.text
     register(server, "node2")
@@ -69,7 +75,12 @@ def test_hosts_are_listed_with_capacity_use_labels_and_cached_images(
     assert "Disable" in node1
     assert "1.50 / 0.75 / 0.25" in node1 and "2 GiB free" in node1  # the load reported
     assert admin.get("/api/v1/hosts/node1").json()["load"] == load
+    assert "whitelist current" in node1  # the agent applied the site's zone whitelists
     assert "not reported" in text_of(row(page.text, "data-host", "node2"))
+    assert "whitelist" not in text_of(row(page.text, "data-host", "node2"))
+    admin.post("/api/v1/site/egress", json={"zone": "dmz", "entry": "192.0.2.10:443"})
+    node1 = text_of(row(portal.get("/ui/admin/hosts").text, "data-host", "node1"))
+    assert "whitelist behind (next sync)" in node1
     assert "none" in text_of(row(page.text, "data-host", "node2"))  # nothing cached
 
 
