@@ -152,7 +152,7 @@ def test_a_vm_pages_buttons_act_in_place_and_follow_its_state_and_runs(
 
 
 @pytest.mark.timeout(120)
-def test_a_vm_page_shows_redeploy_published_data_and_results_when_its_vm_ends(
+def test_a_vm_page_shows_published_data_results_and_redeploy_when_its_vm_ends(
     browser: Browser, portal_cloud: Cloud
 ) -> None:
     # The job ends by itself (results are written when a job exits; a stopped one leaves none).
@@ -179,5 +179,11 @@ def test_a_vm_page_shows_redeploy_published_data_and_results_when_its_vm_ends(
     calls = len(browser.api_calls)
     page.wait_for_timeout(2_500)
     assert len(browser.api_calls) == calls, "the page still asks about an ended VM"
+    # Redeploy from the page: it follows the VM again.
+    page.get_by_role("button", name="Redeploy").click()
+    expect(page.locator("#live-status")).to_contain_text(f"VM answers ({vm['id']}) starts over.")
+    expect(page.locator("#vm-actions button").first).to_have_text("Stop")
+    expect(page.locator('#runs tr[data-run="2"]')).to_have_count(1, timeout=30_000)
     assert page.evaluate("window.portalJourneyMarker") == "still the same page"
     assert browser.errors == []
+    portal_cloud.admin.post(f"/api/v1/vms/{vm['id']}/terminate")

@@ -19,7 +19,8 @@
   const here = window.location.pathname;
   let shownState = details.dataset.state; // the state the page shows
   let runsState = null; // the state the Runs table was last fetched for (null: the page's)
-  let polling = false;
+  let polling = false; // the 2 s loop runs
+  let again = false; // follow() was asked for while it ran
 
   // As the page's filters: "when" is YYYY-MM-DD HH:MM:SS UTC, "moment" is MM-DD HH:MM.
   const when = (iso) => (iso ? iso.slice(0, 19).replace("T", " ") + " UTC" : "");
@@ -214,14 +215,23 @@
     return true;
   }
 
-  // Poll every 2 s until the VM has ended (again).
+  // Poll every 2 s until the VM has ended (again). Asked to follow while a step is under way
+  // (a Redeploy pressed as the VM ended), the loop goes on once more rather than stop.
   function follow() {
-    if (polling) return;
+    if (polling) {
+      again = true;
+      return;
+    }
     polling = true;
+    again = false;
     gridvm.every(PERIOD_MS, async () => {
       const going = await poll();
-      if (going === false) polling = false;
-      return going;
+      if (going !== false || again) {
+        again = false;
+        return true;
+      }
+      polling = false;
+      return false;
     });
   }
 
