@@ -5,7 +5,7 @@ wait for a host label no host has, so nothing boots: the test takes seconds."""
 from __future__ import annotations
 
 import pytest
-from playwright.sync_api import expect
+from playwright.sync_api import Page, expect
 
 from tests.system.cloud import Cloud
 from tests.system.portal_browser import Browser
@@ -13,6 +13,7 @@ from tests.system.portal_browser import Browser
 pytestmark = pytest.mark.system
 
 NOWHERE = "rack = nowhere"  # no host has this label: the VMs stay pending
+SLEEPER = "#!/bin/sh\necho sleeping\nsleep 600\n"
 
 
 @pytest.mark.timeout(120)
@@ -78,7 +79,7 @@ def test_queue_buttons_act_without_a_reload_and_the_row_follows(
 
 
 @pytest.mark.timeout(120)
-def test_a_vm_page_follows_its_vm_and_its_buttons_come_back_to_it(
+def test_a_vm_page_follows_its_vm_and_its_buttons_act_in_place(
     browser: Browser, portal_cloud: Cloud
 ) -> None:
     (vm,) = portal_cloud.run(name="paged", walltime_s=600, selector=NOWHERE)
@@ -91,15 +92,15 @@ def test_a_vm_page_follows_its_vm_and_its_buttons_come_back_to_it(
     expect(page.locator("#vm-state")).to_have_text("pending")
     expect(page.get_by_role("link", name="Console log")).to_be_visible()
 
-    # A button on the page is a plain form: it comes back to the page, saying what it did.
+    # A button on the page acts in place (its plain form comes back to the page without
+    # JavaScript: tests/api/portal/test_vm_page.py), saying what it did.
+    page.evaluate("window.portalJourneyMarker = 'still the same page'")
     page.get_by_label("Extend the walltime of paged by").fill("30m")
-    with page.expect_navigation():
-        page.get_by_role("button", name="Extend").click()
-    assert browser.path() == f"/ui/vms/{vm['id']}"
-    expect(page.get_by_role("status").first).to_contain_text("may now run for 40m in all.")
+    page.get_by_role("button", name="Extend").click()
+    expect(page.locator("#live-status")).to_contain_text("may now run for 40m in all.")
+    expect(page.locator("#vm-walltime")).to_have_text("40m")
 
     # Ended elsewhere: the page follows without a reload, then says it ended.
-    page.evaluate("window.portalJourneyMarker = 'still the same page'")
     portal_cloud.admin.post(f"/api/v1/vms/{vm['id']}/stop").raise_for_status()
     expect(page.locator("#vm-state")).to_have_text("cancelled", timeout=6_000)
     expect(page.locator("#vm-exit-reason")).to_contain_text("cancelled")
@@ -111,3 +112,78 @@ def test_a_vm_page_follows_its_vm_and_its_buttons_come_back_to_it(
     browser.desktop()
     assert f"GET /api/v1/vms/{vm['id']}" in browser.api_calls
     assert browser.errors == []
+
+
+def action_buttons(page: Page) -> list[str]:
+    return [text.strip() for text in page.locator("#vm-actions button").all_text_contents()]
+
+
+@pytest.mark.timeout(120)
+def test_a_vm_pages_buttons_act_in_place_and_follow_its_state_and_runs(
+    browser: Browser, portal_cloud: Cloud
+) -> None:
+    (vm,) = portal_cloud.run(name="kept", mode="single", walltime_s=600, user_data=SLEEPER)
+    portal_cloud.wait_console(vm["id"], "sleeping")
+    browser.log_in(portal_cloud.server.admin_token, next_path=f"/ui/vms/{vm['id']}")
+    page = browser.page
+    page.evaluate("window.portalJourneyMarker = 'still the same page'")
+    expect(page.locator("#vm-state")).to_have_text("running")
+    assert action_buttons(page) == ["Stop", "Suspend", "Extend", "Terminate"]
+    expect(page.locator("#runs tbody tr")).to_have_count(1)
+
+    # Stop through the API: the page says so, and its buttons become the stopped VM's.
+    page.get_by_role("button", name="Stop").click()
+    expect(page.locator("#live-status")).to_contain_text(f"VM kept ({vm['id']}) is stopping.")
+    expect(page.locator("#vm-state")).to_have_text("stopped", timeout=30_000)
+    expect(page.locator("#vm-actions button")).to_have_text(["Start", "Save", "Terminate"])
+    expect(page.locator('#runs tr[data-run="1"]')).to_contain_text("stopped")
+
+    # Start again: a second run appears in the Runs table.
+    page.get_by_role("button", name="Start").click()
+    expect(page.locator('#runs tr[data-run="2"]')).to_contain_text("running", timeout=30_000)
+    expect(page.locator("#vm-actions button")).to_have_text(
+        ["Stop", "Suspend", "Extend", "Terminate"]
+    )
+    assert page.evaluate("window.portalJourneyMarker") == "still the same page"
+    assert f"POST /api/v1/vms/{vm['id']}/stop" in browser.api_calls
+    assert f"GET /api/v1/vms/{vm['id']}/runs" in browser.api_calls
+    assert browser.errors == []
+    portal_cloud.admin.post(f"/api/v1/vms/{vm['id']}/terminate")
+
+
+@pytest.mark.timeout(120)
+def test_a_vm_page_shows_published_data_results_and_redeploy_when_its_vm_ends(
+    browser: Browser, portal_cloud: Cloud
+) -> None:
+    # The job ends by itself (results are written when a job exits; a stopped one leaves none).
+    job = (
+        '#!/bin/sh\necho 42 > "$GRIDVM_OUTPUT/answer.txt"\ngridvm-guest publish answer 42\n'
+        "echo published\nsleep 1\n"
+    )
+    browser.log_in(portal_cloud.server.admin_token, next_path="/ui/queue")
+    (vm,) = portal_cloud.run(name="answers", walltime_s=600, user_data=job)
+    browser.goto(f"/ui/vms/{vm['id']}")
+    page = browser.page
+    page.evaluate("window.portalJourneyMarker = 'still the same page'")
+    expect(page.locator("#no-results")).to_contain_text("No results yet")
+    expect(page.locator("#no-published")).to_be_visible()
+
+    # It ends without the page doing anything: the ended VM's button, its published data,
+    # the results link and its final run appear; then the page stops asking.
+    expect(page.locator("#vm-actions button")).to_have_text(["Redeploy"], timeout=60_000)
+    expect(page.locator("#vm-state")).to_have_text("done")
+    expect(page.locator("#published tbody td")).to_have_text(["answer", "42"])
+    expect(page.locator("#results-link")).to_have_text("Download results")
+    expect(page.locator('#runs tr[data-run="1"]')).to_contain_text("done")
+    expect(page.locator("#vm-live")).to_contain_text("The VM has ended (done)")
+    calls = len(browser.api_calls)
+    page.wait_for_timeout(2_500)
+    assert len(browser.api_calls) == calls, "the page still asks about an ended VM"
+    # Redeploy from the page: it follows the VM again.
+    page.get_by_role("button", name="Redeploy").click()
+    expect(page.locator("#live-status")).to_contain_text(f"VM answers ({vm['id']}) starts over.")
+    expect(page.locator("#vm-actions button").first).to_have_text("Stop")
+    expect(page.locator('#runs tr[data-run="2"]')).to_have_count(1, timeout=30_000)
+    assert page.evaluate("window.portalJourneyMarker") == "still the same page"
+    assert browser.errors == []
+    portal_cloud.admin.post(f"/api/v1/vms/{vm['id']}/terminate")

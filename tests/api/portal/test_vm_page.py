@@ -236,3 +236,39 @@ def test_another_users_vm_is_not_found_and_the_admin_sees_all(
     assert alice.get(f"/api/v1/vms/{vm['id']}").json()["state"] == "pending"
     shown = portal.get(f"/ui/vms/{vm['id']}")
     assert shown.status_code == 200 and field(shown, "Owner") == "alice (physics)"
+
+
+def test_the_page_gives_its_script_what_it_follows_the_vm_with(
+    server: RunningServer, portal: PortalClient, api: httpx.Client
+) -> None:
+    """vm.js starts from the buttons the page shows (data-actions) and follows the VM through
+    the REST API with the portal's session cookie: the VM (state, results, published data)
+    and its runs, the same the page shows; the queue and the page share vm_buttons.js."""
+    agent = register_host(server)
+    made = api.post("/api/v1/vms", json={"image": "base", "name": "live", "mode": "single"})
+    vm: dict[str, Any] = made.json()["vms"][0]
+    page_path = f"/ui/vms/{vm['id']}"
+    assigned(agent, vm["id"])
+    sync(agent, [report(vm, "running")])
+
+    page = portal.get(page_path)
+    assert 'data-actions="stop|suspend|extend|terminate"' in page.text
+    assert buttons(page) == ["Stop", "Suspend", "Extend", "Terminate"]
+    for shown in ("vm-walltime", "vm-started", "vm-expires", "vm-ended", "vm-published"):
+        assert f'id="{shown}"' in page.text
+    for html_page in (page, portal.get("/ui/queue")):
+        scripts = re.findall(r'<script src="/ui/static/([a-z_]+\.js)"', html_page.text)
+        assert scripts[-2] == "vm_buttons.js" and scripts[-1] in ("vm.js", "queue.js")
+    script = portal.get("/ui/static/vm_buttons.js")
+    assert script.status_code == 200 and "function actionsOf(vm)" in script.text
+
+    # What the script asks for, with the page's cookie (no token): the VM and its runs.
+    live = portal.get(f"/api/v1/vms/{vm['id']}").json()
+    assert (live["state"], live["mode"], live["results_bytes"]) == ("running", "single", None)
+    runs = portal.get(f"/api/v1/vms/{vm['id']}/runs").json()
+    assert [(run["number"], run["host"], run["end_state"]) for run in runs] == [(1, "node1", None)]
+    sync(agent, [report(vm, "stopped", "stopped")])
+    stopped = portal.get(page_path)
+    assert 'data-actions="start|save|terminate"' in stopped.text
+    assert portal.get(f"/api/v1/vms/{vm['id']}/runs").json()[0]["end_state"] == "stopped"
+    assert table_rows(stopped, "runs")[0].endswith("stopped")

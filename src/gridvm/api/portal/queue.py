@@ -55,7 +55,7 @@ SHOW: dict[str, tuple[str, tuple[VmState, ...]]] = {
 
 def vm_actions(vm: VmOut) -> list[str]:
     """The buttons that apply to ``vm`` in its state (the service has the last word);
-    static/queue.js mirrors this in vmActions."""
+    static/vm_buttons.js mirrors this in actionsOf (for the queue and the VM page)."""
     state = vm.state
     actions = []
     if state in LIVE_STATES and state != VmState.stopping:

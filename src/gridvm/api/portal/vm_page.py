@@ -2,8 +2,9 @@
 the queue's buttons for it, and its job's results to download.
 
 The buttons post to the queue's handlers with ``back`` set to this page, so they come back
-here; static/vm.js keeps the state, progress, readiness and host current while the VM has
-not ended (the page works without it).
+here; static/vm.js follows the VM through the REST API until it has ended (details, the
+buttons for its state, runs, published data, results) and makes the buttons act in place
+(static/vm_buttons.js, shared with the queue); the page works without it.
 """
 
 from __future__ import annotations

@@ -3,16 +3,16 @@
 // filter, limit and offset) and the deployments, updates the rows in place (state, reason,
 // host, times, buttons), adds the VMs that came onto the page and drops those that left.
 // The buttons stay plain forms, as the server renders them (they work without this script);
-// with it, a submitted button calls the REST API instead, says what happened, and refreshes.
+// with it, a submitted button calls the REST API instead, says what happened, and refreshes
+// (static/vm_buttons.js: which buttons apply, their forms, acting on them; the VM page's too).
 "use strict";
 (function () {
   const vmTable = document.getElementById("vms");
   const depTable = document.getElementById("deployments");
-  if (!vmTable || !depTable || !window.gridvm) return;
+  if (!vmTable || !depTable || !window.gridvm || !gridvm.vmButtons) return;
 
   const PERIOD_MS = 2000;
-  const FINAL = new Set(["done", "failed", "cancelled", "expired"]);
-  const LIVE = (state) => !FINAL.has(state) && state !== "stopped";
+  const FINAL = gridvm.vmButtons.FINAL;
   const allUsers = vmTable.dataset.all === "true";
   const deployment = vmTable.dataset.deployment;
   const states = vmTable.dataset.states ? vmTable.dataset.states.split(",") : [];
@@ -24,77 +24,18 @@
   // As the page's "moment" filter: MM-DD HH:MM (UTC, the column says so).
   const when = (iso) => (iso ? iso.slice(5, 16).replace("T", " ") : "");
 
-  function el(tag, attrs = {}, ...children) {
-    const node = document.createElement(tag);
-    for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, value);
-    for (const child of children) node.append(child);
-    return node;
-  }
+  const { el, actionsOf } = gridvm.vmButtons;
+  const actionForm = (path, label, css, confirm) =>
+    gridvm.vmButtons.actionForm(path, label, css, confirm, here);
 
   function badge(state) {
     return el("span", { class: "badge " + state }, state);
   }
 
-  // The same form the server renders for a button (works with or without this script).
-  function actionForm(path, label, css, confirm) {
-    const form = el("form", { class: "inline", method: "post", action: path });
-    if (confirm) form.setAttribute("data-confirm", confirm);
-    form.append(
-      el("input", { type: "hidden", name: "csrf_token", value: gridvm.csrf() }),
-      el("input", { type: "hidden", name: "back", value: here }),
-      el("button", { type: "submit", class: css }, label),
-    );
-    return form;
-  }
-
-  // A button with one text field before it (Extend by "1h", Save as an image name).
-  function fieldForm(path, field, id, label, placeholder, button) {
-    const form = el("form", { class: "inline", method: "post", action: path });
-    form.append(
-      el("input", { type: "hidden", name: "csrf_token", value: gridvm.csrf() }),
-      el("input", { type: "hidden", name: "back", value: here }),
-      el("label", { for: id, class: "visually-hidden" }, label),
-      el("input", { type: "text", id: id, name: field, placeholder: placeholder, size: "6",
-        required: "" }),
-      " ",
-      el("button", { type: "submit", class: "secondary" }, button),
-    );
-    return form;
-  }
-
-  // The buttons that apply to a VM in its state: as vm_actions in portal/queue.py.
-  function actionsOf(vm) {
-    const s = vm.state;
-    const actions = [];
-    if (LIVE(s) && s !== "stopping") actions.push("stop");
-    if (s === "stopped") actions.push("start");
-    if (s === "running") actions.push("suspend");
-    if (s === "suspended") actions.push("resume");
-    if (LIVE(s) && s !== "stopping") actions.push("extend");
-    if (s === "stopped" && vm.mode === "single" && !vm.saving_as) actions.push("save");
-    if (!FINAL.has(s)) actions.push("terminate");
-    if (FINAL.has(s)) actions.push("redeploy");
-    return actions;
-  }
-
   function vmActions(vm) {
     const cell = el("td", { class: "actions" });
     cell.append(el("a", { href: "/ui/vms/" + vm.id + "/console" }, "Console log"));
-    const base = "/ui/vms/" + vm.id;
-    const forms = {
-      stop: () => actionForm(base + "/stop", "Stop", "secondary"),
-      start: () => actionForm(base + "/start", "Start", "secondary"),
-      suspend: () => actionForm(base + "/suspend", "Suspend", "secondary"),
-      resume: () => actionForm(base + "/resume", "Resume", "secondary"),
-      extend: () => fieldForm(base + "/extend", "by", "extend-" + vm.id,
-        "Extend the walltime of " + vm.name + " by", "1h", "Extend"),
-      save: () => fieldForm(base + "/save", "name", "save-" + vm.id,
-        "Save " + vm.name + " as the image named", "image name", "Save"),
-      terminate: () => actionForm(base + "/terminate", "Terminate", "danger",
-        "Terminate " + vm.name + "? It ends now and its disk is deleted."),
-      redeploy: () => actionForm(base + "/redeploy", "Redeploy", "secondary"),
-    };
-    for (const action of actionsOf(vm)) cell.append(" ", forms[action]());
+    cell.append(...gridvm.vmButtons.forms(vm, here));
     return cell;
   }
 
@@ -277,85 +218,8 @@
     }
   }
 
-  // --- the buttons, without a reload -------------------------------------------------
-
-  // Seconds in a duration such as 90, 10m or 1h30m (as gridvm.common.units.parse_duration);
-  // null when it is not one.
-  function seconds(text) {
-    const value = text.trim();
-    if (/^\d+$/.test(value)) return Number(value);
-    const parts = [...value.matchAll(/(\d+)([smhd])/g)];
-    if (!parts.length || parts.map((p) => p[0]).join("") !== value) return null;
-    const unit = { s: 1, m: 60, h: 3600, d: 86400 };
-    return parts.reduce((sum, p) => sum + Number(p[1]) * unit[p[2]], 0);
-  }
-
-  function hours(total) {
-    const h = Math.floor(total / 3600);
-    const m = Math.floor((total % 3600) / 60);
-    const s = total % 60;
-    return (h ? h + "h" : "") + (m ? m + "m" : "") + (s || !(h || m) ? s + "s" : "");
-  }
-
-  const DONE = {
-    stop: "is stopping",
-    start: "is starting again",
-    terminate: "is being terminated",
-    redeploy: "starts over",
-    suspend: "is being suspended",
-    resume: "is resuming",
-    cancel: "is cancelled: its VMs that had not ended are ending",
-    "redeploy-failed": "starts its failed and expired VMs over",
-  };
-
-  // What the API call for a posted button is: [path, body] (or throws why not).
-  function request(form, path, verb) {
-    if (verb === "extend") {
-      const amount = form.elements.by.value.trim();
-      const by = seconds(amount);
-      if (!amount || by === null || by < 1) {
-        throw new Error("'" + amount + "' is not a duration (write it like 90s, 10m, 1h30m or 2d)");
-      }
-      return [path, { by_s: by }];
-    }
-    if (verb === "save") return [path, { name: form.elements.name.value.trim() }];
-    return [path, undefined];
-  }
-
-  function noticeOf(kind, verb, out, form) {
-    const what = (kind === "deployments" ? "Deployment " : "VM ") + out.name + " (" + out.id + ") ";
-    if (verb === "extend") return what + "may now run for " + hours(out.walltime_s) + " in all.";
-    if (verb === "save") {
-      return what + "is being saved as image " + form.elements.name.value.trim() +
-        "; it appears in My images when its host has sent it.";
-    }
-    return what + DONE[verb] + ".";
-  }
-
-  // portal.js asks data-confirm questions first (its listener was added before this one).
-  document.addEventListener("submit", async (event) => {
-    const form = event.target;
-    if (event.defaultPrevented || !(vmTable.contains(form) || depTable.contains(form))) return;
-    const action = new URL(form.action, window.location.href).pathname;
-    const found = action.match(/^\/ui(\/(vms|deployments)\/[^/]+\/([a-z-]+))$/);
-    if (!found) return;
-    event.preventDefault();
-    const verb = found[3];
-    const buttons = [...form.querySelectorAll("button")];
-    buttons.forEach((b) => (b.disabled = true));
-    try {
-      const [path, json] = request(form, found[1], verb);
-      const out = await gridvm.api(path, { method: "POST", json });
-      gridvm.announce(noticeOf(found[2], verb, out, form), false);
-      if (form.elements.by) form.elements.by.value = "";
-      if (form.elements.name) form.elements.name.value = "";
-    } catch (error) {
-      gridvm.announce(error.message, true);
-    } finally {
-      buttons.forEach((b) => (b.disabled = false));
-    }
-    await poll();
-  });
+  // The buttons (plain forms) act through the REST API, then the tables are refreshed.
+  gridvm.vmButtons.actInPlace([vmTable, depTable], poll);
 
   // Deployment rows rendered by the server: the buttons they show.
   for (const row of depTable.querySelectorAll("tr[data-deployment-id]")) {
