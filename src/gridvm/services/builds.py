@@ -35,9 +35,9 @@ from gridvm.common.errors import (
 )
 from gridvm.common.names import new_id, validate_name
 from gridvm.images.debian import apt_cache
-from gridvm.images.debian.apt_cache import AptCache, CacheUsage
+from gridvm.images.debian.apt_cache import AptCache, CachedBuild, CacheUsage
 from gridvm.images.debian.disk import build_disk
-from gridvm.images.debian.mmdebstrap import Hook, Mode, PackageSpec, RootSpec
+from gridvm.images.debian.mmdebstrap import Mode, PackageSpec, RootSpec
 from gridvm.images.debian.recipe import StagedFile, decide_trust, failed_run_step, stage_recipe
 from gridvm.images.debian.rootfs import STEPS, bootstrap_failure
 from gridvm.images.debian.template import load_build_record
@@ -375,22 +375,14 @@ class BuildService:
         hook = stage_recipe(work / "recipe", files, run)
         (work / "disk").mkdir()
         qcow2 = work / "disk.qcow2"
-        cache = self.package_cache
-        first_hooks: list[Hook] = []
-        had: set[str] = set()
-        key = ""
-        if cache is not None:
+        cached: CachedBuild | None = None
+        if self.package_cache is not None:
             if self._architecture is None:
                 self._architecture = apt_cache.host_architecture()
-            key = apt_cache.cache_key(spec, self._architecture)
-            had = cache.snapshot(key, work / "apt-in")
-            (work / "apt-out").mkdir()
-            first_hooks = apt_cache.cache_hooks(
-                apt_cache.write_setup_script(work / "gridvm-apt-cache"),
-                work / "apt-in",
-                work / "apt-out",
+            cached = CachedBuild.prepare(self.package_cache, spec, self._architecture, work)
+            log_line(
+                f"I: package cache {cached.key[:12]}: {len(cached.had)} packages for this build"
             )
-            log_line(f"I: package cache {key[:12]}: {len(had)} packages for this build")
 
         def failure(output: list[str]) -> str:
             step = failed_run_step(output)
@@ -407,15 +399,15 @@ class BuildService:
                 qcow2,
                 log_line,
                 extra_hooks=[hook],
-                first_hooks=first_hooks,
-                skip=apt_cache.SKIP if cache is not None else (),
+                first_hooks=cached.hooks() if cached is not None else (),
+                skip=apt_cache.SKIP if cached is not None else (),
                 mode=self.mode,
                 env={"TMPDIR": str(work)},
                 failure=failure,
                 cancel=self.cancel,
             )
         finally:  # also for a failed build, once apt got its packages
-            use = apt_cache.cache_use(had, work / "apt-out") if cache is not None else None
+            use = cached.use() if cached is not None else None
             if use is not None and use.from_cache + use.downloaded:
                 log_line(use.log_line())
         self._set(build_id, step="registering the image", progress=0.95)
@@ -428,26 +420,9 @@ class BuildService:
             trust=trust,
             certification=reason if trust == TrustClass.certified else None,
         )
-        if cache is not None:  # only a build that succeeded adds to the cache
-            self._fill_cache(cache, key, work / "apt-out", had, log_line)
+        if cached is not None:  # only a build that succeeded adds to the cache
+            cached.fill(log_line)
         return image.id
-
-    def _fill_cache(
-        self,
-        cache: AptCache,
-        key: str,
-        staging: Path,
-        had: set[str],
-        log_line: Callable[[str], None],
-    ) -> None:
-        try:
-            added = cache.admit(key, staging, used=had)
-            evicted = cache.evict()
-        except OSError as exc:  # a full disk must not fail a build that made its image
-            log.warning("package cache %s not updated: %s", key, exc)
-            log_line(f"W: the package cache was not updated: {exc}")
-            return
-        log_line(f"I: package cache: {added} added, {evicted} evicted")
 
 
 def _cache_out(usage: CacheUsage) -> BuildCacheOut:

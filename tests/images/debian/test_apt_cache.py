@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 from pathlib import Path
@@ -9,7 +10,14 @@ from pathlib import Path
 import pytest
 
 from gridvm.images.debian import apt_cache
-from gridvm.images.debian.apt_cache import AptCache, admissible, cache_key, cache_use
+from gridvm.images.debian.apt_cache import (
+    AptCache,
+    admissible,
+    archive_name,
+    cache_key,
+    cache_use,
+    index_hashes,
+)
 from gridvm.images.debian.mmdebstrap import Hook, HookKind, RootSpec, mmdebstrap_argv
 
 KEY_SPEC = RootSpec(mirror="http://deb.debian.org/debian")
@@ -28,23 +36,27 @@ def deb(directory: Path, name: str, size: int = 100, age_s: float = 0.0) -> Path
 
 def test_argv_with_the_cache_hooks_puts_sync_out_before_every_other_customize_hook() -> None:
     hooks = [
-        *apt_cache.cache_hooks(Path("/w/gridvm-apt-cache"), Path("/w/apt-in"), Path("/w/apt-out")),
+        *apt_cache.cache_hooks(
+            Path("/w/gridvm-apt-cache"), Path("/w/apt-in"), Path("/w/apt-out"), Path("/w/lists")
+        ),
         Hook(HookKind.customize, sync_in=Path("/w/guest")),
         Hook(HookKind.customize, script=Path("/w/gridvm-recipe")),
     ]
     argv = mmdebstrap_argv(
         KEY_SPEC, Path("/w/root.tar"), hooks=hooks, dpkg_options=[], skip=apt_cache.SKIP
     )
-    assert argv[7:13] == [
+    assert argv[7:14] == [
         "--skip=essential/unlink",
         "--setup-hook=/w/gridvm-apt-cache",
         "--setup-hook=sync-in /w/apt-in /var/cache/apt/archives/",
         "--customize-hook=sync-out /var/cache/apt/archives /w/apt-out",
+        "--customize-hook=sync-out /var/lib/apt/lists /w/lists",
         "--customize-hook=sync-in /w/guest /",
         "--customize-hook=/w/gridvm-recipe",
     ]
     customize = [a for a in argv if a.startswith("--customize-hook=")]
     assert customize[0].endswith("sync-out /var/cache/apt/archives /w/apt-out")
+    assert customize[1].endswith("sync-out /var/lib/apt/lists /w/lists")
 
 
 def test_cache_paths_and_skip_steps_must_be_plain() -> None:
@@ -98,7 +110,7 @@ def test_admit_moves_new_plain_debs_in_and_nothing_else(tmp_path: Path) -> None:
     (staging / "partial").mkdir()
     deb(staging / "partial", "half_1_amd64.deb", 5)
     (staging / "evil_1_amd64.deb").symlink_to("/etc/passwd")
-    assert cache.admit(key, staging) == 1
+    assert cache.admit(key, staging) == (1, 0)
     assert sorted(p.name for p in cache.directory(key).iterdir()) == ["jq_1.6_amd64.deb"]
     assert (cache.directory(key) / "jq_1.6_amd64.deb").read_bytes() == b"x" * 10
     # Another set of sources sees none of it.
@@ -179,3 +191,40 @@ def test_clear_empties_every_key_and_says_what_went(tmp_path: Path) -> None:
     removed = cache.clear()
     assert (removed.files, removed.bytes, len(removed.keys)) == (2, 30, 2)
     assert cache.usage().files == 0
+
+
+def test_only_files_with_the_hash_of_apts_package_lists_are_admitted(tmp_path: Path) -> None:
+    staging = tmp_path / "out"
+    good = deb(staging, "jq_1.6-2.1_amd64.deb", 10)
+    deb(staging, "libjq1_1.6-2.1_amd64.deb", 12)  # changed after apt verified it
+    deb(staging, "perl_1%3a5.36.0-7_amd64.deb", 5)  # an epoch, quoted as apt does
+    deb(staging, "stray_1_all.deb", 3)  # in no list
+    sha = hashlib.sha256(good.read_bytes()).hexdigest()
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    (lists / "deb.debian.org_debian_dists_bookworm_main_binary-amd64_Packages").write_text(
+        f"Package: jq\nVersion: 1.6-2.1\nArchitecture: amd64\nSize: 10\nSHA256: {sha}\n\n"
+        f"Package: libjq1\nVersion: 1.6-2.1\nArchitecture: amd64\nSize: 12\nSHA256: {sha}\n\n"
+        "Package: perl\nVersion: 1:5.36.0-7\nArchitecture: amd64\nSize: 5\n"
+        f"SHA256: {hashlib.sha256(b'xxxxx').hexdigest()}\n"
+    )
+    (lists / "deb.debian.org_debian_dists_bookworm_InRelease").write_text("Package: stray\n")
+    wanted = {p.name for p in staging.iterdir()}
+    hashes = index_hashes(lists, wanted)
+    assert sorted(hashes) == [
+        "jq_1.6-2.1_amd64.deb",
+        "libjq1_1.6-2.1_amd64.deb",
+        "perl_1%3a5.36.0-7_amd64.deb",
+    ]
+    cache = AptCache(tmp_path / "cache", 10**9)
+    key = cache_key(KEY_SPEC, "amd64")
+    assert cache.admit(key, staging, hashes=hashes) == (2, 2)
+    assert sorted(p.name for p in cache.directory(key).iterdir()) == [
+        "jq_1.6-2.1_amd64.deb",
+        "perl_1%3a5.36.0-7_amd64.deb",
+    ]
+
+
+def test_archive_names_quote_the_version_as_apt_does() -> None:
+    assert archive_name("jq", "1.6-2.1", "amd64") == "jq_1.6-2.1_amd64.deb"
+    assert archive_name("perl", "1:5.36.0-7", "amd64") == "perl_1%3a5.36.0-7_amd64.deb"

@@ -32,13 +32,14 @@ import shutil
 import subprocess
 import threading
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from .mmdebstrap import Hook, HookKind, RootSpec
 
 ARCHIVES = "/var/cache/apt/archives"
+LISTS = "/var/lib/apt/lists"
 # mmdebstrap removes the essential packages' .debs after installing them unless told not to.
 SKIP = ("essential/unlink",)
 SETUP_SCRIPT = """\
@@ -77,14 +78,61 @@ def write_setup_script(path: Path) -> Path:
     return path
 
 
-def cache_hooks(setup_script: Path, snapshot: Path, staging: Path) -> list[Hook]:
+def cache_hooks(setup_script: Path, snapshot: Path, staging: Path, lists: Path) -> list[Hook]:
     """The hooks giving a build ``snapshot``'s .debs and copying its archives to
-    ``staging``; the customize hook must come before every other customize hook."""
+    ``staging`` and apt's package lists to ``lists``; the customize hooks must come before
+    every other customize hook."""
     return [
         Hook(HookKind.setup, script=setup_script),
         Hook(HookKind.setup, sync_in=snapshot, inside=ARCHIVES + "/"),
         Hook(HookKind.customize, sync_out=staging, inside=ARCHIVES),
+        Hook(HookKind.customize, sync_out=lists, inside=LISTS),
     ]
+
+
+def archive_name(package: str, version: str, architecture: str) -> str:
+    """The file name apt gives a downloaded package (``:`` and ``_`` of the version quoted)."""
+    quoted = version.replace("%", "%25").replace(":", "%3a").replace("_", "%5f")
+    return f"{package}_{quoted}_{architecture}.deb"
+
+
+def index_hashes(lists: Path, wanted: Iterable[str]) -> dict[str, tuple[int, str]]:
+    """Size and sha256 of the ``wanted`` archive files, as apt's package lists (``lists``,
+    the build's ``/var/lib/apt/lists``, from the sources' signed Release files) give them."""
+    want = set(wanted)
+    found: dict[str, tuple[int, str]] = {}
+    for path in sorted(lists.glob("*_Packages")) if want else []:
+        fields: dict[str, str] = {}
+        with path.open(encoding="utf-8", errors="replace") as index:
+            for line in index:
+                if line == "\n":
+                    _take(fields, want, found)
+                    fields = {}
+                elif line.startswith(_FIELDS):
+                    name, _, value = line.partition(":")
+                    fields[name] = value.strip()
+        _take(fields, want, found)
+    return found
+
+
+_FIELDS = ("Package:", "Version:", "Architecture:", "Size:", "SHA256:")
+
+
+def _take(fields: dict[str, str], want: set[str], found: dict[str, tuple[int, str]]) -> None:
+    try:
+        name = archive_name(fields["Package"], fields["Version"], fields["Architecture"])
+        if name in want and name not in found:
+            found[name] = (int(fields["Size"]), fields["SHA256"].lower())
+    except (KeyError, ValueError):
+        return
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        while chunk := file.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _debs(directory: Path) -> dict[str, os.stat_result]:
@@ -185,19 +233,32 @@ class AptCache:
             taken.add(name)
         return taken
 
-    def admit(self, key: str, staging: Path, used: Iterable[str] = ()) -> int:
+    def admit(
+        self,
+        key: str,
+        staging: Path,
+        used: Iterable[str] = (),
+        hashes: Mapping[str, tuple[int, str]] | None = None,
+    ) -> tuple[int, int]:
         """Move ``staging``'s new .debs into the key's directory (atomic renames) and mark
-        the ``used`` ones as used now; how many files were added."""
+        the ``used`` ones as used now. With ``hashes`` (:func:`index_hashes`), a file whose
+        size and sha256 are not those is refused. (files added, files refused)."""
         target = self.directory(key)
         target.mkdir(parents=True, exist_ok=True)
         for name in used:
             if admissible(name):
                 with contextlib.suppress(FileNotFoundError):
                     os.utime(target / name)
-        added = 0
-        for name in _debs(staging):
+        added = refused = 0
+        for name, st in _debs(staging).items():
             final = target / name
             if final.exists():
+                continue
+            if hashes is not None and (
+                hashes.get(name, (-1, ""))[0] != st.st_size
+                or hashes[name][1] != _sha256(staging / name)
+            ):
+                refused += 1
                 continue
             incoming = target / f"{_INCOMING}{uuid.uuid4().hex}"
             try:
@@ -208,7 +269,7 @@ class AptCache:
             os.utime(incoming)
             incoming.replace(final)
             added += 1
-        return added
+        return added, refused
 
     def evict(self) -> int:
         """Remove the least recently used files until the cache fits; how many went."""
@@ -264,3 +325,50 @@ def host_architecture() -> str:
         ["dpkg", "--print-architecture"], capture_output=True, text=True, check=True, timeout=30
     )
     return done.stdout.strip()
+
+
+@dataclass
+class CachedBuild:
+    """One build's use of the cache: its snapshot, hooks, staging directories, and the
+    admission of what it downloaded once it has succeeded."""
+
+    cache: AptCache
+    key: str
+    work: Path
+    had: set[str]
+
+    @classmethod
+    def prepare(cls, cache: AptCache, spec: RootSpec, architecture: str, work: Path) -> CachedBuild:
+        key = cache_key(spec, architecture)
+        had = cache.snapshot(key, work / "apt-in")
+        (work / "apt-out").mkdir()
+        (work / "apt-lists").mkdir()
+        write_setup_script(work / "gridvm-apt-cache")
+        return cls(cache=cache, key=key, work=work, had=had)
+
+    def hooks(self) -> list[Hook]:
+        return cache_hooks(
+            self.work / "gridvm-apt-cache",
+            self.work / "apt-in",
+            self.work / "apt-out",
+            self.work / "apt-lists",
+        )
+
+    def use(self) -> CacheUse:
+        return cache_use(self.had, self.work / "apt-out")
+
+    def fill(self, log: Callable[[str], None]) -> None:
+        """Admit the new .debs whose hash apt's (signed) package lists give, mark the used
+        ones recent, evict down to the limit; a failure only logs (the build stands)."""
+        staging = self.work / "apt-out"
+        try:
+            new = {p.name for p in staging.iterdir()} - self.had
+            hashes = index_hashes(self.work / "apt-lists", new)
+            added, refused = self.cache.admit(self.key, staging, used=self.had, hashes=hashes)
+            evicted = self.cache.evict()
+        except OSError as exc:
+            log(f"W: the package cache was not updated: {exc}")
+            return
+        log(f"I: package cache: {added} added, {evicted} evicted")
+        if refused:
+            log(f"W: package cache: {refused} files not matching apt's package lists refused")
