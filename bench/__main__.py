@@ -9,13 +9,20 @@ from __future__ import annotations
 import os
 import sys
 
-from bench import b2_overlays_and_start, b4a_parameter_scan, b4b_scheduler_scale, b5_fair_share
+from bench import (
+    b2_overlays_and_start,
+    b4a_parameter_scan,
+    b4b_scheduler_scale,
+    b5_fair_share,
+    b6_build_cache,
+)
 
 BENCHMARKS = {
     "B2": b2_overlays_and_start.main,
     "B4a": b4a_parameter_scan.main,
     "B4b": b4b_scheduler_scale.main,
     "B5": b5_fair_share.main,
+    "B6": b6_build_cache.main,
 }
 FLAGS = {"--quick": "BENCH_QUICK", "--profile": "BENCH_PROFILE"}
 

@@ -51,6 +51,7 @@ def run_server(
     images: ImagePolicySettings | None = None,
     vuln_feed: str | None = None,
     vuln_feed_interval_s: float = 300.0,
+    build_cache_max_mb: int = 2048,
 ) -> Iterator[RunningServer]:
     port = free_port()
     config = ServerConfig(
@@ -65,6 +66,7 @@ def run_server(
         images=images or ImagePolicySettings(),
         vuln_feed=vuln_feed,
         vuln_feed_interval_s=vuln_feed_interval_s,
+        build_cache_max_mb=build_cache_max_mb,
     )
     services = ServerServices.from_config(config)
     services.prepare()

@@ -7,6 +7,7 @@ worker runs the builds one after the other. Real builds take tens of seconds.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -62,6 +63,28 @@ def work_dirs(server: RunningServer) -> list[Path]:
     return [p for p in builds.iterdir() if p.is_dir() and p.name != ".debs"]
 
 
+_USE = re.compile(r"gridvm-build: (\d+) packages from the site cache, (\d+) downloaded")
+_KEY = re.compile(r"I: package cache ([0-9a-f]{12}): (\d+) packages for this build")
+
+
+def cache_use(log: str) -> tuple[int, int]:
+    """(from the site cache, downloaded) as the build's log says."""
+    match = _USE.search(log)
+    assert match, log[-3000:]
+    return int(match[1]), int(match[2])
+
+
+def cache_key_of(log: str) -> str:
+    match = _KEY.search(log)
+    assert match, log[:3000]
+    return match[1]
+
+
+def cached_debs(server: RunningServer) -> set[str]:
+    root = server.data_dir / "build-cache" / "apt"
+    return {f"{d.name[:12]}/{f.name}" for d in root.iterdir() for f in d.iterdir()}
+
+
 def test_unknown_template_is_refused(alice: httpx.Client) -> None:
     response = submit(alice, name="x", template="no-such-template")
     assert response.status_code == 404
@@ -115,6 +138,10 @@ def test_packages_only_build_is_certified_by_construction(
     # The log stays with the image: by build id and by image name.
     log = alice.get(f"/api/v1/builds/{build['id']}/log").text
     assert "jq" in log and "registered" in log
+    # The first build of the module found the site's package cache empty and filled it.
+    from_cache, downloaded = cache_use(log)
+    assert from_cache == 0 and downloaded > 100, log[-3000:]
+    assert any(name.endswith(".deb") and "/jq_" in name for name in cached_debs(server))
     assert alice.get("/api/v1/builds/with-jq/log").text == log
     assert work_dirs(server) == []
     # Built images are inspected like every stored image.
@@ -160,6 +187,33 @@ def test_failing_run_command_fails_at_that_step(server: RunningServer, alice: ht
     assert "gridvm-build: added /etc/demo.conf (0640)" in log
     assert "gridvm-build: run 3/4" in log and "gridvm-build: run 4/4" not in log
     assert work_dirs(server) == []
+    # Packages from the cache the first build filled: apt downloaded nothing.
+    from_cache, downloaded = cache_use(log)
+    assert from_cache > 100 and downloaded == 0
+
+
+def test_a_build_with_its_own_repository_has_its_own_cache_and_a_failure_adds_nothing(
+    server: RunningServer, alice: httpx.Client
+) -> None:
+    before = cached_debs(server)
+    mirror_key = {name.split("/")[0] for name in before}
+    queued = submit(
+        alice,
+        name="own-repo",
+        packages=["bc"],
+        repositories=["deb http://deb.debian.org/debian bookworm-updates main"],
+        run=["false"],
+    ).json()
+    build = wait_build(alice, queued["id"])
+    assert build["state"] == "failed" and build["error"] == "run command 1 failed: false"
+    log = alice.get(f"/api/v1/builds/{build['id']}/log").text
+    # Another set of sources: another cache key, and none of the mirror-only builds' files.
+    assert cache_key_of(log) not in mirror_key
+    from_cache, downloaded = cache_use(log)
+    assert from_cache == 0 and downloaded > 100
+    # The build failed: nothing it downloaded (bc included) went into any cache.
+    assert cached_debs(server) == before
+    assert not any("/bc_" in name for name in before)
 
 
 def test_other_users_do_not_see_a_build(server: RunningServer, alice: httpx.Client) -> None:
@@ -199,6 +253,7 @@ def test_an_admins_built_template_is_built_on_with_its_own_recipe_first(
     assert base["trust"] == "user"  # files and commands: not certified by construction
     built = wait_build(admin, base["id"])
     assert built["state"] == "succeeded", built
+    assert cache_use(admin.get(f"/api/v1/builds/{built['id']}/log").text)[1] == 0
     made = admin.post("/api/v1/images/site-tools/template")
     assert made.status_code == 200, made.text
     assert made.json()["trust"] == "site"
@@ -216,9 +271,28 @@ def test_an_admins_built_template_is_built_on_with_its_own_recipe_first(
     assert {"jq", "bc", "systemd"} <= packages
     log = alice.get(f"/api/v1/builds/{result['id']}/log").text
     assert "gridvm-build: added /etc/site-tools.conf" in log
+    from_cache, downloaded = cache_use(log)  # bc (and what it needs) is new
+    assert from_cache > 100 and 1 <= downloaded <= 5
+    assert any("/bc_" in name for name in cached_debs(server))
     assert "site-tools-base-step" in log
 
     # The starter templates come from make images: not unmade through the API.
     starter = admin.delete("/api/v1/images/debian-12-minimal/template")
     assert starter.status_code == 409
     assert "make images" in starter.json()["hint"]
+
+
+def test_an_admin_sees_and_clears_the_package_cache(
+    server: RunningServer, alice: httpx.Client
+) -> None:
+    assert alice.get("/api/v1/admin/build-cache").status_code == 403
+    assert alice.delete("/api/v1/admin/build-cache").status_code == 403
+    admin = server.client()
+    cache = admin.get("/api/v1/admin/build-cache").json()
+    assert cache["enabled"] and cache["files"] == len(cached_debs(server)) > 100
+    assert cache["bytes"] <= cache["max_bytes"] == 2048 * 2**20
+    assert [k["files"] > 0 for k in cache["keys"]] == [True]  # the failed build added no key
+    removed = admin.delete("/api/v1/admin/build-cache").json()
+    assert removed["files"] == cache["files"]
+    assert admin.get("/api/v1/admin/build-cache").json()["files"] == 0
+    assert cached_debs(server) == set()

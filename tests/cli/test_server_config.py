@@ -107,3 +107,15 @@ def test_a_missing_config_file_is_named(tmp_path: Path, started: list[ServerConf
     assert result.exit_code == 1
     assert f"cannot read the server config {missing}: No such file or directory" in result.stderr
     assert started == []
+
+
+@pytest.mark.usefixtures("logging_restored")
+def test_the_build_cache_limit_comes_from_the_file_or_the_command_line(
+    tmp_path: Path, started: list[ServerConfig]
+) -> None:
+    assert _server(tmp_path, "build-cache-max-mb = 500\n") == (0, "")
+    assert started.pop().build_cache_max_mb == 500
+    assert _server(tmp_path, "build_cache_max_mb = 500\n", "--build-cache-max-mb", "0")[0] == 0
+    assert started.pop().build_cache_max_mb == 0
+    code, error = _server(tmp_path, 'build_cache_max_mb = "lots"\n')
+    assert code == 1 and "build_cache_max_mb must be a whole number" in error

@@ -12,6 +12,7 @@ import typer
 from gridvm.cli import (
     account,
     admin,
+    build_cache,
     builds,
     certification,
     deployments,
@@ -82,6 +83,7 @@ app.add_typer(secrets.ssh_keys, name="ssh-key")
 app.add_typer(admin.groups, name="group")
 app.add_typer(admin.users, name="user")
 app.add_typer(admin.tokens, name="token")
+app.add_typer(build_cache.app, name="admin")
 app.command("share")(scheduling.share)
 app.command("usage")(usage.usage)
 app.add_typer(scheduling.quotas, name="quota")

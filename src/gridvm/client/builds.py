@@ -12,10 +12,11 @@ from pydantic import TypeAdapter, ValidationError
 
 from gridvm.client.transport import Transport
 from gridvm.common.errors import InvalidInput
-from gridvm.schemas.builds import MAX_FILES_BYTES, BuildOut, BuildState, Recipe
+from gridvm.schemas.builds import MAX_FILES_BYTES, BuildCacheOut, BuildOut, BuildState, Recipe
 
 _BUILD = TypeAdapter(BuildOut)
 _BUILDS = TypeAdapter(list[BuildOut])
+_CACHE = TypeAdapter(BuildCacheOut)
 FINAL = frozenset({BuildState.succeeded, BuildState.failed})
 
 
@@ -107,3 +108,11 @@ class Builds:
             if deadline is not None and time.monotonic() > deadline:
                 return build
             time.sleep(interval)
+
+    def cache(self) -> BuildCacheOut:
+        """The site's package cache for builds (admins)."""
+        return self._t.get("/admin/build-cache", _CACHE)
+
+    def clear_cache(self) -> BuildCacheOut:
+        """Empty the site's package cache (admins); what was removed."""
+        return self._t.send("DELETE", "/admin/build-cache", _CACHE)

@@ -99,6 +99,9 @@ class ServerConfig:
     # the configured Debian mirror, $GRIDVM_DEBIAN_MIRROR), and builds run at once.
     certified_repositories: tuple[str, ...] = field(default_factory=default_certified_repositories)
     build_workers: int = 1
+    # The builds' package cache (<data>/build-cache/apt) holds at most this many MB of .debs
+    # (least recently used evicted first); 0: no cache, every build downloads every package.
+    build_cache_max_mb: int = 2048
     # Vulnerability feed in OSV format (Debian): a file path or an http(s) URL, JSON or zip.
     vuln_feed: str | None = None
     # How often the feed is checked for changes (a change rescans every image).
@@ -111,6 +114,10 @@ class ServerConfig:
     @property
     def image_dir(self) -> Path:
         return self.data_dir / "images"
+
+    @property
+    def build_cache_dir(self) -> Path:
+        return self.data_dir / "build-cache" / "apt"
 
     @property
     def console_dir(self) -> Path:

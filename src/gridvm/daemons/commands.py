@@ -239,6 +239,14 @@ def server(
     build_workers: Annotated[
         int, typer.Option("--build-workers", help="recipe builds run at the same time")
     ] = 1,
+    build_cache_max_mb: Annotated[
+        int,
+        typer.Option(
+            "--build-cache-max-mb",
+            help="MiB of downloaded .debs kept for later recipe builds (<data>/build-cache;"
+            " least recently used evicted first); 0 disables the cache",
+        ),
+    ] = 2048,
     zone_egress: ZoneEgress = None,
     allow_wide_egress: Annotated[
         bool,
@@ -281,6 +289,7 @@ def server(
             vuln_feed=vuln_feed,
             vuln_feed_interval_s=parse_duration(vuln_feed_interval),
             build_workers=build_workers,
+            build_cache_max_mb=build_cache_max_mb,
         )
         if certified_repo:
             config = dataclasses.replace(config, certified_repositories=tuple(certified_repo))

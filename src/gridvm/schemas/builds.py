@@ -138,3 +138,24 @@ class BuildOut(Wire):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+
+
+class BuildCacheKey(Wire):
+    """One set of sources' part of the package cache (its key: sha256 of mirror, suite,
+    components, architecture and extra apt sources)."""
+
+    key: str
+    files: int
+    bytes: int
+    last_used: datetime | None
+
+
+class BuildCacheOut(Wire):
+    """The site's package cache for recipe builds (admins: GET/DELETE /admin/build-cache)."""
+
+    enabled: bool
+    directory: str | None
+    max_bytes: int
+    files: int
+    bytes: int
+    keys: list[BuildCacheKey] = Field(default_factory=list)

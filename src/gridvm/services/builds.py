@@ -34,6 +34,8 @@ from gridvm.common.errors import (
     PayloadTooLarge,
 )
 from gridvm.common.names import new_id, validate_name
+from gridvm.images.debian import apt_cache
+from gridvm.images.debian.apt_cache import AptCache, CachedBuild, CacheUsage
 from gridvm.images.debian.disk import build_disk
 from gridvm.images.debian.mmdebstrap import Mode, PackageSpec, RootSpec
 from gridvm.images.debian.recipe import StagedFile, decide_trust, failed_run_step, stage_recipe
@@ -41,7 +43,14 @@ from gridvm.images.debian.rootfs import STEPS, bootstrap_failure
 from gridvm.images.debian.template import load_build_record
 from gridvm.images.starter.build import _modules_dir
 from gridvm.images.starter.packages import extract, fetch, resolve
-from gridvm.schemas.builds import BuildOut, BuildState, Recipe, RecipeFile
+from gridvm.schemas.builds import (
+    BuildCacheKey,
+    BuildCacheOut,
+    BuildOut,
+    BuildState,
+    Recipe,
+    RecipeFile,
+)
 from gridvm.schemas.images import TrustClass
 from gridvm.services.images import QUOTA_HINT, ImageService, find_image
 from gridvm.services.principal import Principal
@@ -122,8 +131,12 @@ class BuildService:
         builds_dir: Path,
         certified_mirrors: tuple[str, ...],
         mode: Mode = Mode.unshare,
+        package_cache: AptCache | None = None,
     ) -> None:
         self.db = db
+        # The site's cache of the .debs builds downloaded (None: every build downloads all).
+        self.package_cache = package_cache
+        self._architecture: str | None = None
         self.images = images
         self.starter_dir = starter_dir
         self.builds_dir = builds_dir
@@ -250,6 +263,22 @@ class BuildService:
         path = self.log_path(build_id)
         return path.read_text(errors="replace") if path.exists() else ""
 
+    # --- the package cache (admins) ----------------------------------------------
+    def cache_usage(self, who: Principal) -> BuildCacheOut:
+        who.require_admin()
+        if self.package_cache is None:
+            return BuildCacheOut(enabled=False, directory=None, max_bytes=0, files=0, bytes=0)
+        return _cache_out(self.package_cache.usage())
+
+    def clear_cache(self, who: Principal) -> BuildCacheOut:
+        """Empty the cache; what was in it."""
+        who.require_admin()
+        if self.package_cache is None:
+            return self.cache_usage(who)
+        removed = self.package_cache.clear()
+        log.info("package cache cleared by %s: %d files", who.name, removed.files)
+        return _cache_out(removed)
+
     # --- the worker's side ------------------------------------------------------
     def fail_interrupted(self) -> None:
         """At server start: builds that were running when it stopped cannot go on."""
@@ -346,6 +375,14 @@ class BuildService:
         hook = stage_recipe(work / "recipe", files, run)
         (work / "disk").mkdir()
         qcow2 = work / "disk.qcow2"
+        cached: CachedBuild | None = None
+        if self.package_cache is not None:
+            if self._architecture is None:
+                self._architecture = apt_cache.host_architecture()
+            cached = CachedBuild.prepare(self.package_cache, spec, self._architecture, work)
+            log_line(
+                f"I: package cache {cached.key[:12]}: {len(cached.had)} packages for this build"
+            )
 
         def failure(output: list[str]) -> str:
             step = failed_run_step(output)
@@ -354,18 +391,25 @@ class BuildService:
                 return f"run command {step} failed: {command}"
             return bootstrap_failure(output)
 
-        build_disk(
-            spec,
-            _modules_dir(kernel_root),
-            work / "disk",
-            qcow2,
-            log_line,
-            extra_hooks=[hook],
-            mode=self.mode,
-            env={"TMPDIR": str(work)},
-            failure=failure,
-            cancel=self.cancel,
-        )
+        try:
+            build_disk(
+                spec,
+                _modules_dir(kernel_root),
+                work / "disk",
+                qcow2,
+                log_line,
+                extra_hooks=[hook],
+                first_hooks=cached.hooks() if cached is not None else (),
+                skip=apt_cache.SKIP if cached is not None else (),
+                mode=self.mode,
+                env={"TMPDIR": str(work)},
+                failure=failure,
+                cancel=self.cancel,
+            )
+        finally:  # also for a failed build, once apt got its packages
+            use = cached.use() if cached is not None else None
+            if use is not None and use.from_cache + use.downloaded:
+                log_line(use.log_line())
         self._set(build_id, step="registering the image", progress=0.95)
         log_line("I: registering the image")
         image = self.images.store_built(
@@ -376,7 +420,28 @@ class BuildService:
             trust=trust,
             certification=reason if trust == TrustClass.certified else None,
         )
+        if cached is not None:  # only a build that succeeded adds to the cache
+            cached.fill(log_line)
         return image.id
+
+
+def _cache_out(usage: CacheUsage) -> BuildCacheOut:
+    return BuildCacheOut(
+        enabled=True,
+        directory=str(usage.directory),
+        max_bytes=usage.max_bytes,
+        files=usage.files,
+        bytes=usage.bytes,
+        keys=[
+            BuildCacheKey(
+                key=k.key,
+                files=k.files,
+                bytes=k.bytes,
+                last_used=datetime.fromtimestamp(k.last_used, UTC) if k.last_used else None,
+            )
+            for k in usage.keys
+        ],
+    )
 
 
 class _Progress:

@@ -10,6 +10,7 @@ from typing import Any
 from gridvm.common.config import ImagePolicySettings, SchedulingSettings, ServerConfig
 from gridvm.common.errors import InvalidInput
 from gridvm.images.blobstore import BlobStore
+from gridvm.images.debian.apt_cache import AptCache
 from gridvm.images.debian.mmdebstrap import validate_mirror
 from gridvm.scheduler import FairShareAlgorithm, Policy
 from gridvm.services.agents import AgentService
@@ -125,6 +126,11 @@ class ServerServices:
                 f"{config.build_workers} build workers: at least one is needed",
                 hint="--build-workers 1 runs builds one after the other",
             )
+        if config.build_cache_max_mb < 0:
+            raise InvalidInput(
+                f"a build cache of {config.build_cache_max_mb} MB",
+                hint="--build-cache-max-mb 0 disables the package cache",
+            )
         db = Database(config.database)
         identity = IdentityService(db)
         blobs = BlobStore(config.image_dir)
@@ -195,6 +201,9 @@ class ServerServices:
                 config.starter_dir,
                 config.data_dir / "builds",
                 tuple(validate_mirror(m) for m in config.certified_repositories),
+                package_cache=AptCache(config.build_cache_dir, config.build_cache_max_mb * 2**20)
+                if config.build_cache_max_mb
+                else None,
             ),
             inspections=InspectionService(db, blobs, images.vuln_feed),
             volumes=VolumeService(db, config.limits, signals.bump),

@@ -6,7 +6,7 @@ from fastapi import APIRouter, status
 from fastapi.responses import PlainTextResponse
 
 from gridvm.api.deps import Caller, Services
-from gridvm.schemas.builds import BuildOut, Recipe
+from gridvm.schemas.builds import BuildCacheOut, BuildOut, Recipe
 
 router = APIRouter(tags=["builds"])
 
@@ -32,3 +32,15 @@ def show_build(ref: str, svc: Services, who: Caller) -> BuildOut:
 def build_log(ref: str, svc: Services, who: Caller) -> str:
     """The build's log (kept with the build, also when it failed)."""
     return svc.builds.read_log(who, ref)
+
+
+@router.get("/admin/build-cache")
+def show_build_cache(svc: Services, who: Caller) -> BuildCacheOut:
+    """The package cache recipe builds share (admins): size, limit, one entry per key."""
+    return svc.builds.cache_usage(who)
+
+
+@router.delete("/admin/build-cache")
+def clear_build_cache(svc: Services, who: Caller) -> BuildCacheOut:
+    """Empty the package cache (admins); the answer is what was removed."""
+    return svc.builds.clear_cache(who)

@@ -50,6 +50,8 @@ def build_disk(
     log: LogLine,
     *,
     extra_hooks: Sequence[Hook] = (),
+    first_hooks: Sequence[Hook] = (),
+    skip: Sequence[str] = (),
     mode: Mode = Mode.unshare,
     fs_uuid: str | None = None,
     env: dict[str, str] | None = None,
@@ -59,19 +61,21 @@ def build_disk(
     """Build the root disk of ``spec`` into ``qcow2`` (``work`` is an empty scratch dir).
 
     ``modules_dir`` is the kernel's ``lib/modules/<version>`` the guest boots with;
-    ``extra_hooks`` run after the guest integration is in place.
+    ``extra_hooks`` run after the guest integration is in place; ``first_hooks`` (e.g.
+    the package cache's) before it, ``skip`` names mmdebstrap steps not to run.
     """
     check_tools()
     stage = work / "guest"
     stage_guest_tree(stage, modules_dir)
     customize = write_script(work / "gridvm-customize", customize_script(modules_dir.name))
     hooks = [
+        *first_hooks,
         Hook(HookKind.customize, sync_in=stage),
         Hook(HookKind.customize, script=customize),
         *extra_hooks,
     ]
     tar = work / "root.tar"
-    argv = mmdebstrap_argv(spec, tar, mode=mode, hooks=hooks)
+    argv = mmdebstrap_argv(spec, tar, mode=mode, hooks=hooks, skip=skip)
     log("$ " + " ".join(argv))
     run_logged(argv, log, timeout=BOOTSTRAP_TIMEOUT_S, env=env, failure=failure, cancel=cancel)
     tree = work / "root"

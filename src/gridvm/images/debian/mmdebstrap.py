@@ -55,23 +55,30 @@ class HookKind(StrEnum):
 @dataclass(frozen=True)
 class Hook:
     """An executable file mmdebstrap runs with the root directory as ``$1``, or, with
-    ``sync_in``, mmdebstrap's own copy of that host directory's contents into the root."""
+    ``sync_in``, mmdebstrap's own copy of that host directory's contents into the root
+    (at ``inside``), or, with ``sync_out``, of the root's ``inside`` into that directory."""
 
     kind: HookKind
     script: Path | None = None
     sync_in: Path | None = None
+    sync_out: Path | None = None
+    inside: str = "/"
 
     def argument(self) -> str:
         if self.sync_in is not None:
-            return f"--{self.kind.value}-hook=sync-in {_plain_path(self.sync_in)} /"
+            inside = _plain_path(Path(self.inside), keep=self.inside)
+            return f"--{self.kind.value}-hook=sync-in {_plain_path(self.sync_in)} {inside}"
+        if self.sync_out is not None:
+            inside = _plain_path(Path(self.inside), keep=self.inside)
+            return f"--{self.kind.value}-hook=sync-out {inside} {_plain_path(self.sync_out)}"
         if self.script is None:
             raise ValueError("a hook needs a script or a sync_in directory")
         return f"--{self.kind.value}-hook={_plain_path(self.script)}"
 
 
-def _plain_path(path: Path) -> str:
+def _plain_path(path: Path, keep: str | None = None) -> str:
     """An absolute path mmdebstrap takes as one word (it would hand others to a shell)."""
-    text = str(path)
+    text = str(path) if keep is None else keep
     if not path.is_absolute() or not re.fullmatch(r"[A-Za-z0-9._/+-]+", text):
         raise InvalidInput(f"build path {text!r} must be absolute and plain")
     return text
@@ -165,6 +172,7 @@ def mmdebstrap_argv(
     mode: Mode = Mode.unshare,
     hooks: Sequence[Hook] = (),
     dpkg_options: Sequence[str] = DPKG_EXCLUDES,
+    skip: Sequence[str] = (),
 ) -> list[str]:
     """argv of ``mmdebstrap`` building ``spec`` into ``output`` (a .tar: owners kept)."""
     spec = spec.validated()
@@ -178,6 +186,10 @@ def mmdebstrap_argv(
         "--aptopt=APT::Install-Recommends false",
     ]
     argv += [f"--dpkgopt={option}" for option in dpkg_options]
+    for step in skip:
+        if not re.fullmatch(r"[a-z]+(/[a-z-]+)*", step):
+            raise ValueError(f"{step!r} is not an mmdebstrap step")
+        argv.append(f"--skip={step}")
     if spec.packages:
         argv.append("--include=" + ",".join(str(package) for package in spec.packages))
     for hook in hooks:

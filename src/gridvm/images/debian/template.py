@@ -55,6 +55,7 @@ from gridvm.images.starter.layout import guest_file as tiny_guest_file
 from gridvm.images.starter.manifest import MANIFEST_NAME
 from gridvm.images.starter.packages import DebPackage, extract, fetch, resolve_inputs
 
+from .apt_cache import SKIP, AptCache, CachedBuild, host_architecture
 from .disk import build_disk
 from .guest_layout import BASE_PACKAGES, inputs_digest
 from .mmdebstrap import DEFAULT_MIRROR, DEFAULT_SUITE, PackageSpec, RootSpec, validate_mirror
@@ -70,6 +71,10 @@ MIN_MEMORY_MB = 256
 _CODE_PACKAGE = "gridvm.images.debian"
 # The build code the template depends on (recipe builds' own code is not part of it).
 TEMPLATE_CODE = ("disk.py", "guest_layout.py", "mmdebstrap.py", "rootfs.py", "template.py")
+
+
+APT_CACHE_DIR = ".apt-cache"
+APT_CACHE_MAX_MIB = 1024
 
 
 def progress(message: str) -> None:
@@ -171,14 +176,26 @@ def _build_into(
     modules_dir, kernel_version = kernel_and_initramfs(packages, debs, work, dest)
     progress(f"mmdebstrap {spec.suite} from {spec.mirror}")
     (work / "disk").mkdir()
+    # The .debs of the last builds (out_dir/.apt-cache): a rebuild downloads only what changed.
+    cache = AptCache(debs.parent / APT_CACHE_DIR, APT_CACHE_MAX_MIB * 2**20)
+    cached = CachedBuild.prepare(cache, spec, host_architecture(), work)
+
+    def log(line: str) -> None:
+        if line.startswith(("I:", "E:", "W:", "gridvm-build: ")):
+            progress(line)
+
     result = build_disk(
         spec,
         modules_dir,
         work / "disk",
         dest / DISK_FILE,
-        lambda line: None if not line.startswith(("I:", "E:", "W:")) else progress(line),
+        log,
         fs_uuid=str(uuid.UUID(hex=inputs[:32])),
+        first_hooks=cached.hooks(),
+        skip=SKIP,
     )
+    log(cached.use().log_line())
+    cached.fill(log)
     _meta, kernel_package, busybox_package = packages
     manifest = {
         "name": IMAGE_NAME,
